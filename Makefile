@@ -1,0 +1,37 @@
+# The two commands for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export AESTHETIC_HOME ?= $(CURDIR)/.aesthetic
+export DAGSTER_HOME := $(AESTHETIC_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test lint ui dagster-home clean
+
+install: $(STAMP)
+
+# pyproject keeps honest ranges; requirements.lock pins the exact set measured here.
+$(STAMP): pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $(STAMP)
+
+dagster-home:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install dagster-home
+	$(VENV)/bin/aesthetic demo --home $(AESTHETIC_HOME)
+
+test: install dagster-home
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+	$(PY) -m pytest
+
+ui: install dagster-home
+	$(VENV)/bin/aesthetic ui --home $(AESTHETIC_HOME)
+
+clean:
+	rm -rf $(AESTHETIC_HOME) .pytest_cache test-output

@@ -1,0 +1,184 @@
+"""The ``aesthetic`` command line (Typer + Rich).
+
+Commands that run pipeline steps go through the Dagster definitions in
+``aesthetic_platform.definitions`` (imported lazily), so a CLI run is a Dagster run:
+it shows up in the UI with lineage, metadata and asset checks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from aesthetic_platform.paths import DataRoot, check_key
+
+app = typer.Typer(help="aesthetic_platform: prompts -> images -> judge -> student scorer.", no_args_is_help=True)
+batch_app = typer.Typer(help="prompt_batch partitions.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+console = Console()
+
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Data root (default: $AESTHETIC_HOME or ./.aesthetic).", show_default=False)
+]
+QUIET_LOGS: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _root(home: Path | None) -> DataRoot:
+    return DataRoot.from_env(home).ensure()
+
+
+def _chain_config(source: str, count: int, file: Path | None, per_prompt: int, pixel_budget: int) -> dict[str, Any]:
+    prompts_config: dict[str, Any] = {"source": source, "count": count}
+    if file is not None:
+        prompts_config["file_path"] = str(file.resolve())
+    return {
+        **QUIET_LOGS,
+        "ops": {
+            "prompts": {"config": prompts_config},
+            "candidate_images": {"config": {"per_prompt": per_prompt, "pixel_budget": pixel_budget}},
+        },
+    }
+
+
+def _run_chain(root: DataRoot, batches: list[str], run_config: dict[str, Any]) -> None:
+    from aesthetic_platform import definitions
+
+    for batch in batches:
+        check_key("batch", batch)
+    with console.status(f"materializing {', '.join(batches)} through Dagster ..."):
+        results = definitions.materialize_batches(root, batches, run_config=run_config)
+    failed = [r.run_id for r in results if not r.success]
+    if failed:
+        console.print(f"[red]runs failed: {failed}; open the Dagster UI (aesthetic ui) for the logs[/red]")
+        raise typer.Exit(1)
+
+
+def _summary(root: DataRoot, batches: list[str]) -> RichTable:
+    from aesthetic_platform.generation import load_manifest
+    from aesthetic_platform.prompts import load_prompts
+
+    table = RichTable(title="prompt batches")
+    for column in ("batch", "prompts", "images", "1:1", "3:4", "9:16", "4:3", "16:9"):
+        table.add_column(column, justify="right" if column != "batch" else "left")
+    for batch in batches:
+        rows = load_manifest(root, batch)
+        per_ratio = {r: sum(1 for x in rows if x.ratio == r) for r in ("1:1", "3:4", "9:16", "4:3", "16:9")}
+        table.add_row(batch, str(len(load_prompts(root, batch))), str(len(rows)), *(str(v) for v in per_ratio.values()))
+    return table
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    batch: Annotated[str, typer.Option(help="prompt_batch partition key to create.")] = "demo-0001",
+    prompts: Annotated[int, typer.Option(help="Prompts in the batch.")] = 8,
+    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
+    pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
+) -> None:
+    """Run the main chain end to end on embedded defaults (no GPU, keys or downloads)."""
+    root = _root(home)
+    started = time.perf_counter()
+    console.rule("aesthetic_platform demo")
+    console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
+    _run_chain(root, [batch], _chain_config("grammar", prompts, None, per_prompt, pixel_budget))
+    console.print(_summary(root, [batch]))
+    console.print(f"prompts table:   {root.table('prompts', batch)}")
+    console.print(f"image manifest:  {root.table('candidate_images', batch)}")
+    console.print(f"images:          {root.images / batch}/<prompt_id>/<seed>_<w>x<h>.png")
+    console.print(f"done in {time.perf_counter() - started:.1f}s")
+    console.rule("next steps")
+    console.print(f"browse the runs and lineage:  aesthetic ui --home {root.root}")
+    console.print(f"read a table:                 python -c \"import polars as pl; print(pl.read_parquet('{root.table('candidate_images', batch)}'))\"")
+    console.print("more batches (one backfill):   aesthetic materialize --batch b-0002 --batch b-0003")
+
+
+@app.command()
+def materialize(
+    batch: Annotated[list[str], typer.Option("--batch", "-b", help="prompt_batch key; repeat for several (one run per contiguous range).")],
+    home: HomeOption = None,
+    source: Annotated[str, typer.Option(help="Prompt source: grammar, llm or file.")] = "grammar",
+    file: Annotated[Path | None, typer.Option(help="CSV/JSON prompt file for --source file.", exists=True, dir_okay=False)] = None,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch (grammar/llm).")] = 8,
+    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
+    pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
+) -> None:
+    """Create the batches (if new) and materialize their chain in one go (a backfill)."""
+    if source == "file" and file is None:
+        raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
+    root = _root(home)
+    _run_chain(root, batch, _chain_config(source, prompts, file, per_prompt, pixel_budget))
+    console.print(_summary(root, batch))
+
+
+@batch_app.command("add")
+def batch_add(keys: Annotated[list[str], typer.Argument(help="Partition keys to add.")], home: HomeOption = None) -> None:
+    """Register prompt_batch partitions without running anything (e.g. before a UI backfill)."""
+    from aesthetic_platform import definitions
+
+    for key in keys:
+        check_key("batch", key)
+    root = _root(home)
+    added = definitions.add_batches(definitions.instance_for(root), keys)
+    console.print(f"added {len(added)} new partition(s): {', '.join(added) or '-'}")
+
+
+@batch_app.command("list")
+def batch_list(home: HomeOption = None) -> None:
+    """List prompt_batch partitions known to the instance."""
+    from aesthetic_platform import definitions
+
+    instance = definitions.instance_for(_root(home))
+    for key in instance.get_dynamic_partitions("prompt_batch"):
+        console.print(key)
+
+
+@app.command("check-prompts")
+def check_prompts(file: Annotated[Path, typer.Argument(help="CSV or JSON prompt file.")]) -> None:
+    """Validate a prompt file and show what would be imported."""
+    from aesthetic_platform.prompts import PromptFileError, dedupe
+    from aesthetic_platform.prompts.files import read_prompt_file
+
+    try:
+        records = read_prompt_file(file)
+    except PromptFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    specs = dedupe(r.to_spec("check", "file") for r in records)
+    console.print(f"{file}: {len(records)} records, {len(specs)} unique prompts")
+
+
+@app.command()
+def ui(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Bind address for both UIs.")] = "127.0.0.1",
+    dagster_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
+) -> None:
+    """Start the Dagster UI and the MLflow UI; Ctrl-C stops both."""
+    from aesthetic_platform import ui as ui_module
+    from aesthetic_platform.definitions import REPO_ROOT, prepare_dagster_home
+
+    root = _root(home)
+    prepare_dagster_home(root)
+    services = ui_module.build_services(root, REPO_ROOT, host, dagster_port, mlflow_port)
+    console.print(f"starting Dagster and MLflow for {root.root} (logs in {root.root / 'logs'}); Ctrl-C stops both")
+    try:
+        code = ui_module.run_services(
+            services, dict(os.environ), REPO_ROOT, root.root / "logs",
+            on_ready=lambda s: console.print(f"[green]{s.name} UI:[/green] {s.url}"),
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print("stopped Dagster and MLflow")
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

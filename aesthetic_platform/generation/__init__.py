@@ -1,0 +1,28 @@
+"""Candidate image generation: sizes per ratio, generators, the per-batch manifest."""
+
+from aesthetic_platform.generation.base import GenerationRequest, ImageGenerator, params_json
+from aesthetic_platform.generation.candidates import (
+    CandidateConfig,
+    CandidateRun,
+    generate_candidates,
+    load_manifest,
+    plan_candidates,
+)
+from aesthetic_platform.generation.diffusers_gen import DiffusersGenerator
+from aesthetic_platform.generation.poster import PosterRenderer
+from aesthetic_platform.generation.sizes import assign_ratios, size_for_ratio
+
+__all__ = [
+    "CandidateConfig",
+    "CandidateRun",
+    "DiffusersGenerator",
+    "GenerationRequest",
+    "ImageGenerator",
+    "PosterRenderer",
+    "assign_ratios",
+    "generate_candidates",
+    "load_manifest",
+    "params_json",
+    "plan_candidates",
+    "size_for_ratio",
+]

@@ -1,0 +1,101 @@
+"""Where everything lives under the data root (``AESTHETIC_HOME``).
+
+One place decides the on-disk layout so that writers, readers, the CLI and the
+Dagster assets can never disagree about a path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "AESTHETIC_HOME"
+DEFAULT_HOME = ".aesthetic"
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The data root: explicit argument, else ``$AESTHETIC_HOME``, else ``./.aesthetic``."""
+    chosen = home if home not in (None, "") else os.environ.get(HOME_ENV) or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()
+
+
+def check_key(kind: str, key: str) -> str:
+    """Partition keys and ids become folder names, so only a safe alphabet is allowed."""
+    if not _SAFE_KEY.match(key):
+        raise ValueError(
+            f"invalid {kind} {key!r}: use 1-128 characters from letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """The folder layout of one data root."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, home: str | os.PathLike[str] | None = None) -> DataRoot:
+        return cls(resolve_home(home))
+
+    # --- folders -----------------------------------------------------------------
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow" / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow" / "artifacts"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    # --- files -------------------------------------------------------------------
+    def table(self, name: str, batch: str | None = None) -> Path:
+        """A table is one Parquet file, or one file per ``prompt_batch`` partition."""
+        if batch is None:
+            return self.tables / f"{name}.parquet"
+        return self.tables / name / f"{check_key('batch', batch)}.parquet"
+
+    def batch_tables(self, name: str) -> list[Path]:
+        folder = self.tables / name
+        return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+    def candidate_image(self, batch: str, prompt_id: str, seed: int, width: int, height: int) -> Path:
+        return (
+            self.images
+            / check_key("batch", batch)
+            / check_key("prompt id", prompt_id)
+            / f"{seed}_{width}x{height}.png"
+        )
+
+    def ensure(self) -> DataRoot:
+        for folder in (self.tables, self.images, self.cache, self.models, self.inbox, self.dagster_home):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

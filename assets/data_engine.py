@@ -1,0 +1,137 @@
+"""Data engine, first half: prompt batches and candidate images (seed 000 Phase 1.2)."""
+
+
+from collections import Counter
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from aesthetic_platform.generation import CandidateConfig, generate_candidates
+from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
+from aesthetic_platform.schemas import RATIOS
+from assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
+
+GROUP = "data_engine"
+
+
+class PromptsConfig(dg.Config):
+    source: Literal["grammar", "llm", "file"] = Field(
+        default="grammar", description="'grammar': built-in offline grammar; 'llm': the prompt_llm resource; 'file': a CSV/JSON file."
+    )
+    count: int = Field(default=8, ge=1, le=10_000, description="Prompts per batch (grammar and llm sources).")
+    languages: list[str] = Field(default=["zh", "en"], description="Languages in rotation: 'zh', 'en'.")
+    file_path: str = Field(default="", description="CSV or JSON prompt file (source 'file').")
+    theme: str = Field(default="", description="Optional theme passed to the LLM.")
+
+
+@dg.asset(
+    partitions_def=prompt_batch,
+    backfill_policy=BATCH_BACKFILL_POLICY,
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("prompts_non_empty", asset="prompts", description="Every batch holds at least one prompt."),
+        dg.AssetCheckSpec("prompts_unique_ids", asset="prompts", description="prompt_id is unique within each batch."),
+        dg.AssetCheckSpec("prompts_no_duplicate_text", asset="prompts", description="No two prompts share a normalized-text hash."),
+    ],
+)
+def prompts(
+    context: dg.AssetExecutionContext, config: PromptsConfig, data_root: DataRootResource, prompt_llm: PromptLLMResource
+) -> dg.MaterializeResult:
+    """Prompt specs (text, language, objective elements) for each batch, deduplicated."""
+    root = data_root.root()
+    batch_config = PromptBatchConfig(
+        source=config.source, count=config.count, languages=tuple(config.languages),
+        file_path=config.file_path or None, theme=config.theme,
+        llm=prompt_llm.source() if config.source == "llm" else None,
+    )
+    sizes, ids_ok, text_ok, languages = {}, True, True, Counter()
+    for batch in context.partition_keys:
+        specs = build_prompt_batch(batch, batch_config)
+        path = write_prompts(root, batch, specs)
+        sizes[batch] = len(specs)
+        ids_ok &= len({s.prompt_id for s in specs}) == len(specs)
+        text_ok &= len({s.text_hash for s in specs}) == len(specs)
+        languages.update(s.language for s in specs)
+        context.log.info(f"batch {batch}: {len(specs)} prompts -> {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "prompts": sum(sizes.values()),
+            "batches": len(sizes),
+            "languages": dict(languages),
+            "source": config.source,
+            "table": dg.MetadataValue.path(str(root.tables / "prompts")),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="prompts_non_empty", passed=all(sizes.values()), metadata={"per_batch": sizes}),
+            dg.AssetCheckResult(check_name="prompts_unique_ids", passed=ids_ok),
+            dg.AssetCheckResult(check_name="prompts_no_duplicate_text", passed=text_ok),
+        ],
+    )
+
+
+class CandidateImagesConfig(dg.Config):
+    per_prompt: int = Field(default=4, ge=2, le=64, description="K candidates per prompt, each with its own seed.")
+    ratio_mode: Literal["all", "fixed", "random"] = Field(
+        default="all", description="'all': cycle all five ratios; 'fixed': cycle `ratios`; 'random': draw from `ratios`."
+    )
+    ratios: list[str] = Field(default=list(RATIOS), description="Aspect ratios for 'fixed' and 'random'.")
+    pixel_budget: int = Field(default=256 * 256, ge=256, description="Pixels per image; sides are multiples of 16.")
+
+
+@dg.asset(
+    partitions_def=prompt_batch,
+    backfill_policy=BATCH_BACKFILL_POLICY,
+    group_name=GROUP,
+    deps=[prompts],
+    pool="gpu",
+    kinds={"png", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("candidates_cover_ratios", asset="candidate_images", description="Every configured ratio appears in the run."),
+    ],
+)
+def candidate_images(
+    context: dg.AssetExecutionContext,
+    config: CandidateImagesConfig,
+    data_root: DataRootResource,
+    image_generator: ImageGeneratorResource,
+) -> dg.MaterializeResult:
+    """K images per prompt over the aspect ratios, as PNGs plus a manifest table per batch."""
+    root = data_root.root()
+    generator = image_generator.build()
+    candidate_config = CandidateConfig(
+        per_prompt=config.per_prompt, ratio_mode=config.ratio_mode, ratios=tuple(config.ratios), pixel_budget=config.pixel_budget
+    )
+    generated = reused = 0
+    ratios: Counter[str] = Counter()
+    for batch in context.partition_keys:
+        run = generate_candidates(
+            root, batch, load_prompts(root, batch), candidate_config, generator,
+            progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} images"),
+        )
+        generated += run.generated
+        reused += run.reused
+        ratios.update(row.ratio for row in run.rows)
+        context.log.info(f"batch {batch}: {run.generated} generated, {run.reused} reused")
+    expected = set(RATIOS) if config.ratio_mode == "all" else set(config.ratios)
+    total = generated + reused
+    covered = expected <= set(ratios) or (config.ratio_mode == "random" and total < len(expected))
+    return dg.MaterializeResult(
+        metadata={
+            "images": total,
+            "generated": generated,
+            "reused": reused,
+            "ratios": dict(ratios),
+            "generator": generator.name,
+            "images_dir": dg.MetadataValue.path(str(root.images)),
+            "manifest": dg.MetadataValue.path(str(root.tables / "candidate_images")),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="candidates_cover_ratios", passed=covered,
+                metadata={"missing": sorted(expected - set(ratios))},
+            )
+        ],
+    )

@@ -1,0 +1,17 @@
+"""The ``prompt_batch`` partitioning shared by every per-batch asset.
+
+The unit is a batch of prompts, never one prompt: Dagster's UI degrades past roughly
+25k partitions, and a batch is also the natural unit of a backfill.
+"""
+
+import dagster as dg
+
+prompt_batch = dg.DynamicPartitionsDefinition(name="prompt_batch")
+
+# Backfills run every selected batch in ONE run per asset (single_run): the image
+# generator (a multi-GB diffusers pipeline on a GPU) and later the judge client are
+# built once instead of once per batch, the `gpu` pool slot is taken once, and
+# `dagster asset materialize --partition-range A...B` works. The cost — one failed
+# batch fails the run — is cheap here because every expensive step is cached by
+# content hash, so a retry only redoes what is missing.
+BATCH_BACKFILL_POLICY = dg.BackfillPolicy.single_run()

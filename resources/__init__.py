@@ -1,0 +1,49 @@
+"""Resources per environment, chosen in one place.
+
+``AESTHETIC_PROFILE=local`` (default) runs everything on embedded defaults: no keys,
+no GPU, no downloads. ``AESTHETIC_PROFILE=production`` switches to FLUX.1-schnell
+through diffusers and reads endpoints and keys from the environment.
+"""
+
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from resources.data_root import DataRootResource
+from resources.generation import ImageGeneratorResource
+from resources.llm import PromptLLMResource
+
+PROFILE_ENV = "AESTHETIC_PROFILE"
+PROFILES = ("local", "production")
+
+__all__ = ["DataRootResource", "ImageGeneratorResource", "PromptLLMResource", "current_profile", "resources_for"]
+
+
+def current_profile() -> str:
+    profile = os.environ.get(PROFILE_ENV, "local")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={profile!r} is not one of {PROFILES}")
+    return profile
+
+
+def resources_for(profile: str | None = None) -> dict[str, Any]:
+    profile = profile or current_profile()
+    if profile == "production":
+        return {
+            "data_root": DataRootResource(),
+            "image_generator": ImageGeneratorResource(kind="diffusers"),
+            "prompt_llm": PromptLLMResource(
+                model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"),
+                base_url=os.environ.get("OPENAI_BASE_URL", ""),
+                api_key=dg.EnvVar("OPENAI_API_KEY"),
+            ),
+        }
+    return {
+        "data_root": DataRootResource(),
+        "image_generator": ImageGeneratorResource(kind="poster"),
+        "prompt_llm": PromptLLMResource(
+            model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"), base_url=os.environ.get("OPENAI_BASE_URL", "")
+        ),
+    }

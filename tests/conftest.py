@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated data root per test, offline hubs, quiet Dagster."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# Nothing a test does may touch the user's data root: default to a throwaway one.
+os.environ["AESTHETIC_HOME"] = tempfile.mkdtemp(prefix="aesthetic-test-home-")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_OUTPUT = REPO_ROOT / "test-output"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh AESTHETIC_HOME for one test."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("AESTHETIC_HOME", str(root))
+    return root
+
+
+@pytest.fixture
+def data_root(home: Path):
+    from aesthetic_platform.paths import DataRoot
+
+    return DataRoot.from_env(home).ensure()
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    """Artifacts a reviewer may want to look at (screenshots, reports) land here."""
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    return TEST_OUTPUT

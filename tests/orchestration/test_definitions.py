@@ -1,0 +1,116 @@
+"""The Dagster layer: definitions load, assets materialize in-process, backfills run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from aesthetic_platform.definitions import contiguous_ranges, defs, materialize_batches
+from aesthetic_platform.paths import DataRoot
+from assets import candidate_images, prompts
+from assets.partitions import prompt_batch
+from resources import DataRootResource, ImageGeneratorResource, PromptLLMResource, resources_for
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 3, "pixel_budget": 48 * 48}}}}
+
+
+def test_definitions_validate():
+    dg.Definitions.validate_loadable(defs)
+    assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {"prompts", "candidate_images"}
+
+
+def test_core_never_imports_dagster():
+    offenders = subprocess.run(
+        ["grep", "-rlE", r"^\s*(import dagster|from dagster)", "aesthetic_platform", "--include=*.py"],
+        cwd=REPO, capture_output=True, text=True,
+    ).stdout.split()
+    assert offenders == ["aesthetic_platform/definitions.py"]
+
+
+def test_importing_the_core_does_not_load_dagster():
+    code = "import aesthetic_platform.cli, aesthetic_platform.generation, aesthetic_platform.prompts, sys; print('dagster' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def _resources(home: Path) -> dict:
+    return {"data_root": DataRootResource(home=str(home)), "image_generator": ImageGeneratorResource(), "prompt_llm": PromptLLMResource()}
+
+
+def test_materialize_dynamic_partition_in_process(tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["batch-a"])
+        result = dg.materialize(
+            [prompts, candidate_images], partition_key="batch-a", instance=instance,
+            resources=_resources(tmp_path), run_config=SMALL,
+        )
+        assert result.success
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {
+            "prompts_non_empty": True, "prompts_unique_ids": True, "prompts_no_duplicate_text": True,
+            "candidates_cover_ratios": True,
+        }
+        materialization = result.asset_materializations_for_node("candidate_images")[0]
+        assert materialization.partition == "batch-a"
+        assert materialization.metadata["images"].value == 9
+    manifest = pl.read_parquet(DataRoot(tmp_path).table("candidate_images", "batch-a"))
+    assert manifest.height == 9
+    assert set(manifest["ratio"]) == {"1:1", "3:4", "9:16", "4:3", "16:9"}
+
+
+def test_rematerializing_reuses_images(tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["b"])
+        for expected_generated in (9, 0):
+            result = dg.materialize([prompts, candidate_images], partition_key="b", instance=instance, resources=_resources(tmp_path), run_config=SMALL)
+            metadata = result.asset_materializations_for_node("candidate_images")[0].metadata
+            assert metadata["generated"].value == expected_generated
+
+
+def test_backfill_of_several_partitions_in_one_run(tmp_path):
+    root = DataRoot(tmp_path).ensure()
+    with dg.instance_for_test() as instance:
+        results = materialize_batches(root, ["b1", "b2", "b3"], run_config=SMALL, instance=instance)
+        assert len(results) == 1 and results[0].success
+        partitions = sorted(m.partition for m in results[0].asset_materializations_for_node("candidate_images"))
+        assert partitions == ["b1", "b2", "b3"]
+        # a non-contiguous selection becomes one run per contiguous range
+        results = materialize_batches(root, ["b1", "b3", "b4"], run_config=SMALL, instance=instance)
+        assert [sorted(m.partition for m in r.asset_materializations_for_node("prompts")) for r in results] == [["b1"], ["b3", "b4"]]
+    for batch in ("b1", "b2", "b3", "b4"):
+        assert root.table("candidate_images", batch).exists()
+
+
+def test_contiguous_ranges():
+    order = ["a", "b", "c", "d", "e"]
+    assert contiguous_ranges(order, ["a", "b", "d"]) == [("a", "b"), ("d", "d")]
+    assert contiguous_ranges(order, ["e", "c", "d"]) == [("c", "e")]
+
+
+def test_bad_config_fails_with_a_clear_error(tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["b"])
+        result = dg.materialize(
+            [prompts], partition_key="b", instance=instance, resources=_resources(tmp_path),
+            run_config={"ops": {"prompts": {"config": {"source": "file", "file_path": str(tmp_path / "missing.csv")}}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = result.failure_data_for_node("prompts")
+        assert "missing.csv" in str(failure.error) and "no such file" in str(failure.error)
+
+
+def test_profiles():
+    assert resources_for("local")["image_generator"].kind == "poster"
+    with pytest.raises(ValueError, match="AESTHETIC_PROFILE"):
+        import os
+
+        os.environ["AESTHETIC_PROFILE"] = "staging"
+        try:
+            resources_for()
+        finally:
+            del os.environ["AESTHETIC_PROFILE"]
