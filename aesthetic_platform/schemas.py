@@ -70,3 +70,60 @@ class CandidateImage(_Row):
 
 PROMPTS = Table("prompts", PromptSpec)
 CANDIDATE_IMAGES = Table("candidate_images", CandidateImage)
+
+
+#: Default scoring dimensions (ARCHITECTURE §2); configuration, not code, decides the list.
+DEFAULT_DIMENSIONS: tuple[str, ...] = ("total", "composition", "color", "style_fit", "prompt_alignment")
+Split = Literal["train", "val", "test"]
+
+
+class DimScores(BaseModel):
+    """Teacher scores of one dimension for both images of a pair (the loser may win it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    winner: float
+    loser: float
+
+
+class PreferencePair(_Row):
+    """One training/eval pair, seed 000 §7: winner > loser on ``total``, per-dimension scores."""
+
+    pair_id: str
+    batch: str
+    prompt_id: str
+    prompt: str
+    prompt_hash: str = Field(description="normalized-text hash; the split key")
+    winner_id: str
+    loser_id: str
+    image_winner_path: str
+    image_loser_path: str
+    winner_ratio: RatioLabel
+    loser_ratio: RatioLabel
+    scores: dict[str, DimScores] = Field(description="{dim: {winner, loser}} for every configured dimension")
+    judge_model: str
+    judge_prompt_version: str
+    consistent: bool = Field(description="False when the verdict flipped under position swap; kept out of training")
+    split: Split
+
+
+class HumanPreference(_Row):
+    """A human pick (workbench golden > bad, or an import): the independent human test set."""
+
+    pair_id: str
+    prompt_id: str
+    prompt: str
+    prompt_hash: str
+    winner_path: str
+    loser_path: str
+    winner_seed: int | None = None
+    loser_seed: int | None = None
+    winner_ratio: str = ""
+    loser_ratio: str = ""
+    dimension: str = Field(default="total", description="the dimension the human judged")
+    annotator: str
+    source: str = Field(default="workbench")
+    created_at: dt.datetime
+
+
+PREFERENCE_PAIRS = Table("preference_pairs", PreferencePair)
+HUMAN_PREFERENCES = Table("human_preferences", HumanPreference)
