@@ -1,16 +1,8 @@
 """Asset jobs, schedules and sensors."""
 
-import dagster as dg
+from jobs.chains import batch_chain_job
+from jobs.inbox import prompt_inbox_sensor
 
-from assets.partitions import prompt_batch
-
-candidate_chain_job = dg.define_asset_job(
-    "candidate_chain",
-    selection=dg.AssetSelection.groups("data_engine"),
-    partitions_def=prompt_batch,
-    description="Prompts -> candidate images for one or more prompt_batch partitions.",
-)
-
-ALL_JOBS = [candidate_chain_job]
+ALL_JOBS = [batch_chain_job]
 ALL_SCHEDULES: list = []
-ALL_SENSORS: list = []
+ALL_SENSORS = [prompt_inbox_sensor]

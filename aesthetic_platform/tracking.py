@@ -1,0 +1,53 @@
+"""MLflow wiring: one tracking store per data root, unless a server URI is given.
+
+Local default is SQLite under the data root (``$AESTHETIC_HOME/mlflow/mlflow.db``)
+with artifacts beside it; the experiment is created with an explicit artifact
+location so artifacts never land in a stray ``./mlruns`` of the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from aesthetic_platform.paths import DataRoot
+
+EXPERIMENT = "aesthetic-scorer"
+REGISTERED_MODEL = "aesthetic-scorer"
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    tracking_uri: str
+    experiment: str = EXPERIMENT
+    artifact_location: str | None = None
+    registered_model: str = REGISTERED_MODEL
+
+    @classmethod
+    def for_root(cls, root: DataRoot, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> TrackingConfig:
+        """``tracking_uri`` (or ``$MLFLOW_TRACKING_URI``) wins; else SQLite under the data root."""
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return cls(tracking_uri=uri, experiment=experiment)
+        root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+        root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+        return cls(
+            tracking_uri=f"sqlite:///{root.mlflow_db}",
+            experiment=experiment,
+            artifact_location=root.mlflow_artifacts.as_uri(),
+        )
+
+    def activate(self) -> str:
+        """Point the MLflow client here and return the experiment id (created if needed)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            experiment_id = mlflow.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        else:
+            experiment_id = experiment.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
