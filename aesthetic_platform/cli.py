@@ -180,5 +180,68 @@ def ui(
     raise typer.Exit(code)
 
 
+def _load_scorer(home: Path | None, model: Path | None):
+    from aesthetic_platform.registry import NoModelError, resolve_model
+    from aesthetic_platform.scoring import Scorer
+
+    try:
+        path = resolve_model(_root(home), model)
+    except NoModelError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    return path, Scorer.from_pretrained(path)
+
+
+@app.command()
+def score(
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size and ratio).", exists=True, dir_okay=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the images were generated for.")],
+    model: Annotated[Path | None, typer.Option(help="Saved model folder (default: the champion of the data root).")] = None,
+    home: HomeOption = None,
+    best_of: Annotated[bool, typer.Option("--best-of", help="Rank the images by total, best first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score images with the student model: one relative score per dimension (larger is better)."""
+    import json
+
+    from aesthetic_platform.serving import rank_best_of
+
+    model_path, scorer = _load_scorer(home, model)
+    scores = scorer.score([str(p) for p in images], [prompt] * len(images))
+    names = [str(p) for p in images]
+    if as_json:
+        body = {"model": str(model_path), "results": [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]}
+        if best_of:
+            body["ranking"] = rank_best_of(names, scores)
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    rows = rank_best_of(names, scores) if best_of else [{"rank": "", "image": n, "scores": s} for n, s in zip(names, scores, strict=True)]
+    table = RichTable(title=f"scores ({model_path})")
+    dims = list(scores[0]) if scores else []
+    for column in (["rank"] if best_of else []) + ["image", *dims]:
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for row in rows:
+        cells = ([str(row["rank"])] if best_of else []) + [row["image"]] + [f"{row['scores'][d]:+.3f}" for d in dims]
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def serve(
+    model: Annotated[Path | None, typer.Option(help="Saved model folder (default: the champion of the data root).")] = None,
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve POST /score over HTTP (FastAPI), the model loaded once."""
+    import uvicorn
+
+    from aesthetic_platform.serving import create_app
+
+    model_path, scorer = _load_scorer(home, model)
+    console.print(f"serving {model_path} on http://{host}:{port}  (POST /score, GET /health, docs at /docs)")
+    uvicorn.run(create_app(scorer.score, {"path": str(model_path)}), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

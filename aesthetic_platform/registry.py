@@ -1,0 +1,69 @@
+"""Where the current champion model lives on disk, for every scoring surface.
+
+MLflow's registered model ``aesthetic-scorer`` with alias ``champion`` is the record of
+truth; on promotion the checkpoint is also mirrored to ``$AESTHETIC_HOME/models/champion``
+so the CLI, the HTTP server and the workbench can load it without a tracking server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from aesthetic_platform.atomic import write_json
+from aesthetic_platform.paths import DataRoot
+
+CHAMPION_DIR = "champion"
+CHAMPION_INFO = "champion.json"
+
+
+class NoModelError(FileNotFoundError):
+    """No model was given and the data root has no champion yet."""
+
+
+def champion_dir(root: DataRoot) -> Path:
+    return root.models / CHAMPION_DIR
+
+
+def has_champion(root: DataRoot) -> bool:
+    return (champion_dir(root) / "config.json").exists()
+
+
+def resolve_model(root: DataRoot, path: str | Path | None = None) -> Path:
+    """An explicit model folder, else the champion of the data root, else a clear error."""
+    if path is not None:
+        model = Path(path).expanduser()
+        if not (model / "config.json").exists():
+            raise NoModelError(f"{model} is not a saved aesthetic model (no config.json); pass a folder written by save_pretrained")
+        return model
+    if not has_champion(root):
+        raise NoModelError(
+            f"no champion model under {root.root}: run `aesthetic demo` or materialize `aesthetic_model` and `eval_report` first, "
+            "or pass --model PATH"
+        )
+    return champion_dir(root)
+
+
+def promote(root: DataRoot, model_dir: Path, info: dict) -> Path:
+    """Make ``model_dir`` the champion: copy beside, then swap in with renames."""
+    target = champion_dir(root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".champion-", dir=target.parent))
+    try:
+        shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        write_json(staging / CHAMPION_INFO, info)
+        retired = target.with_name(f".retired-{staging.name}")
+        if target.exists():
+            target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def champion_info(root: DataRoot) -> dict | None:
+    info = champion_dir(root) / CHAMPION_INFO
+    return json.loads(info.read_text()) if info.exists() else None
