@@ -1,0 +1,219 @@
+"""The evaluation report: does the student order pairs the way the teacher and people do?
+
+Accuracy is measured on the teacher's held-out test split (per dimension, per aspect
+ratio, against the teacher's margin) and on the human picks, each with a 95% cluster
+bootstrap CI over prompts. Baselines: chance (50%), the current champion on the very
+same pairs, and the heuristic judge on the human picks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from aesthetic_platform.evaluation.predict import agreement, pair_logits, teacher_gaps
+from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
+from aesthetic_platform.schemas import RATIOS, DimScores, HumanPreference, PreferencePair
+
+CHANCE = 0.5
+MARGIN_BINS = 4
+HEADLINE_DIMENSION = "total"
+
+
+@dataclass
+class ModelAccuracy:
+    per_dimension: dict[str, Accuracy]
+    per_ratio: dict[str, Accuracy] = field(default_factory=dict)
+    by_margin: list[dict[str, Any]] = field(default_factory=list)
+    human: Accuracy | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "per_dimension": {d: a.as_dict() for d, a in self.per_dimension.items()},
+            "per_ratio": {r: a.as_dict() for r, a in self.per_ratio.items()},
+            "by_margin": self.by_margin,
+            "human": self.human.as_dict() if self.human else None,
+        }
+
+
+@dataclass
+class EvalReport:
+    dimensions: tuple[str, ...]
+    tie_threshold: float
+    test_pairs: int
+    human_pairs: int
+    model: ModelAccuracy
+    champion: ModelAccuracy | None
+    heuristic_human: Accuracy | None
+    markdown: str = ""
+    plots: dict[str, Path] = field(default_factory=dict)
+
+    def headline(self) -> Accuracy:
+        return self.model.per_dimension[HEADLINE_DIMENSION if HEADLINE_DIMENSION in self.model.per_dimension else self.dimensions[0]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dimensions": list(self.dimensions), "tie_threshold": self.tie_threshold,
+            "test_pairs": self.test_pairs, "human_pairs": self.human_pairs, "chance": CHANCE,
+            "model": self.model.as_dict(), "champion": self.champion.as_dict() if self.champion else None,
+            "heuristic_human": self.heuristic_human.as_dict() if self.heuristic_human else None,
+        }
+
+
+def human_as_pairs(humans: Sequence[HumanPreference], dimensions: Sequence[str]) -> list[Any]:
+    """Human picks in the pair shape the predictor reads (only the judged dimension is counted)."""
+    return [
+        SimpleNamespace(
+            pair_id=h.pair_id, prompt=h.prompt, image_winner_path=h.winner_path, image_loser_path=h.loser_path,
+            scores={d: DimScores(winner=1.0, loser=0.0) for d in dimensions},
+        )
+        for h in humans
+    ]
+
+
+def _accuracy_for(correct: np.ndarray, counted: np.ndarray, clusters: np.ndarray) -> Accuracy:
+    return bootstrap_accuracy(correct[counted].astype(float), clusters[counted])
+
+
+def model_accuracy(model, pairs: Sequence[PreferencePair], humans: Sequence[HumanPreference], tie_threshold: float, device="cpu") -> ModelAccuracy:
+    dims = tuple(model.dimensions)
+    winners, losers = pair_logits(model, pairs, device=device)
+    gaps = teacher_gaps(pairs, dims)
+    correct, counted = agreement(winners, losers, gaps, tie_threshold)
+    clusters = np.array([p.prompt_hash for p in pairs])
+    per_dimension = {d: _accuracy_for(correct[:, i], counted[:, i], clusters) for i, d in enumerate(dims)}
+    head = dims.index(HEADLINE_DIMENSION) if HEADLINE_DIMENSION in dims else 0
+    per_ratio = {}
+    for ratio in RATIOS:
+        involved = np.array([ratio in (p.winner_ratio, p.loser_ratio) for p in pairs], dtype=bool)
+        if involved.any():
+            per_ratio[ratio] = _accuracy_for(correct[:, head], counted[:, head] & involved, clusters)
+    by_margin = []
+    margins = np.abs(gaps[:, head])
+    if counted[:, head].sum() >= MARGIN_BINS:
+        edges = np.quantile(margins[counted[:, head]], np.linspace(0, 1, MARGIN_BINS + 1))
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            inside = counted[:, head] & (margins >= low) & (margins <= high)
+            acc = _accuracy_for(correct[:, head], inside, clusters)
+            by_margin.append({"margin_low": float(low), "margin_high": float(high), **acc.as_dict()})
+    human = None
+    if humans:
+        human_pairs = human_as_pairs(humans, dims)
+        hw, hl = pair_logits(model, human_pairs, device=device)
+        columns = [dims.index(h.dimension) if h.dimension in dims else head for h in humans]
+        rows = np.arange(len(humans))
+        human = bootstrap_accuracy((hw[rows, columns] > hl[rows, columns]).astype(float), np.array([h.prompt_hash for h in humans]))
+    return ModelAccuracy(per_dimension, per_ratio, by_margin, human)
+
+
+def heuristic_accuracy_on_humans(humans: Sequence[HumanPreference], score_image: Callable[[str, str], dict[str, float]]) -> Accuracy | None:
+    """How often the pixel heuristic agrees with people (on the dimension they judged)."""
+    if not humans:
+        return None
+    correct = []
+    for h in humans:
+        winner, loser = score_image(h.winner_path, h.prompt), score_image(h.loser_path, h.prompt)
+        dim = h.dimension if h.dimension in winner else HEADLINE_DIMENSION
+        correct.append(float(winner[dim] > loser[dim]))
+    return bootstrap_accuracy(np.array(correct), np.array([h.prompt_hash for h in humans]))
+
+
+def _fmt(acc: Accuracy | None) -> str:
+    if acc is None or acc.n == 0:
+        return "–"
+    return f"{acc.accuracy:.1%} [{acc.ci_low:.1%}, {acc.ci_high:.1%}] (n={acc.n})"
+
+
+def render_markdown(report: EvalReport) -> str:
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Teacher test pairs: {report.test_pairs} · human pairs: {report.human_pairs} · tie threshold: {report.tie_threshold} · "
+        f"95% CIs from a bootstrap over prompts · chance = {CHANCE:.0%}",
+        "",
+        "## Pairwise accuracy on the teacher's test split",
+        "",
+        "| dimension | student | champion |",
+        "| --- | --- | --- |",
+    ]
+    for dim in report.dimensions:
+        champion = report.champion.per_dimension.get(dim) if report.champion else None
+        lines.append(f"| {dim} | {_fmt(report.model.per_dimension[dim])} | {_fmt(champion)} |")
+    lines += ["", f"## Per aspect ratio ({HEADLINE_DIMENSION}; a pair counts for both its images' ratios)", "", "| ratio | student |", "| --- | --- |"]
+    lines += [f"| {ratio} | {_fmt(acc)} |" for ratio, acc in report.model.per_ratio.items()]
+    lines += ["", f"## Accuracy against the teacher's margin ({HEADLINE_DIMENSION})", "", "| margin | student |", "| --- | --- |"]
+    lines += [
+        f"| {b['margin_low']:.2f}–{b['margin_high']:.2f} | {b['accuracy']:.1%} [{b['ci_low']:.1%}, {b['ci_high']:.1%}] (n={b['n']}) |"
+        for b in report.model.by_margin
+    ]
+    lines += ["", "## Human picks", ""]
+    if report.human_pairs:
+        lines += [
+            "| model | accuracy |", "| --- | --- |",
+            f"| student | {_fmt(report.model.human)} |",
+            f"| champion | {_fmt(report.champion.human if report.champion else None)} |",
+            f"| heuristic judge | {_fmt(report.heuristic_human)} |",
+        ]
+    else:
+        lines.append("No human preferences yet (label some in `aesthetic workbench`).")
+    return "\n".join(lines) + "\n"
+
+
+def render_plots(report: EvalReport, folder: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path] = {}
+    dims = list(report.dimensions)
+    accs = [report.model.per_dimension[d] for d in dims]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(dims))
+    ax.bar(x, [a.accuracy for a in accs], yerr=[[a.accuracy - a.ci_low for a in accs], [a.ci_high - a.accuracy for a in accs]], capsize=4, label="student")
+    if report.champion:
+        champ = [report.champion.per_dimension[d] for d in dims]
+        ax.scatter(x, [a.accuracy for a in champ], color="black", marker="_", s=400, label="champion", zorder=3)
+    ax.axhline(CHANCE, color="grey", linestyle="--", label="chance")
+    ax.set_xticks(x, dims, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("pairwise accuracy")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    plots["per_dimension"] = folder / "accuracy_per_dimension.png"
+    fig.savefig(plots["per_dimension"], dpi=100)
+    plt.close(fig)
+    if report.model.by_margin:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        mids = [(b["margin_low"] + b["margin_high"]) / 2 for b in report.model.by_margin]
+        ax.errorbar(mids, [b["accuracy"] for b in report.model.by_margin],
+                    yerr=[[b["accuracy"] - b["ci_low"] for b in report.model.by_margin], [b["ci_high"] - b["accuracy"] for b in report.model.by_margin]],
+                    marker="o", capsize=4)
+        ax.axhline(CHANCE, color="grey", linestyle="--")
+        ax.set_xlabel(f"teacher margin on {HEADLINE_DIMENSION}")
+        ax.set_ylabel("pairwise accuracy")
+        ax.set_ylim(0, 1)
+        fig.tight_layout()
+        plots["by_margin"] = folder / "accuracy_by_margin.png"
+        fig.savefig(plots["by_margin"], dpi=100)
+        plt.close(fig)
+    return plots
+
+
+def no_regression(report: EvalReport, tolerance: float) -> tuple[bool, str]:
+    """The champion check: the new model may not be worse than the champion beyond ``tolerance``."""
+    if report.champion is None:
+        return True, "no champion yet: the first model becomes champion"
+    dim = HEADLINE_DIMENSION if HEADLINE_DIMENSION in report.dimensions else report.dimensions[0]
+    new, old = report.model.per_dimension[dim].accuracy, report.champion.per_dimension.get(dim)
+    if old is None or np.isnan(old.accuracy):
+        return True, f"champion has no {dim} accuracy on these pairs"
+    passed = new >= old.accuracy - tolerance
+    verb = "keeps up with" if passed else "is worse than"
+    return passed, f"student {dim} {new:.1%} {verb} champion {old.accuracy:.1%} (tolerance {tolerance:.1%})"

@@ -1,0 +1,56 @@
+"""The student as an MLflow pyfunc: image paths + prompts in, one column per dimension out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from aesthetic_platform.tracking import CHAMPION_ALIAS
+
+PYFUNC_NAME = "aesthetic_scorer"
+INPUT_COLUMNS = ("image_path", "prompt")
+
+
+class AestheticScorerPyfunc(mlflow.pyfunc.PythonModel):
+    """``predict`` takes a DataFrame with ``image_path`` and ``prompt`` columns."""
+
+    def load_context(self, context: Any) -> None:
+        from aesthetic_platform.scoring import Scorer
+
+        self.scorer = Scorer.from_pretrained(context.artifacts["model"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        missing = [c for c in INPUT_COLUMNS if c not in model_input.columns]
+        if missing:
+            raise ValueError(f"input lacks columns {missing}; expected {list(INPUT_COLUMNS)}")
+        scores = self.scorer.score(list(model_input["image_path"]), list(model_input["prompt"]))
+        return pd.DataFrame(scores)
+
+
+def signature_for(dimensions: list[str]) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", column) for column in INPUT_COLUMNS]),
+        outputs=Schema([ColSpec("double", dim) for dim in dimensions]),
+    )
+
+
+def log_and_register(model_dir: Path, dimensions: list[str], registered_model: str) -> str:
+    """Log the checkpoint as a pyfunc in the active run and register a new version; returns it."""
+    info = mlflow.pyfunc.log_model(
+        name=PYFUNC_NAME,
+        python_model=AestheticScorerPyfunc(),
+        artifacts={"model": str(model_dir)},
+        signature=signature_for(dimensions),
+        registered_model_name=registered_model,
+        pip_requirements=["aesthetic-platform", "torch", "open_clip_torch", "transformers", "pillow", "pandas"],
+    )
+    return str(info.registered_model_version)
+
+
+def set_champion(registered_model: str, version: str) -> None:
+    mlflow.MlflowClient().set_registered_model_alias(registered_model, CHAMPION_ALIAS, version)

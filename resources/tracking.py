@@ -1,0 +1,21 @@
+"""MLflow as a Dagster resource: SQLite under the data root by default, a server in production."""
+
+import dagster as dg
+from pydantic import Field
+
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.tracking import EXPERIMENT, REGISTERED_MODEL, TrackingConfig
+
+
+class MLflowResource(dg.ConfigurableResource):
+    tracking_uri: str = Field(default="", description="MLflow tracking URI; empty = $MLFLOW_TRACKING_URI or SQLite under the data root.")
+    experiment: str = Field(default=EXPERIMENT, description="Experiment for training runs.")
+    registered_model: str = Field(default=REGISTERED_MODEL, description="Registered model name.")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI base URL, for links in asset metadata.")
+
+    def config_for(self, root: DataRoot) -> TrackingConfig:
+        config = TrackingConfig.for_root(root, self.tracking_uri or None, self.experiment)
+        return TrackingConfig(config.tracking_uri, config.experiment, config.artifact_location, self.registered_model)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
