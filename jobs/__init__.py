@@ -14,3 +14,8 @@ candidate_chain_job = dg.define_asset_job(
 ALL_JOBS = [candidate_chain_job]
 ALL_SCHEDULES: list = []
 ALL_SENSORS: list = []
+
+from jobs.golden_noise import golden_noise_job, workbench_selections_sensor  # noqa: E402
+
+ALL_JOBS.append(golden_noise_job)
+ALL_SENSORS.append(workbench_selections_sensor)
