@@ -267,7 +267,15 @@ class Workbench:
             if last is None:
                 raise Unknown(f"nothing to undo: {who} has no submission in force")
             append_record(self.root, Undo(submission_id=new_id(), undoes=last.submission_id, annotator=who, submitted_at=utc_now()))
+            self._return_to(last)
         return last
+
+    def _return_to(self, undone: Selection) -> None:
+        """Make the withdrawn batch current again, so re-judging it and pressing Next continues from there."""
+        batch = self._batches.get(undone.batch_id)
+        index = next((i for i, p in enumerate(self.prompts) if p.prompt_id == undone.prompt_id), None)
+        if batch is not None and index is not None:
+            self.cursor, self.current_batch_id = index, batch.batch_id
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
