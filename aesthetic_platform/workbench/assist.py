@@ -1,7 +1,9 @@
 """The assist score: the registered aesthetic scorer's ``total``, or nothing at all.
 
-The champion scorer is the folder ``<data root>/models/champion`` (loadable by
-``aesthetic_platform.scoring.Scorer.from_pretrained``). When it is missing or cannot
+The champion scorer is the folder ``<data root>/models/champion`` holding a saved
+model (``config.json`` + weights, loadable by
+``aesthetic_platform.scoring.Scorer.from_pretrained``; its ``score(images, prompts)``
+returns one ``{dimension: value}`` dict per image). When it is missing or cannot
 be loaded the workbench says *why* and shows no number: a placeholder score would
 anchor the person's judgement on noise.
 """
@@ -18,6 +20,7 @@ from PIL import Image
 from aesthetic_platform.paths import DataRoot
 
 CHAMPION_DIR = "champion"
+CHAMPION_MARKER = "config.json"  # a saved model folder always has its config
 ASSIST_DIMENSION = "total"
 
 ScoreFn = Callable[[list[Image.Image], str], Sequence[float]]
@@ -60,7 +63,7 @@ def _dimension_values(result: Any, count: int) -> list[float]:
 def load_champion(root: DataRoot) -> tuple[AssistScorer | None, AssistStatus]:
     """Load the registered champion scorer if there is one; otherwise say why it is unavailable."""
     folder = champion_folder(root)
-    if not folder.is_dir():
+    if not (folder / CHAMPION_MARKER).exists():
         return None, AssistStatus(False, f"no registered aesthetic scorer (no champion model at {folder})")
     try:
         from aesthetic_platform.scoring import Scorer  # type: ignore[import-not-found]

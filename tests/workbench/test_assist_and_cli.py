@@ -8,7 +8,7 @@ import types
 from typer.testing import CliRunner
 
 from aesthetic_platform.cli import app as cli
-from aesthetic_platform.workbench.assist import champion_folder, load_champion
+from aesthetic_platform.workbench.assist import _dimension_values, champion_folder, load_champion
 
 
 class _FakeChampion:
@@ -22,16 +22,28 @@ class _FakeChampion:
         return cls()
 
     def score(self, images, prompts):
-        return {"total": [float(i) for i in range(len(images))], "color": [0.0] * len(images)}
+        return [{"total": float(i), "color": 0.0} for i in range(len(images))]
 
 
 def test_no_champion_means_unavailable_with_the_reason(data_root):
     scorer, status = load_champion(data_root)
     assert scorer is None and not status.available and str(champion_folder(data_root)) in status.reason
+    champion_folder(data_root).mkdir(parents=True)  # an empty folder is not a saved model
+    assert load_champion(data_root)[0] is None
+
+
+def test_per_dimension_results_in_either_layout():
+    assert _dimension_values([{"total": 1, "color": 0}, {"total": 2.5}], 2) == [1.0, 2.5]
+    assert _dimension_values({"total": [0.5, -1]}, 2) == [0.5, -1.0]
+
+
+def _save_champion(data_root) -> None:
+    champion_folder(data_root).mkdir(parents=True)
+    (champion_folder(data_root) / "config.json").write_text("{}")
 
 
 def test_registered_champion_is_loaded_lazily_and_gives_total(data_root, monkeypatch):
-    champion_folder(data_root).mkdir(parents=True)
+    _save_champion(data_root)
     monkeypatch.setitem(sys.modules, "aesthetic_platform.scoring", types.SimpleNamespace(Scorer=_FakeChampion))
     scorer, status = load_champion(data_root)
     assert status.available and _FakeChampion.loaded_from == champion_folder(data_root)
@@ -39,7 +51,7 @@ def test_registered_champion_is_loaded_lazily_and_gives_total(data_root, monkeyp
 
 
 def test_champion_that_fails_to_load_is_unavailable_not_faked(data_root, monkeypatch):
-    champion_folder(data_root).mkdir(parents=True)
+    _save_champion(data_root)
 
     class Broken:
         @classmethod
