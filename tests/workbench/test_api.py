@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -13,7 +14,8 @@ from PIL import Image
 
 from aesthetic_platform.workbench import active_selections, read_log, selections_path
 from aesthetic_platform.workbench.app import create_app
-from aesthetic_platform.workbench.batches import DiffusersGenerator, PosterRenderer, WorkbenchSettings
+from aesthetic_platform.generation import DiffusersGenerator, PosterRenderer
+from aesthetic_platform.workbench.batches import WorkbenchSettings, build_generator
 from tests.fixtures.tiny_diffusers import tiny_flux_pipeline
 from tests.workbench.conftest import PROMPTS_CSV, SMALL, fake_scorer, live_server
 
@@ -163,8 +165,6 @@ def test_assist_scores_come_from_the_given_scorer(data_root):
         client.post("/get_next_prompt")
         batch = client.post("/generate_batch").json()
         for image in batch["images"]:
-            import io
-
             picture = Image.open(io.BytesIO(client.get(image["url"]).content))
             assert image["score"] == pytest.approx(fake_scorer([picture], "")[0])
         assert batch["score_model"] == "fake_scorer"
@@ -320,8 +320,5 @@ def test_concurrent_submissions_from_several_annotators_lose_nothing(data_root):
         assert sum(line["annotator"] == f"annotator-{i}" for line in lines) == per_annotator
 
 
-def test_generators_are_the_platform_generators():
-    assert isinstance(PosterRenderer(), PosterRenderer)  # the same class the candidate chain uses
-    from aesthetic_platform.workbench.batches import build_generator
-
-    assert isinstance(build_generator(WorkbenchSettings()), PosterRenderer)
+def test_default_settings_use_the_platform_poster_renderer():
+    assert isinstance(build_generator(WorkbenchSettings()), PosterRenderer)  # the class the candidate chain uses

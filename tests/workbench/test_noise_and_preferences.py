@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.workbench.noise import (
     FEATURES,
     LatentGeometry,
@@ -20,7 +23,17 @@ from aesthetic_platform.workbench.noise import (
     seed_selector_baseline,
 )
 from aesthetic_platform.workbench.preferences import build_human_preferences, preference_rows
-from aesthetic_platform.workbench.selections import JudgedImage, Selection, Undo, append_record, new_id, selections_path, utc_now
+from aesthetic_platform.workbench.selections import (
+    JudgedImage,
+    Selection,
+    Undo,
+    active_selections,
+    append_record,
+    new_id,
+    read_log,
+    selections_path,
+    utc_now,
+)
 from assets.golden_noise import golden_noise_analysis, human_preferences
 from jobs.golden_noise import workbench_selections_sensor
 from resources import DataRootResource
@@ -170,3 +183,26 @@ def test_unknown_log_records_are_reported(data_root, bad_line):
     selections_path(data_root).write_text(bad_line)
     with pytest.raises(ValueError, match="record 1 has unknown kind 'vote'"):
         build_human_preferences(data_root)
+
+
+def _append_many(home: str, annotator: str, count: int) -> None:
+    root = DataRoot(Path(home))
+    for k in range(count):
+        append_record(root, _selection(f"{annotator}{k}", [k], [k + 1000], annotator))
+
+
+def test_several_processes_appending_lose_nothing(data_root):
+    """Annotators on separate servers share one data root: every line arrives whole."""
+    import multiprocessing
+
+    processes, per_process = 3, 25
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_append_many, args=(str(data_root.root), f"w{i}", per_process)) for i in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    records = active_selections(read_log(data_root))  # validates every line
+    assert len(records) == processes * per_process
+    assert {r.annotator for r in records} == {f"w{i}" for i in range(processes)}
