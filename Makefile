@@ -26,7 +26,7 @@ dagster-home:
 demo: install dagster-home
 	$(VENV)/bin/aesthetic demo --home $(AESTHETIC_HOME)
 
-test: install dagster-home
+test: install dagster-home browser
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PY) -m pytest
 
@@ -35,3 +35,12 @@ ui: install dagster-home
 
 clean:
 	rm -rf $(AESTHETIC_HOME) .pytest_cache test-output
+
+# The workbench's browser test drives Debian's headless Chromium; install it when missing.
+.PHONY: browser
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium ) >/dev/null 2>&1 \
+			|| echo "WARNING: could not install chromium; the workbench browser test will be skipped"; \
+	fi

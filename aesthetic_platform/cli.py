@@ -243,5 +243,29 @@ def serve(
     uvicorn.run(create_app(scorer.score, {"path": str(model_path)}), host=host, port=port, log_level="info")
 
 
+WORKBENCH_PORT = 8765
+
+
+@app.command()
+def workbench(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = WORKBENCH_PORT,
+    annotator: Annotated[str, typer.Option(help="Name stored with every selection (default: $USER).")] = "",
+) -> None:
+    """Start the golden-seed workbench (seed 001): pick golden seeds in the browser."""
+    import getpass
+
+    import uvicorn
+
+    from aesthetic_platform.workbench.app import create_app
+
+    root = _root(home)
+    who = annotator or os.environ.get("USER") or getpass.getuser()
+    web = create_app(root, who)
+    console.print(f"[green]workbench:[/green] http://{host}:{port}/  (annotator {who}, data {root.root / 'workbench'}); Ctrl-C stops it")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,7 +1,9 @@
 """Dagster assets, one module per domain group."""
 
 from assets.data_engine import candidate_images, prompts
+from assets.golden_noise import golden_noise_analysis, human_preferences
 
 ALL_ASSETS = [prompts, candidate_images]
+ALL_ASSETS += [human_preferences, golden_noise_analysis]
 
-__all__ = ["ALL_ASSETS", "candidate_images", "prompts"]
+__all__ = ["ALL_ASSETS", "candidate_images", "golden_noise_analysis", "human_preferences", "prompts"]

@@ -1,0 +1,75 @@
+"""Golden-seed workbench outputs (seed 001): the human test set and the golden-noise analysis."""
+
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
+from aesthetic_platform.workbench.preferences import build_human_preferences
+from resources import DataRootResource
+
+GROUP = "golden_noise"
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("human_pairs_have_annotator", asset="human_preferences", description="Every pair names who judged it."),
+        dg.AssetCheckSpec("human_pairs_images_exist", asset="human_preferences", description="Every winner and loser PNG is on disk."),
+    ],
+)
+def human_preferences(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
+    """Independent human test pairs: every golden > bad image of a workbench submission, on `total`."""
+    root = data_root.root()
+    path, rows, selections = build_human_preferences(root)
+    missing = sorted({p for r in rows for p in (r.winner_path, r.loser_path) if not Path(p).exists()})
+    annotators = sorted({r.annotator for r in rows})
+    context.log.info(f"{len(rows)} human pairs from {len(selections)} submissions -> {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "pairs": len(rows),
+            "submissions": len(selections),
+            "prompts": len({s.prompt_id for s in selections}),
+            "annotators": ", ".join(annotators) or "-",
+            "table": dg.MetadataValue.path(str(path)),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="human_pairs_have_annotator", passed=all(r.annotator for r in rows)),
+            dg.AssetCheckResult(check_name="human_pairs_images_exist", passed=not missing, metadata={"missing": missing[:20]}),
+        ],
+    )
+
+
+class GoldenNoiseConfig(dg.Config):
+    permutations: int = Field(default=200, ge=10, le=10_000, description="Label permutations for the selector's p-value.")
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="Prompt-cluster bootstrap resamples for the AUC CI.")
+    max_folds: int = Field(default=5, ge=2, le=20, description="Grouped folds (by prompt) for held-out AUC.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Above chance only when the permutation p is below this.")
+
+
+@dg.asset(group_name=GROUP, deps=[human_preferences], kinds={"python", "png"})
+def golden_noise_analysis(context: dg.AssetExecutionContext, config: GoldenNoiseConfig, data_root: DataRootResource) -> dg.MaterializeResult:
+    """Golden vs bad seeds through their regenerated initial latent noise: statistics, t-SNE, seed-selector AUC."""
+    root = data_root.root()
+    report = analyse_golden_noise(
+        root, SelectorConfig(permutations=config.permutations, bootstrap=config.bootstrap, max_folds=config.max_folds, alpha=config.alpha)
+    )
+    selector = report["seed_selector"]
+    context.log.info(selector.get("interpretation") or f"seed selector: {selector['status']}")
+    metadata: dict = {
+        "samples": report["samples"],
+        "golden": report["golden"],
+        "bad": report["bad"],
+        "prompts": report["prompts"],
+        "verdict": selector["verdict"],
+        "report": dg.MetadataValue.path(report["report_path"]),
+        "summary": dg.MetadataValue.md(Path(report["markdown_path"]).read_text(encoding="utf-8")),
+    }
+    if selector["status"] == "evaluated":
+        metadata.update({"auc": selector["auc"], "auc_ci_low": selector["auc_ci"][0], "auc_ci_high": selector["auc_ci"][1], "permutation_p": selector["permutation_p"]})
+    if report["tsne"]["status"] == "plotted":
+        metadata["tsne_plot"] = dg.MetadataValue.path(report["tsne"]["path"])
+    return dg.MaterializeResult(metadata=metadata)
