@@ -65,21 +65,29 @@ def reply_model(dimensions: tuple[str, ...], scale: ScoreScale) -> type[BaseMode
 
 
 def extract_json_object(text: str) -> dict:
-    """The first JSON object in ``text``: bare, inside a Markdown fence, or inside prose."""
+    """The reply object in ``text``: bare, inside a Markdown fence, or inside prose.
+
+    An object counts as the reply only if it has a "scores" or "winner" key, so a
+    truncated reply is reported as broken JSON rather than mistaken for one of its
+    inner objects.
+    """
     body = text.strip()
     candidates = [m.group(1) for m in _FENCE.finditer(body)] + [body]
     decoder = json.JSONDecoder()
+    first_error: json.JSONDecodeError | None = None
     for candidate in candidates:
         start = candidate.find("{")
         while start != -1:
             try:
                 value, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                start = candidate.find("{", start + 1)
-                continue
-            if isinstance(value, dict):
-                return value
+            except json.JSONDecodeError as exc:
+                first_error = first_error or exc
+            else:
+                if isinstance(value, dict) and ({"scores", "winner"} & value.keys()):
+                    return value
             start = candidate.find("{", start + 1)
+    if first_error is not None:
+        raise ReplyError(f"the reply is not valid JSON ({first_error.msg} at char {first_error.pos}): {text.strip()[:MAX_QUOTED]!r}")
     raise ReplyError(f"no JSON object in the reply: {text.strip()[:MAX_QUOTED]!r}")
 
 
