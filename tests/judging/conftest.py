@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aesthetic_platform.generation import CandidateConfig, PosterRenderer, generate_candidates
 from aesthetic_platform.judging import OpenAIJudge, OpenAIJudgeConfig
-from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, write_prompts
+from tests.fixtures import candidates
 from tests.fixtures.judge_server import JudgeServerState, running_judge_server
 
 BATCH = "b1"
@@ -15,10 +14,7 @@ CANDIDATES_PER_PROMPT = 3  # 3 pairs per prompt -> 6 pairs, 12 calls in both ord
 
 
 def make_batch(root, batch: str = BATCH, prompts: int = PROMPTS_PER_BATCH, per_prompt: int = CANDIDATES_PER_PROMPT):
-    specs = build_prompt_batch(batch, PromptBatchConfig(count=prompts))
-    write_prompts(root, batch, specs)
-    generate_candidates(root, batch, specs, CandidateConfig(per_prompt=per_prompt, pixel_budget=64 * 64), PosterRenderer())
-    return specs
+    return candidates.make_batch(root, batch, prompts, per_prompt)
 
 
 @pytest.fixture
