@@ -8,6 +8,7 @@ it shows up in the UI with lineage, metadata and asset checks.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,13 +47,17 @@ def _chain_config(source: str, count: int, file: Path | None, per_prompt: int, p
     }
 
 
-def _run_chain(root: DataRoot, batches: list[str], run_config: dict[str, Any]) -> None:
+def _run_chain(root: DataRoot, batches: list[str], run_config: dict[str, Any], job_name: str = "candidate_chain") -> None:
     from aesthetic_platform import definitions
 
     for batch in batches:
         check_key("batch", batch)
     with console.status(f"materializing {', '.join(batches)} through Dagster ..."):
-        results = definitions.materialize_batches(root, batches, run_config=run_config)
+        results = definitions.materialize_batches(root, batches, job_name=job_name, run_config=run_config)
+    _fail_on(results)
+
+
+def _fail_on(results: list[Any]) -> None:
     failed = [r.run_id for r in results if not r.success]
     if failed:
         console.print(f"[red]runs failed: {failed}; open the Dagster UI (aesthetic ui) for the logs[/red]")
@@ -73,28 +78,65 @@ def _summary(root: DataRoot, batches: list[str]) -> RichTable:
     return table
 
 
+def demo_batches(first: str, count: int) -> list[str]:
+    """``count`` partition keys counting up from ``first`` (demo-0001 -> demo-0002, ...)."""
+    if count < 1:
+        raise typer.BadParameter("--batches must be at least 1", param_hint="--batches")
+    match = re.match(r"^(.*?)(\d+)$", first)
+    if match is None:
+        return [first] + [f"{first}-{i}" for i in range(2, count + 1)]
+    stem, digits = match.groups()
+    return [f"{stem}{int(digits) + i:0{len(digits)}d}" for i in range(count)]
+
+
+def _pairs_summary(root: DataRoot) -> RichTable:
+    import polars as pl
+
+    pairs = pl.read_parquet(root.table("preference_pairs"))
+    table = RichTable(title="preference pairs (split by prompt hash)")
+    for column in ("pairs", "train", "val", "test", "consistent", "prompts"):
+        table.add_column(column, justify="right")
+    splits = dict(pairs.group_by("split").len().iter_rows()) if pairs.height else {}
+    table.add_row(
+        str(pairs.height), *(str(splits.get(s, 0)) for s in ("train", "val", "test")),
+        str(int(pairs["consistent"].sum()) if pairs.height else 0), str(pairs["prompt_hash"].n_unique()),
+    )
+    return table
+
+
 @app.command()
 def demo(
     home: HomeOption = None,
-    batch: Annotated[str, typer.Option(help="prompt_batch partition key to create.")] = "demo-0001",
-    prompts: Annotated[int, typer.Option(help="Prompts in the batch.")] = 8,
+    batch: Annotated[str, typer.Option(help="First prompt_batch partition key to create.")] = "demo-0001",
+    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = 3,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = 8,
     per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
     pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
 ) -> None:
-    """Run the main chain end to end on embedded defaults (no GPU, keys or downloads)."""
+    """Run the main chain end to end on embedded defaults (no GPU, keys or downloads):
+    prompts -> candidate images -> judge verdicts -> judge calibration + preference pairs."""
+    from aesthetic_platform import definitions
+
     root = _root(home)
+    keys = demo_batches(batch, batches)
     started = time.perf_counter()
     console.rule("aesthetic_platform demo")
     console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
-    _run_chain(root, [batch], _chain_config("grammar", prompts, None, per_prompt, pixel_budget))
-    console.print(_summary(root, [batch]))
-    console.print(f"prompts table:   {root.table('prompts', batch)}")
-    console.print(f"image manifest:  {root.table('candidate_images', batch)}")
-    console.print(f"images:          {root.images / batch}/<prompt_id>/<seed>_<w>x<h>.png")
+    _run_chain(root, keys, _chain_config("grammar", prompts, None, per_prompt, pixel_budget), job_name="judging_chain")
+    with console.status("building the preference-pair dataset and the judge calibration ..."):
+        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config=QUIET_LOGS)])
+    console.print(_summary(root, keys))
+    console.print(_pairs_summary(root))
+    console.print(f"prompts table:     {root.tables / 'prompts'}/<batch>.parquet")
+    console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
+    console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
+    console.print(f"judge verdicts:    {root.tables / 'judgments'}/<batch>.parquet")
+    console.print(f"judge calibration: {root.root / 'reports' / 'judge_calibration.md'}")
+    console.print(f"preference pairs:  [bold]{root.table('preference_pairs')}[/bold]")
     console.print(f"done in {time.perf_counter() - started:.1f}s")
     console.rule("next steps")
     console.print(f"browse the runs and lineage:  aesthetic ui --home {root.root}")
-    console.print(f"read a table:                 python -c \"import polars as pl; print(pl.read_parquet('{root.table('candidate_images', batch)}'))\"")
+    console.print(f"read the pairs:               python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\"")
     console.print("more batches (one backfill):   aesthetic materialize --batch b-0002 --batch b-0003")
 
 
@@ -108,11 +150,11 @@ def materialize(
     per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
     pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
 ) -> None:
-    """Create the batches (if new) and materialize their chain in one go (a backfill)."""
+    """Create the batches (if new) and materialize prompts -> images -> judgments in one go (a backfill)."""
     if source == "file" and file is None:
         raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
     root = _root(home)
-    _run_chain(root, batch, _chain_config(source, prompts, file, per_prompt, pixel_budget))
+    _run_chain(root, batch, _chain_config(source, prompts, file, per_prompt, pixel_budget), job_name="judging_chain")
     console.print(_summary(root, batch))
 
 

@@ -112,3 +112,16 @@ def materialize_batches(
         tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
         results.append(job.execute_in_process(run_config=run_config or {}, instance=instance, tags=tags))
     return results
+
+
+def materialize_job(
+    root: DataRoot,
+    job_name: str = "pair_dataset",
+    run_config: dict[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance."""
+    instance = instance or instance_for(root)
+    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
+    job = build_definitions(resources).resolve_job_def(job_name)
+    return job.execute_in_process(run_config=run_config or {}, instance=instance)

@@ -127,3 +127,52 @@ class HumanPreference(_Row):
 
 PREFERENCE_PAIRS = Table("preference_pairs", PreferencePair)
 HUMAN_PREFERENCES = Table("human_preferences", HumanPreference)
+
+
+JudgmentStatus = Literal["judged", "failed"]
+PairOrder = Literal["ab", "ba"]
+
+
+class Judgment(_Row):
+    """One judge call on one candidate pair in one presentation order (seed 000 Phase 1.1).
+
+    Image ``a`` and ``b`` are the pair in canonical order (sorted image ids); ``order``
+    says which one the judge saw first. Scores and winner are always given for the
+    canonical ``a``/``b``, so the two orders of a pair compare directly.
+    """
+
+    pair_id: str
+    batch: str
+    prompt_id: str
+    prompt: str
+    prompt_hash: str
+    order: PairOrder
+    image_a_id: str
+    image_b_id: str
+    image_a_path: str
+    image_b_path: str
+    image_a_sha256: str
+    image_b_sha256: str
+    ratio_a: RatioLabel
+    ratio_b: RatioLabel
+    status: JudgmentStatus
+    error: str = Field(default="", description="why the pair failed (after retries and one repair request)")
+    error_kind: Literal["", "transport", "reply"] = ""
+    scores_a: dict[str, float] | None = Field(default=None, description="{dim: score} of image a; null when failed")
+    scores_b: dict[str, float] | None = None
+    winner: Literal["a", "b", ""] = Field(default="", description="canonical winner on total; '' when failed")
+    reason: str = ""
+    raw_response: str = ""
+    repaired: bool = Field(default=False, description="the first reply was invalid and the repair request fixed it")
+    consistent: bool | None = Field(default=None, description="both orders agree on the winner; null unless both were judged")
+    judge_model: str
+    judge_prompt_version: str
+    from_cache: bool
+    attempts: int
+    latency_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    judged_at: dt.datetime
+
+
+JUDGMENTS = Table("judgments", Judgment)

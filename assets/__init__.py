@@ -2,8 +2,18 @@
 
 from assets.data_engine import candidate_images, prompts
 from assets.golden_noise import golden_noise_analysis, human_preferences
+from assets.judging import judge_calibration, judgments, preference_pairs
 
-ALL_ASSETS = [prompts, candidate_images]
+ALL_ASSETS = [prompts, candidate_images, judgments, judge_calibration, preference_pairs]
 ALL_ASSETS += [human_preferences, golden_noise_analysis]
 
-__all__ = ["ALL_ASSETS", "candidate_images", "golden_noise_analysis", "human_preferences", "prompts"]
+__all__ = [
+    "ALL_ASSETS",
+    "candidate_images",
+    "golden_noise_analysis",
+    "human_preferences",
+    "judge_calibration",
+    "judgments",
+    "preference_pairs",
+    "prompts",
+]

@@ -4,14 +4,14 @@ import dagster as dg
 
 from aesthetic_platform.prompts.inbox import drain_inbox
 from assets.partitions import prompt_batch
-from jobs.chains import batch_chain_job
+from jobs.chains import judging_chain_job
 from resources import DataRootResource
 
 INBOX_INTERVAL_S = 30
 
 
 @dg.sensor(
-    job=batch_chain_job,
+    job=judging_chain_job,
     minimum_interval_seconds=INBOX_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns each CSV/JSON prompt file in $AESTHETIC_HOME/inbox into a prompt_batch partition and materializes it.",

@@ -13,12 +13,13 @@ import dagster as dg
 
 from resources.data_root import DataRootResource
 from resources.generation import ImageGeneratorResource
+from resources.judge import JudgeResource, judge_from_env
 from resources.llm import PromptLLMResource
 
 PROFILE_ENV = "AESTHETIC_PROFILE"
 PROFILES = ("local", "production")
 
-__all__ = ["DataRootResource", "ImageGeneratorResource", "PromptLLMResource", "current_profile", "resources_for"]
+__all__ = ["DataRootResource", "ImageGeneratorResource", "JudgeResource", "PromptLLMResource", "current_profile", "resources_for"]
 
 
 def current_profile() -> str:
@@ -39,6 +40,7 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
                 base_url=os.environ.get("OPENAI_BASE_URL", ""),
                 api_key=dg.EnvVar("OPENAI_API_KEY"),
             ),
+            "judge": judge_from_env("openai"),
         }
     return {
         "data_root": DataRootResource(),
@@ -46,4 +48,5 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
         "prompt_llm": PromptLLMResource(
             model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"), base_url=os.environ.get("OPENAI_BASE_URL", "")
         ),
+        "judge": judge_from_env("heuristic"),
     }

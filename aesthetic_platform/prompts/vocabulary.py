@@ -101,6 +101,7 @@ class Elements:
     palette: tuple[str, ...]
     layout: str
     subject: str
+    style: str = ""
 
 
 def _position(text: str, word: str) -> int:
@@ -122,14 +123,17 @@ def _find_all(text: str, words_by_key: dict[str, tuple[str, ...]]) -> list[str]:
 
 
 def parse_elements(text: str) -> Elements:
-    """Palette colours, layout and subject named in any prompt text, in order of mention."""
+    """Palette colours, layout, subject and style named in any prompt text, in order of mention."""
     colour_words = {k: (*en, *zh) for k, (_, en, zh) in COLOURS.items()}
     palette = _find_all(text, colour_words)
     layout_words = {k: (en, zh, *extra) for k, (en, zh, extra) in LAYOUTS.items()}
     layouts = _find_all(text, layout_words)
     subject_words = {k: (en.split(" ", 1)[-1], zh) for k, (en, zh, _) in SUBJECTS.items()}
     subjects = _find_all(text, subject_words)
-    return Elements(tuple(palette), layouts[0] if layouts else "", subjects[0] if subjects else "")
+    styles = _find_all(text, {k: (k, en, zh) for k, (en, zh) in STYLES.items()})
+    return Elements(
+        tuple(palette), layouts[0] if layouts else "", subjects[0] if subjects else "", styles[0] if styles else ""
+    )
 
 
 def colour_rgb(name: str) -> tuple[int, int, int]:

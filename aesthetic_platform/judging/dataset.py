@@ -1,0 +1,116 @@
+"""The Parquet preference-pair dataset (seed 000 §7) built from all batches' judgments.
+
+A pair enters the dataset when every order it was planned in was judged. With both
+orders, its scores are the mean of the two verdicts (position bias averages out) and
+``consistent`` says whether both orders named the same winner; an inconsistent pair
+stays in the table but training must skip it. A pair whose mean totals tie carries
+no preference on ``total`` and is left out, so the winner's total is always strictly
+above the loser's. The loser may still win any other dimension.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from aesthetic_platform.judging.pairs import DEFAULT_SPLIT_FRACTIONS, DEFAULT_SPLIT_SALT, split_for
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.schemas import PREFERENCE_PAIRS, RATIOS, DimScores, Judgment, PreferencePair
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS
+    salt: str = DEFAULT_SPLIT_SALT
+
+
+@dataclass
+class PairDataset:
+    pairs: list[PreferencePair]
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> pairs left out
+
+    def split_sizes(self) -> dict[str, int]:
+        counts = Counter(p.split for p in self.pairs)
+        return {s: counts.get(s, 0) for s in ("train", "val", "test")}
+
+
+def _mean_scores(rows: Sequence[Judgment]) -> tuple[dict[str, float], dict[str, float]]:
+    dims = list(rows[0].scores_a or {})
+    mean_a = {d: sum((r.scores_a or {})[d] for r in rows) / len(rows) for d in dims}
+    mean_b = {d: sum((r.scores_b or {})[d] for r in rows) / len(rows) for d in dims}
+    return mean_a, mean_b
+
+
+def pair_record(rows: Sequence[Judgment], split_config: SplitConfig) -> PreferencePair | None:
+    """One dataset record from the judged orders of one pair; ``None`` on a tie in total."""
+    first = rows[0]
+    mean_a, mean_b = _mean_scores(rows)
+    if mean_a["total"] == mean_b["total"]:
+        return None
+    a_wins = mean_a["total"] > mean_b["total"]
+    w, l = ("a", "b") if a_wins else ("b", "a")
+    score_w, score_l = (mean_a, mean_b) if a_wins else (mean_b, mean_a)
+    image = {
+        "a": (first.image_a_id, first.image_a_path, first.ratio_a),
+        "b": (first.image_b_id, first.image_b_path, first.ratio_b),
+    }
+    return PreferencePair(
+        pair_id=first.pair_id, batch=first.batch, prompt_id=first.prompt_id, prompt=first.prompt,
+        prompt_hash=first.prompt_hash, winner_id=image[w][0], loser_id=image[l][0],
+        image_winner_path=image[w][1], image_loser_path=image[l][1], winner_ratio=image[w][2], loser_ratio=image[l][2],
+        scores={d: DimScores(winner=round(score_w[d], 4), loser=round(score_l[d], 4)) for d in score_w},
+        judge_model=first.judge_model, judge_prompt_version=first.judge_prompt_version,
+        consistent=all(r.winner == first.winner for r in rows),
+        split=split_for(first.prompt_hash, split_config.fractions, split_config.salt),
+    )
+
+
+def build_pair_dataset(judgments: Sequence[Judgment], split_config: SplitConfig = SplitConfig()) -> PairDataset:
+    by_pair: dict[str, list[Judgment]] = defaultdict(list)
+    for row in judgments:
+        by_pair[row.pair_id].append(row)
+    dataset = PairDataset(pairs=[])
+    for rows in by_pair.values():
+        judged = [r for r in rows if r.status == "judged"]
+        if len(judged) < len(rows):
+            dataset.skipped["failed"] += 1
+            continue
+        record = pair_record(judged, split_config)
+        if record is None:
+            dataset.skipped["tie"] += 1
+            continue
+        dataset.pairs.append(record)
+    dataset.pairs.sort(key=lambda p: (p.batch, p.prompt_id, p.pair_id))
+    return dataset
+
+
+def write_pair_dataset(root: DataRoot, dataset: PairDataset) -> Path:
+    return PREFERENCE_PAIRS.write(dataset.pairs, root.table("preference_pairs"))
+
+
+# --- the asset checks' logic (pure functions over the written table) -------------------
+def winners_beat_losers(frame: pl.DataFrame) -> list[str]:
+    """Pair ids whose winner's total is not strictly above the loser's."""
+    if frame.is_empty():
+        return []
+    total = pl.col("scores").struct.field("total")
+    bad = frame.filter(total.struct.field("winner") <= total.struct.field("loser"))
+    return bad["pair_id"].to_list()
+
+
+def prompts_in_several_splits(frame: pl.DataFrame) -> list[str]:
+    """Prompt hashes that appear in more than one split (must be empty)."""
+    if frame.is_empty():
+        return []
+    leaked = frame.group_by("prompt_hash").agg(pl.col("split").n_unique().alias("splits")).filter(pl.col("splits") > 1)
+    return leaked["prompt_hash"].to_list()
+
+
+def missing_ratios(frame: pl.DataFrame) -> list[str]:
+    """Aspect ratios that no pair image has (all five must be present)."""
+    present = set(frame["winner_ratio"].to_list()) | set(frame["loser_ratio"].to_list()) if frame.height else set()
+    return [r for r in RATIOS if r not in present]

@@ -1,0 +1,192 @@
+"""Data engine, second half: judge verdicts, judge calibration, the preference-pair dataset."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from aesthetic_platform.atomic import write_json, write_text
+from aesthetic_platform.judging import (
+    JudgingConfig,
+    SplitConfig,
+    build_pair_dataset,
+    calibrate,
+    failure_rate,
+    judge_batch,
+    judge_cache,
+    load_judgments,
+    write_pair_dataset,
+)
+from aesthetic_platform.judging.dataset import missing_ratios, prompts_in_several_splits, winners_beat_losers
+from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
+from aesthetic_platform.tables import SchemaError
+from assets.data_engine import GROUP, candidate_images
+from assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from resources import DataRootResource, JudgeResource
+
+REPORTS = "reports"
+MAX_LISTED = 20  # failed pairs named in metadata and errors
+
+
+class JudgmentsConfig(dg.Config):
+    both_orders: bool = Field(default=True, description="Judge each pair in both orders; pairs whose winner flips are flagged inconsistent.")
+    max_pairs_per_prompt: int = Field(default=0, ge=0, description="0: all pairs among a prompt's candidates; N: a fixed sample of N.")
+    max_failure_rate: float = Field(default=0.1, ge=0, le=1, description="The asset fails above this share of failed calls (after writing what succeeded).")
+    warn_failure_rate: float = Field(default=0.02, ge=0, le=1, description="The failure-rate check warns above this share.")
+
+
+def _failed_list(rows) -> list[str]:
+    return [f"{r.pair_id}:{r.order}: {r.error[:200]}" for r in rows[:MAX_LISTED]]
+
+
+@dg.asset(
+    partitions_def=prompt_batch,
+    backfill_policy=BATCH_BACKFILL_POLICY,
+    group_name=GROUP,
+    deps=[candidate_images],
+    kinds={"openai", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("judgments_schema", asset="judgments", description="Every batch's table reads back with the Judgment schema."),
+        dg.AssetCheckSpec(
+            "judgments_failure_rate", asset="judgments", description="Failed judge calls stay under warn_failure_rate.",
+            blocking=False,
+        ),
+    ],
+)
+def judgments(
+    context: dg.AssetExecutionContext, config: JudgmentsConfig, data_root: DataRootResource, judge: JudgeResource
+) -> dg.MaterializeResult:
+    """One verdict per candidate pair and order: per-dimension scores, winner, reason, raw reply, provenance."""
+    root = data_root.root()
+    client = judge.build()
+    judging = JudgingConfig(both_orders=config.both_orders, max_pairs_per_prompt=config.max_pairs_per_prompt)
+    runs = []
+    for batch in context.partition_keys:
+        run = judge_batch(
+            root, batch, client, judging,
+            progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} judge calls"),
+        )
+        runs.append(run)
+        context.log.info(f"batch {batch}: {len(run.rows)} verdicts, {run.calls} judge calls, {len(run.failed)} failed -> {run.path}")
+    rows = [r for run in runs for r in run.rows]
+    failed = [r for run in runs for r in run.failed]
+    rate = failure_rate(rows)
+    if rate > config.max_failure_rate:
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(rows)} judge calls failed ({rate:.1%} > max_failure_rate {config.max_failure_rate:.1%}); "
+            "successful verdicts are cached, a re-run only retries the failed pairs",
+            metadata={"failed_pairs": _failed_list(failed), "failure_rate": rate},
+        )
+    schema_problems = []
+    for run in runs:
+        try:
+            JUDGMENTS.read(run.path)
+        except SchemaError as exc:
+            schema_problems.append(str(exc))
+    judged = [r for r in rows if r.status == "judged"]
+    swapped = [r for r in judged if r.consistent is not None]
+    return dg.MaterializeResult(
+        metadata={
+            "verdicts": len(rows),
+            "judge_calls": sum(run.calls for run in runs),
+            "from_cache": sum(run.from_cache for run in runs),
+            "failed": len(failed),
+            "failure_rate": rate,
+            "inconsistent_rows": sum(r.consistent is False for r in swapped),
+            "tokens": sum(r.prompt_tokens + r.completion_tokens for r in rows if not r.from_cache),
+            "mean_latency_ms": (sum(r.latency_ms for r in judged) / len(judged)) if judged else 0.0,
+            "judge_model": client.model,
+            "judge_prompt_version": client.prompt_version,
+            "table": dg.MetadataValue.path(str(root.tables / "judgments")),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="judgments_schema", passed=not schema_problems, metadata={"problems": schema_problems}),
+            dg.AssetCheckResult(
+                check_name="judgments_failure_rate", passed=rate <= config.warn_failure_rate,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failure_rate": rate, "threshold": config.warn_failure_rate, "failed_pairs": _failed_list(failed)},
+            ),
+        ],
+    )
+
+
+class CalibrationConfig(dg.Config):
+    repeat_sample: int = Field(default=8, ge=0, description="Pairs judged a second time to measure repeat agreement.")
+    seed: int = Field(default=0, description="Seed of the repeat sample.")
+
+
+@dg.asset(group_name=GROUP, deps=[judgments], kinds={"openai", "markdown"})
+def judge_calibration(
+    context: dg.AssetExecutionContext, config: CalibrationConfig, data_root: DataRootResource, judge: JudgeResource
+) -> dg.MaterializeResult:
+    """How trustworthy the judge is: JSON validity, swap consistency, repeat agreement, agreement with humans."""
+    root = data_root.root()
+    human_path = root.table("human_preferences")
+    humans = HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(human_path)) if human_path.exists() else []
+    report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config.repeat_sample, config.seed)
+    folder = root.root / REPORTS
+    write_json(folder / "judge_calibration.json", report.to_json())
+    write_text(folder / "judge_calibration.md", report.markdown())
+    context.log.info(f"calibration: {report.metrics()}")
+    return dg.MaterializeResult(
+        metadata={
+            **{k: v for k, v in report.metrics().items() if v is not None},
+            "report": dg.MetadataValue.md(report.markdown()),
+            "judge_model": report.judge_model,
+            "judge_prompt_version": report.prompt_version,
+            "repeat_calls": report.repeat_calls,
+            "human_calls": report.human_calls,
+            "path": dg.MetadataValue.path(str(folder / "judge_calibration.md")),
+        }
+    )
+
+
+class PreferencePairsConfig(dg.Config):
+    train_fraction: float = Field(default=0.8, ge=0, le=1, description="Share of prompts (by prompt hash) in train.")
+    val_fraction: float = Field(default=0.1, ge=0, le=1, description="Share of prompts in val; the rest is test.")
+    split_salt: str = Field(default="aesthetic-split-v1", description="Salt of the prompt-hash split; change it to draw a new split.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[judgments],
+    kinds={"polars", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("pairs_schema", asset="preference_pairs", description="The Parquet file reads back with the PreferencePair schema."),
+        dg.AssetCheckSpec("pairs_winner_beats_loser", asset="preference_pairs", description="Every winner's total is above its loser's."),
+        dg.AssetCheckSpec("pairs_no_prompt_in_two_splits", asset="preference_pairs", description="Each prompt hash is in exactly one split."),
+        dg.AssetCheckSpec("pairs_all_ratios_present", asset="preference_pairs", description="All five aspect ratios appear among the pairs' images."),
+    ],
+)
+def preference_pairs(
+    context: dg.AssetExecutionContext, config: PreferencePairsConfig, data_root: DataRootResource
+) -> dg.MaterializeResult:
+    """The Parquet training set: prompt, winner/loser ids and paths, {dim: {winner, loser}} scores, split by prompt."""
+    root = data_root.root()
+    split = SplitConfig((config.train_fraction, config.val_fraction, 1.0 - config.train_fraction - config.val_fraction), config.split_salt)
+    dataset = build_pair_dataset(load_judgments(root), split)
+    path = write_pair_dataset(root, dataset)
+    try:
+        frame = PREFERENCE_PAIRS.read(path)
+        schema_problem = ""
+    except SchemaError as exc:
+        frame, schema_problem = None, str(exc)
+    bad_winners = winners_beat_losers(frame) if frame is not None else []
+    leaked = prompts_in_several_splits(frame) if frame is not None else []
+    missing = missing_ratios(frame) if frame is not None else []
+    context.log.info(f"{len(dataset.pairs)} pairs -> {path}; splits {dataset.split_sizes()}; skipped {dict(dataset.skipped)}")
+    return dg.MaterializeResult(
+        metadata={
+            "pairs": len(dataset.pairs),
+            "consistent_pairs": sum(p.consistent for p in dataset.pairs),
+            "splits": dataset.split_sizes(),
+            "skipped": dict(dataset.skipped),
+            "prompts": len({p.prompt_hash for p in dataset.pairs}),
+            "path": dg.MetadataValue.path(str(path)),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="pairs_schema", passed=not schema_problem, metadata={"problem": schema_problem}),
+            dg.AssetCheckResult(check_name="pairs_winner_beats_loser", passed=not bad_winners, metadata={"bad_pairs": bad_winners[:MAX_LISTED]}),
+            dg.AssetCheckResult(check_name="pairs_no_prompt_in_two_splits", passed=not leaked, metadata={"leaked_prompt_hashes": leaked[:MAX_LISTED]}),
+            dg.AssetCheckResult(check_name="pairs_all_ratios_present", passed=not missing, metadata={"missing": missing}),
+        ],
+    )

@@ -1,0 +1,100 @@
+"""Judging a batch: every pair ends judged or failed, re-runs only judge what is missing."""
+
+import polars as pl
+import pytest
+
+from aesthetic_platform.judging import HeuristicJudge, JudgingConfig, judge_batch, judge_cache
+from aesthetic_platform.prompts import load_prompts
+from aesthetic_platform.schemas import JUDGMENTS
+from tests.judging.conftest import BATCH, local_judge
+
+CALLS = 12  # 2 prompts x 3 pairs x 2 orders
+
+
+def test_every_fault_type_ends_judged_or_failed_and_a_rerun_only_judges_the_failed(batch_root, judge_server):
+    state = judge_server.state
+    state.slow_s = 1.5
+    # one prompt that always fails (rules match in order: this one wins for its calls) ...
+    doomed = load_prompts(batch_root, BATCH)[0].text
+    state.inject("server_error", match=doomed, times=None)
+    # ... and one-shot faults on the other calls, recovered by a retry or the repair request
+    for fault in ("rate_limit", "server_error", "slow", "malformed", "out_of_range", "missing_dimension", "refusal"):
+        state.inject(fault)
+    run = judge_batch(batch_root, BATCH, local_judge(judge_server))
+    assert len(run.rows) == CALLS
+    assert all(state.outcomes[f] >= 1 for f in ("rate_limit", "server_error", "slow", "malformed", "out_of_range", "missing_dimension", "refusal"))
+    assert all(r.status in ("judged", "failed") for r in run.rows)
+    assert all(r.scores_a is None and r.winner == "" and r.error for r in run.failed)
+    assert all(r.scores_a is not None and r.winner in ("a", "b") for r in run.rows if r.status == "judged")
+    doomed_rows = [r for r in run.rows if r.prompt == doomed]
+    assert all(r.status == "failed" and "HTTP 500 after 3 attempt(s)" in r.error for r in doomed_rows)
+    # most one-shot faults are absorbed (retry / repair); two landing on the same call may still fail it
+    assert sum(r.status == "judged" for r in run.rows) >= CALLS // 2 - 2
+    table = JUDGMENTS.read(batch_root.table("judgments", BATCH))
+    assert table.filter(pl.col("status") == "failed").height == len(run.failed)
+
+    # the outage is over: a re-run asks the server only about the failed pairs
+    state.rules.clear()
+    before = state.requests
+    rerun = judge_batch(batch_root, BATCH, local_judge(judge_server))
+    assert state.requests - before == len(run.failed) == rerun.calls
+    assert not rerun.failed and rerun.from_cache == CALLS - len(run.failed)
+    # and a third run costs nothing at all
+    before = state.requests
+    assert judge_batch(batch_root, BATCH, local_judge(judge_server)).calls == 0 and state.requests == before
+
+
+def test_crash_mid_batch_loses_at_most_the_calls_in_flight(batch_root):
+    class Crash(RuntimeError):
+        pass
+
+    class CrashingJudge(HeuristicJudge):
+        calls = 0
+
+        def judge_all(self, requests, on_verdict):
+            def counted(index, verdict):
+                CrashingJudge.calls += 1
+                if CrashingJudge.calls == 5:
+                    raise Crash("power cut")
+                on_verdict(index, verdict)
+
+            super().judge_all(requests, counted)
+
+    with pytest.raises(Crash):
+        judge_batch(batch_root, BATCH, CrashingJudge())
+    assert len(judge_cache(batch_root)) == 4  # the four finished verdicts survived
+    rerun = judge_batch(batch_root, BATCH, HeuristicJudge())
+    assert rerun.calls == CALLS - 4 and rerun.from_cache == 4
+
+
+def test_position_bias_is_flagged_inconsistent(batch_root, judge_server):
+    judge_server.state.inject("position_bias", times=None)
+    run = judge_batch(batch_root, BATCH, local_judge(judge_server))
+    assert all(r.status == "judged" for r in run.rows)
+    # a judge that always prefers the first image flips on every pair whose real totals differ
+    assert any(r.consistent is False for r in run.rows)
+    pairs = {r.pair_id: r.consistent for r in run.rows}
+    assert all(c is not None for c in pairs.values())
+    unbiased = judge_batch(batch_root, BATCH, HeuristicJudge())
+    assert all(r.consistent for r in unbiased.rows)
+
+
+def test_one_order_and_pair_sampling(batch_root):
+    run = judge_batch(batch_root, BATCH, HeuristicJudge(), JudgingConfig(both_orders=False, max_pairs_per_prompt=2))
+    assert len(run.rows) == 4 and {r.order for r in run.rows} == {"ab"}
+    assert all(r.consistent is None for r in run.rows)
+
+
+def test_scores_are_stored_for_the_canonical_images(batch_root):
+    rows = judge_batch(batch_root, BATCH, HeuristicJudge()).rows
+    by_pair = {}
+    for r in rows:
+        by_pair.setdefault(r.pair_id, {})[r.order] = r
+    for orders in by_pair.values():
+        assert orders["ab"].scores_a == orders["ba"].scores_a and orders["ab"].winner == orders["ba"].winner
+        assert list(orders["ab"].scores_a) == ["total", "composition", "color", "style_fit", "prompt_alignment"]
+
+
+def test_missing_candidates_are_a_clear_error(data_root):
+    with pytest.raises(FileNotFoundError, match="materialize candidate_images first"):
+        judge_batch(data_root, "nothing-here", HeuristicJudge())

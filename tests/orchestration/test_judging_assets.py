@@ -1,0 +1,102 @@
+"""The judging assets in-process: checks, cache reuse, the failure-rate gate, and the demo's pair dataset."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from aesthetic_platform.paths import DataRoot
+from assets import candidate_images, judge_calibration, judgments, preference_pairs, prompts
+from assets.partitions import prompt_batch
+from resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
+from tests.fixtures.judge_server import running_judge_server
+
+REPO = Path(__file__).resolve().parents[2]
+AESTHETIC = str(Path(sys.executable).with_name("aesthetic"))
+SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 4, "pixel_budget": 48 * 48}}}}
+CHAIN = [prompts, candidate_images, judgments]
+
+
+def _resources(home: Path, judge: JudgeResource | None = None) -> dict:
+    return {
+        "data_root": DataRootResource(home=str(home)), "image_generator": ImageGeneratorResource(),
+        "prompt_llm": PromptLLMResource(), "judge": judge or JudgeResource(),
+    }
+
+
+def _checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_judging_chain_and_pair_dataset_in_process(tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["j1", "j2"])
+        for batch in ("j1", "j2"):
+            result = dg.materialize(CHAIN, partition_key=batch, instance=instance, resources=_resources(tmp_path), run_config=SMALL)
+            assert result.success
+            metadata = result.asset_materializations_for_node("judgments")[0].metadata
+            assert metadata["judge_calls"].value == 36 and metadata["failed"].value == 0  # 3 prompts x 6 pairs x 2 orders
+            assert _checks(result)["judgments_schema"] and _checks(result)["judgments_failure_rate"]
+        again = dg.materialize(CHAIN, partition_key="j1", instance=instance, resources=_resources(tmp_path), run_config=SMALL)
+        assert again.asset_materializations_for_node("judgments")[0].metadata["judge_calls"].value == 0
+
+        pairs = dg.materialize(
+            [judge_calibration, preference_pairs], instance=instance, resources=_resources(tmp_path),
+            selection=[judge_calibration, preference_pairs],
+        )
+        assert pairs.success
+        assert _checks(pairs) == {
+            "pairs_schema": True, "pairs_winner_beats_loser": True, "pairs_no_prompt_in_two_splits": True,
+            "pairs_all_ratios_present": True,
+        }
+        meta = pairs.asset_materializations_for_node("preference_pairs")[0].metadata
+        calibration = pairs.asset_materializations_for_node("judge_calibration")[0].metadata
+        assert calibration["swap_consistency"].value == 1.0 and "Judge calibration" in calibration["report"].value
+    frame = pl.read_parquet(DataRoot(tmp_path).table("preference_pairs"))
+    assert frame.height == meta["pairs"].value > 30
+    assert set(frame["batch"]) == {"j1", "j2"}
+    assert (DataRoot(tmp_path).root / "reports" / "judge_calibration.md").exists()
+
+
+def test_failure_rate_above_threshold_fails_the_asset_and_names_the_pairs(tmp_path):
+    with running_judge_server() as server, dg.instance_for_test() as instance:
+        server.state.inject("server_error", times=None)
+        judge = JudgeResource(kind="openai", base_url=server.base_url, model="local-vlm", api_key="k", max_attempts=2,
+                              backoff_base_s=0.0, backoff_max_s=0.0, timeout_s=5)
+        instance.add_dynamic_partitions(prompt_batch.name, ["f1"])
+        config = {"ops": {**SMALL["ops"], "judgments": {"config": {"both_orders": False}}}}
+        result = dg.materialize(CHAIN, partition_key="f1", instance=instance, resources=_resources(tmp_path, judge),
+                                run_config=config, raise_on_error=False)
+        assert not result.success
+        failure = result.failure_data_for_node("judgments")
+        assert "18 of 18 judge calls failed" in str(failure.user_failure_data.description)
+        assert len(failure.user_failure_data.metadata["failed_pairs"].value) == 18
+        assert "HTTP 500" in failure.user_failure_data.metadata["failed_pairs"].value[0]
+        # the verdict table was still written: what failed, and why
+        table = pl.read_parquet(DataRoot(tmp_path).table("judgments", "f1"))
+        assert table.height == 18 and set(table["status"]) == {"failed"} and table["scores_a"].null_count() == 18
+
+        # the server recovers: a re-run asks only for the failed pairs, then nothing
+        server.state.rules.clear()
+        before = server.state.requests
+        ok = dg.materialize(CHAIN, partition_key="f1", instance=instance, resources=_resources(tmp_path, judge), run_config=config)
+        assert ok.success and server.state.requests - before == 18
+
+
+def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "AESTHETIC_HOME": str(home)}
+    out = subprocess.run(
+        [AESTHETIC, "demo", "--home", str(home), "--batches", "2", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "preference pairs" in out.stdout
+    pairs_path = home / "tables" / "preference_pairs.parquet"
+    code = "import sys, polars as pl; df = pl.read_parquet(sys.argv[1]); print(df.height, df['batch'].n_unique(), sorted(df['split'].unique()))"
+    read = subprocess.run([sys.executable, "-c", code, str(pairs_path)], capture_output=True, text=True, check=True).stdout.split(maxsplit=2)
+    assert int(read[0]) > 10 and read[1] == "2"  # 2 batches x 3 prompts x 3 pairs, minus ties
+    assert (home / "reports" / "judge_calibration.md").exists()
