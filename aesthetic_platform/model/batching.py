@@ -44,9 +44,9 @@ def patch_grid(width: int, height: int, patch_budget: int) -> Grid:
     ratio = width / height
     candidates: set[Grid] = set()
     for rows in range(1, patch_budget + 1):
-        for cols in {max(1, math.floor(rows * ratio)), max(1, math.ceil(rows * ratio))}:
-            if rows * cols <= patch_budget:
-                candidates.add((rows, cols))
+        widest = patch_budget // rows
+        for cols in {math.floor(rows * ratio), math.ceil(rows * ratio), widest}:
+            candidates.add((rows, min(max(1, cols), widest)))
 
     def distortion(grid: Grid) -> float:
         return abs(math.log(grid[1] / grid[0]) - math.log(ratio))

@@ -93,10 +93,22 @@ class AestheticScorer(nn.Module):
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Trade compute for activation memory in both towers (large batches of ViT-L on one GPU)."""
         self.visual.set_grad_checkpointing(enabled)
-        if enabled:
-            self.text_encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        encoder = self.text_encoder
+        # transformers 5 renamed gradient_* to activation_checkpointing_*; 4.x has only the old names.
+        if enabled and hasattr(encoder, "activation_checkpointing_enable"):
+            encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif enabled:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        elif hasattr(encoder, "activation_checkpointing_disable"):
+            encoder.activation_checkpointing_disable()
         else:
-            self.text_encoder.gradient_checkpointing_disable()
+            encoder.gradient_checkpointing_disable()
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """True when both towers recompute activations in backward."""
+        text_active = any(getattr(module, "gradient_checkpointing", False) for module in self.text_encoder.modules())
+        return bool(self.visual.transformer.grad_checkpointing) and text_active
 
     # ---- forward --------------------------------------------------------------------------
 
