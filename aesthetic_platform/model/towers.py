@@ -51,7 +51,7 @@ def build_image_tower(config: ImageTowerConfig, load_weights: bool = True) -> tu
     if config.model_name not in open_clip.list_models():
         raise ValueError(f"unknown OpenCLIP model {config.model_name!r}: not built in and no open_clip_config given")
     pretrained = config.pretrained if load_weights else None
-    clip = open_clip.create_model(config.model_name, pretrained=pretrained, pretrained_text=False)
+    clip = open_clip.create_model(config.model_name, pretrained=pretrained)
     visual = clip.visual
     if not isinstance(visual, open_clip.transformer.VisionTransformer):
         raise ValueError(f"{config.model_name}: image tower must be an OpenCLIP VisionTransformer, got {type(visual)}")
