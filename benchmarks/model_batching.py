@@ -26,7 +26,6 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 
@@ -62,11 +61,9 @@ def batches_for(grids: list[tuple[Grid, Grid]], batch_size: int, strategy: str, 
     return [list(range(start, min(start + batch_size, len(grids)))) for start in range(0, len(grids), batch_size)]
 
 
-def padded_to_global_max(grids: list[tuple[Grid, Grid]]) -> list[tuple[Grid, Grid]]:
-    """Grid canvas every image is padded to under ``pad_to_max`` (its real grid stays in the mask)."""
-    rows = max(grid[0] for pair in grids for grid in pair)
-    cols = max(grid[1] for pair in grids for grid in pair)
-    return [((rows, cols), (rows, cols)) for _ in grids]
+def global_canvas(grids: list[tuple[Grid, Grid]]) -> Grid:
+    """Grid every image is padded to under ``pad_to_max`` (its real grid stays in the mask)."""
+    return max(grid[0] for pair in grids for grid in pair), max(grid[1] for pair in grids for grid in pair)
 
 
 def _image(grid: Grid, patch: int, generator: torch.Generator) -> torch.Tensor:
@@ -78,7 +75,7 @@ def make_batches(model, grids, batches, strategy, dims, seed):
     patch = model.preprocess.patch_size
     generator = torch.Generator().manual_seed(seed)
     collate = PairCollator.for_model(model)
-    canvas = padded_to_global_max(grids)[0][0] if strategy == "pad_to_max" else None
+    canvas = global_canvas(grids) if strategy == "pad_to_max" else None
     collated = []
     for indices in batches:
         examples = [
@@ -139,8 +136,8 @@ def padded_fraction_for(grids, batches, strategy: str) -> float:
     if strategy != "pad_to_max":
         return padded_token_fraction(batches, grids)
     real = sum(rows * cols for pair in grids for rows, cols in pair)
-    canvas = sum(rows * cols for pair in padded_to_global_max(grids) for rows, cols in pair)
-    return 1 - real / canvas
+    rows, cols = global_canvas(grids)
+    return 1 - real / (sum(len(pair) for pair in grids) * rows * cols)
 
 
 def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed: int, device: torch.device,
