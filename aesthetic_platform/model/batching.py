@@ -1,0 +1,229 @@
+"""Variable-size images without crop, stretch or letterbox (ARCHITECTURE §4).
+
+* ``patch_grid`` / ``resize_to_budget``: scale an image, keeping its aspect ratio, so it
+  covers at most ``patch_budget`` patches with both sides a multiple of the patch size.
+* ``collate_images``: pad a batch only to its own largest height and width and return
+  the patch-level validity mask the masked ViT forward needs.
+* ``RatioBucketSampler``: put items whose images share a patch grid in one batch, so
+  padding waste stays small, and report the padded-token fraction.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from aesthetic_platform.model.towers import ImagePreprocess
+
+Grid = tuple[int, int]  # (rows, columns) of patches
+#: A grid may deviate this much (relative) from the image's aspect ratio before we accept a smaller grid.
+MAX_ASPECT_DISTORTION = 0.1
+RGB_CHANNELS = 3
+MAX_PIXEL_VALUE = 255.0
+
+
+def patch_grid(width: int, height: int, patch_budget: int) -> Grid:
+    """The largest (rows, cols) grid within ``patch_budget`` whose shape matches ``width:height``.
+
+    Among grids whose aspect ratio is within ``MAX_ASPECT_DISTORTION`` of the image's, the
+    one with most patches wins (ties: least distortion); an extreme strip that no grid
+    fits within tolerance gets the least distorted grid.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if patch_budget <= 0:
+        raise ValueError(f"patch_budget must be positive, got {patch_budget}")
+    ratio = width / height
+    candidates: set[Grid] = set()
+    for rows in range(1, patch_budget + 1):
+        widest = patch_budget // rows
+        for cols in {math.floor(rows * ratio), math.ceil(rows * ratio), widest}:
+            candidates.add((rows, min(max(1, cols), widest)))
+
+    def distortion(grid: Grid) -> float:
+        return abs(math.log(grid[1] / grid[0]) - math.log(ratio))
+
+    faithful = [grid for grid in candidates if distortion(grid) <= math.log1p(MAX_ASPECT_DISTORTION)]
+    if faithful:
+        return max(faithful, key=lambda grid: (grid[0] * grid[1], -distortion(grid), grid))
+    return min(candidates, key=lambda grid: (distortion(grid), -grid[0] * grid[1], grid))
+
+
+def load_image(image: str | Path | Image.Image) -> Image.Image:
+    """An RGB PIL image from a path or a PIL image (EXIF orientation applied)."""
+    if isinstance(image, Image.Image):
+        return ImageOps.exif_transpose(image).convert("RGB")
+    path = Path(image)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            return ImageOps.exif_transpose(opened).convert("RGB")
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+
+
+def resize_to_budget(image: Image.Image, patch_size: int, patch_budget: int) -> Image.Image:
+    """Resize (never crop or pad) so the image tiles exactly into its ``patch_grid``."""
+    rows, cols = patch_grid(image.width, image.height, patch_budget)
+    return image.resize((cols * patch_size, rows * patch_size), Image.Resampling.BICUBIC)
+
+
+def to_tensor(image: Image.Image, preprocess: ImagePreprocess) -> torch.Tensor:
+    """[3, H, W] float32 normalised with the tower's own mean/std (OpenCLIP preprocess config)."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / MAX_PIXEL_VALUE
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
+    mean = torch.tensor(preprocess.mean, dtype=torch.float32).view(RGB_CHANNELS, 1, 1)
+    std = torch.tensor(preprocess.std, dtype=torch.float32).view(RGB_CHANNELS, 1, 1)
+    return (tensor - mean) / std
+
+
+def prepare_image(image: str | Path | Image.Image, preprocess: ImagePreprocess, patch_budget: int) -> torch.Tensor:
+    """Path or PIL image of any size -> normalised tensor whose sides are multiples of the patch size."""
+    return to_tensor(resize_to_budget(load_image(image), preprocess.patch_size, patch_budget), preprocess)
+
+
+def tensor_grid(pixels: torch.Tensor, patch_size: int) -> Grid:
+    height, width = pixels.shape[-2:]
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"image tensor {height}x{width} is not a multiple of the patch size {patch_size}")
+    return height // patch_size, width // patch_size
+
+
+@dataclass
+class ImageBatch:
+    """Images padded bottom/right to the batch's own largest size.
+
+    ``patch_mask[i, r, c]`` is True where patch (r, c) of image i holds real pixels.
+    """
+
+    pixels: torch.Tensor  # [B, 3, rows_max * patch, cols_max * patch]
+    patch_mask: torch.Tensor  # [B, rows_max, cols_max] bool
+    grids: torch.Tensor  # [B, 2] long: each image's own (rows, cols)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> ImageBatch:
+        return ImageBatch(
+            pixels=self.pixels.to(device=device, dtype=dtype or self.pixels.dtype),
+            patch_mask=self.patch_mask.to(device),
+            grids=self.grids.to(device),
+        )
+
+    def __len__(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def padded_fraction(self) -> float:
+        """Share of patch tokens in this batch that are padding."""
+        return 1.0 - self.patch_mask.float().mean().item()
+
+
+def collate_images(images: Sequence[torch.Tensor], patch_size: int) -> ImageBatch:
+    """Pad each [3, h, w] tensor to the batch's max (h, w); the padded pixels are zeros."""
+    if not images:
+        raise ValueError("collate_images needs at least one image")
+    grids = [tensor_grid(image, patch_size) for image in images]
+    rows_max = max(rows for rows, _ in grids)
+    cols_max = max(cols for _, cols in grids)
+    pixels = images[0].new_zeros((len(images), RGB_CHANNELS, rows_max * patch_size, cols_max * patch_size))
+    patch_mask = torch.zeros((len(images), rows_max, cols_max), dtype=torch.bool)
+    for index, (image, (rows, cols)) in enumerate(zip(images, grids, strict=True)):
+        pixels[index, :, : rows * patch_size, : cols * patch_size] = image
+        patch_mask[index, :rows, :cols] = True
+    return ImageBatch(pixels=pixels, patch_mask=patch_mask, grids=torch.tensor(grids, dtype=torch.long))
+
+
+ItemGrids = tuple[Grid, ...]  # one grid per image an item holds (1 for an image, 2 for a winner/loser pair)
+
+
+def padded_token_fraction(batches: Sequence[Sequence[int]], item_grids: Sequence[ItemGrids]) -> float:
+    """Share of patch tokens that are padding when each side of each batch is padded to its own max."""
+    padded = total = 0
+    for batch in batches:
+        for side in range(len(item_grids[batch[0]])):
+            grids = [item_grids[index][side] for index in batch]
+            rows_max = max(rows for rows, _ in grids)
+            cols_max = max(cols for _, cols in grids)
+            total += len(grids) * rows_max * cols_max
+            padded += sum(rows_max * cols_max - rows * cols for rows, cols in grids)
+    return padded / total if total else 0.0
+
+
+def _aspect_key(grids: ItemGrids) -> tuple[float, ...]:
+    return tuple(math.log(cols / rows) for rows, cols in grids)
+
+
+class RatioBucketSampler:
+    """Batch sampler that keeps items with the same patch grids (same aspect ratio) together.
+
+    Items with identical grids fill whole batches first (no padding at all); the leftovers
+    of every group are sorted by aspect ratio and chunked, so a mixed batch only mixes
+    neighbouring ratios. Batch order is shuffled per epoch (``set_epoch``).
+    Works for single images (one grid per item) and pairs (winner grid, loser grid),
+    where each side is padded separately.
+    """
+
+    def __init__(
+        self,
+        item_grids: Sequence[ItemGrids],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not item_grids:
+            raise ValueError("RatioBucketSampler needs at least one item")
+        sides = {len(grids) for grids in item_grids}
+        if len(sides) != 1:
+            raise ValueError(f"every item must hold the same number of images, got {sorted(sides)}")
+        self.item_grids = [tuple(tuple(grid) for grid in grids) for grids in item_grids]
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        groups: dict[ItemGrids, list[int]] = defaultdict(list)
+        for index, grids in enumerate(self.item_grids):
+            groups[grids].append(index)
+        batches: list[list[int]] = []
+        leftovers: list[int] = []
+        for key in sorted(groups):
+            members = groups[key]
+            if self.shuffle:
+                rng.shuffle(members)
+            full = len(members) - len(members) % self.batch_size
+            batches.extend(members[start : start + self.batch_size] for start in range(0, full, self.batch_size))
+            leftovers.extend(members[full:])
+        leftovers.sort(key=lambda index: (_aspect_key(self.item_grids[index]), index))
+        for start in range(0, len(leftovers), self.batch_size):
+            chunk = leftovers[start : start + self.batch_size]
+            if len(chunk) == self.batch_size or not self.drop_last:
+                batches.append(chunk)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+    def padded_fraction(self) -> float:
+        """Padded share of patch tokens over one epoch of this sampler's batches."""
+        return padded_token_fraction(self.batches(), self.item_grids)

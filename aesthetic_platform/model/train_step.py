@@ -1,0 +1,152 @@
+"""One training step on preference pairs: data set, pair collate, loss and accuracy.
+
+The training loop, tracking and orchestration build on these pieces; everything here
+is plain torch so it runs the same in a test, a notebook or a Dagster asset.
+
+A pair's two images may have different sizes and ratios: winners and losers are padded
+as two separate batches, and ``RatioBucketSampler`` over ``(winner grid, loser grid)``
+keys makes each side of a batch share one grid, so a bucketed batch has no padding.
+The prompt is encoded once and shared by both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from aesthetic_platform.model.batching import ImageBatch, ItemGrids, collate_images, patch_grid, prepare_image
+from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossOutput, teacher_matrix
+from aesthetic_platform.model.scorer_model import AestheticScorer
+from aesthetic_platform.model.text import tokenize
+
+
+@dataclass
+class PairExample:
+    winner: torch.Tensor  # [3, h, w] prepared image
+    loser: torch.Tensor
+    prompt: str
+    teacher_winner: torch.Tensor  # [D]
+    teacher_loser: torch.Tensor  # [D]
+
+
+@dataclass
+class PairBatch:
+    winners: ImageBatch
+    losers: ImageBatch
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    teacher_winner: torch.Tensor  # [B, D]
+    teacher_loser: torch.Tensor  # [B, D]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PairBatch:
+        return PairBatch(
+            winners=self.winners.to(device, dtype),
+            losers=self.losers.to(device, dtype),
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            teacher_winner=self.teacher_winner.to(device),
+            teacher_loser=self.teacher_loser.to(device),
+        )
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+class PairCollator:
+    """``collate_fn`` for a DataLoader of ``PairExample``s."""
+
+    def __init__(self, tokenizer, max_length: int, patch_size: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.patch_size = patch_size
+
+    @classmethod
+    def for_model(cls, model: AestheticScorer) -> PairCollator:
+        return cls(model.tokenizer, model.config.text.max_length, model.preprocess.patch_size)
+
+    def __call__(self, examples: Sequence[PairExample]) -> PairBatch:
+        text = tokenize(self.tokenizer, [example.prompt for example in examples], self.max_length)
+        return PairBatch(
+            winners=collate_images([example.winner for example in examples], self.patch_size),
+            losers=collate_images([example.loser for example in examples], self.patch_size),
+            input_ids=text["input_ids"],
+            attention_mask=text["attention_mask"],
+            teacher_winner=torch.stack([example.teacher_winner for example in examples]),
+            teacher_loser=torch.stack([example.teacher_loser for example in examples]),
+        )
+
+
+class PreferencePairDataset(torch.utils.data.Dataset):
+    """``PreferencePair`` rows (seed 000 §7 records) -> ``PairExample``s, images read on access."""
+
+    def __init__(self, pairs: Sequence, model: AestheticScorer) -> None:
+        self.pairs = list(pairs)
+        self.preprocess = model.preprocess
+        self.patch_budget = model.config.image.patch_budget
+        self.teacher_winner, self.teacher_loser = teacher_matrix(
+            [pair.scores for pair in self.pairs], model.dimensions
+        )
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> PairExample:
+        pair = self.pairs[index]
+        return PairExample(
+            winner=prepare_image(pair.image_winner_path, self.preprocess, self.patch_budget),
+            loser=prepare_image(pair.image_loser_path, self.preprocess, self.patch_budget),
+            prompt=pair.prompt,
+            teacher_winner=self.teacher_winner[index],
+            teacher_loser=self.teacher_loser[index],
+        )
+
+    def item_grids(self) -> list[ItemGrids]:
+        """(winner grid, loser grid) per pair from image headers only, for ``RatioBucketSampler``."""
+        return [
+            (self._grid(pair.image_winner_path), self._grid(pair.image_loser_path)) for pair in self.pairs
+        ]
+
+    def _grid(self, path: str | Path):
+        with Image.open(path) as image:
+            return patch_grid(image.width, image.height, self.patch_budget)
+
+
+def score_pairs(model: AestheticScorer, batch: PairBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """({dim: [B]} winner logits, {dim: [B]} loser logits), the prompt encoded once for both."""
+    text = model.encode_text(batch.input_ids, batch.attention_mask)
+    winners = model.score_features(model.encode_images(batch.winners), text)
+    losers = model.score_features(model.encode_images(batch.losers), text)
+    return winners, losers
+
+
+@dataclass
+class PairStep:
+    loss: RankingLossOutput
+    winner_logits: dict[str, torch.Tensor]
+    loser_logits: dict[str, torch.Tensor]
+
+
+def pair_loss(model: AestheticScorer, batch: PairBatch, loss_fn: CombinedRankingLoss) -> PairStep:
+    """Forward both sides and the combined ranking loss (call ``.loss.total.backward()``)."""
+    winners, losers = score_pairs(model, batch)
+    loss = loss_fn(winners, losers, batch.teacher_winner, batch.teacher_loser)
+    return PairStep(loss=loss, winner_logits=winners, loser_logits=losers)
+
+
+def pairwise_agreement(
+    step: PairStep, teacher_winner: torch.Tensor, teacher_loser: torch.Tensor, dimensions: Sequence[str],
+    tie_threshold: float,
+) -> dict[str, tuple[int, int]]:
+    """{dim: (pairs ordered as the teacher orders them, pairs counted)}; teacher near-ties are skipped."""
+    agreement: dict[str, tuple[int, int]] = {}
+    for column, dim in enumerate(dimensions):
+        teacher_gap = teacher_winner[:, column] - teacher_loser[:, column]
+        counted = teacher_gap.abs() > tie_threshold
+        model_gap = (step.winner_logits[dim] - step.loser_logits[dim]).detach()
+        agrees = (torch.sign(model_gap) == torch.sign(teacher_gap)) & counted
+        agreement[dim] = (int(agrees.sum()), int(counted.sum()))
+    return agreement

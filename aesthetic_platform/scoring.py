@@ -1,0 +1,86 @@
+"""Public inference API: score any image + prompt with a trained checkpoint.
+
+    from aesthetic_platform.scoring import Scorer
+    scorer = Scorer.from_pretrained("path/to/checkpoint")
+    scorer.score(["a.png", pil_image], ["prompt a", "prompt b"])  # [{dim: logit}, ...]
+
+Images may have any size and aspect ratio: each is resized keeping its ratio to the
+model's patch budget (never cropped or letterboxed). Internally images that share a
+patch grid are batched together, so batching adds no padding and a score never depends
+on which other images were scored with it. Scores are relative logits: larger is better.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from aesthetic_platform.model.batching import Grid, collate_images, prepare_image, tensor_grid
+from aesthetic_platform.model.scorer_model import AestheticScorer
+
+DEFAULT_BATCH_SIZE = 16
+ImageInput = str | Path | Image.Image
+
+
+class Scorer:
+    """A loaded model in eval mode; load once, call ``score`` many times."""
+
+    def __init__(self, model: AestheticScorer, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Scorer:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(AestheticScorer.from_pretrained(path), device=device, batch_size=batch_size)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return self.model.dimensions
+
+    @torch.no_grad()
+    def score(self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str) -> list[dict[str, float]]:
+        """One ``{dim: logit}`` per image, in input order. A single prompt applies to every image."""
+        images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
+        prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
+        if len(prompts) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(prompts)} prompts")
+        tensors = [self._prepare(image, index) for index, image in enumerate(images)]
+        results: list[dict[str, float] | None] = [None] * len(images)
+        for indices in self._batches(tensors):
+            logits = self._score_batch([tensors[i] for i in indices], [prompts[i] for i in indices])
+            for row, index in enumerate(indices):
+                results[index] = {dim: float(values[row]) for dim, values in logits.items()}
+        return results
+
+    def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
+        try:
+            return prepare_image(image, self.model.preprocess, self.model.config.image.patch_budget)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ValueError(f"image {index}: {exc}") from exc
+
+    def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
+        """Indices grouped by patch grid, in chunks of ``batch_size``: no padding inside a batch."""
+        by_grid: dict[Grid, list[int]] = defaultdict(list)
+        for index, tensor in enumerate(tensors):
+            by_grid[tensor_grid(tensor, self.model.preprocess.patch_size)].append(index)
+        return [
+            members[start : start + self.batch_size]
+            for members in by_grid.values()
+            for start in range(0, len(members), self.batch_size)
+        ]
+
+    def _score_batch(self, tensors: list[torch.Tensor], prompts: list[str]) -> dict[str, torch.Tensor]:
+        images = collate_images(tensors, self.model.preprocess.patch_size).to(self.device)
+        text = {name: value.to(self.device) for name, value in self.model.tokenize(prompts).items()}
+        logits = self.model(images, **text)
+        return {dim: values.float().cpu() for dim, values in logits.items()}

@@ -1,0 +1,223 @@
+"""Benchmark: how to batch mixed-ratio images for the student model.
+
+Measures forward+backward throughput (pairs/s) and the padded share of patch tokens on
+one mixed-ratio stream of preference pairs (ratios drawn uniformly from the five of
+seed 000), for four batching strategies:
+
+* ``square``: every image stretched to the square native grid (what most reward models
+  do after a centre crop; here a stretch, so no pixel is lost) - no padding, distorted;
+* ``pad_to_max``: aspect-true grids, every image padded to the largest grid of the stream;
+* ``dynamic``: aspect-true, stream order, each batch side padded only to its own max;
+* ``ratio_bucketed``: aspect-true, ``RatioBucketSampler`` over (winner grid, loser grid).
+
+Image decoding/resizing is excluded from the timing (inputs are synthetic tensors of the
+right shapes). Runs the tiny config on CPU always; with CUDA it also runs the production
+architecture (ViT-L-14 + xlm-roberta-base, random init, bf16 autocast) with peak memory.
+
+    python benchmarks/model_batching.py [--pairs 512] [--batch-size 16] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import statistics
+import time
+
+import torch
+
+from aesthetic_platform.generation.sizes import size_for_ratio
+from aesthetic_platform.model import AestheticScorer, named_config
+from aesthetic_platform.model.batching import Grid, RatioBucketSampler, padded_token_fraction, patch_grid
+from aesthetic_platform.model.loss import CombinedRankingLoss
+from aesthetic_platform.model.train_step import PairCollator, PairExample, pair_loss
+from aesthetic_platform.schemas import RATIOS
+
+SOURCE_PIXELS = 1024 * 1024  # generator output size the stream imitates
+WARMUP_BATCHES = 2
+PROMPTS = ("国潮风格的月饼礼盒海报，红色与金色，居中构图", "a minimalist blue coffee poster, rule-of-thirds composition")
+STRATEGIES = ("square", "pad_to_max", "dynamic", "ratio_bucketed")
+
+
+def mixed_ratio_stream(pairs: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    ratios = list(RATIOS)
+    return [(rng.choice(ratios), rng.choice(ratios)) for _ in range(pairs)]
+
+
+def grids_for(stream: list[tuple[str, str]], budget: int, strategy: str) -> list[tuple[Grid, Grid]]:
+    if strategy == "square":
+        side = math.isqrt(budget)
+        return [((side, side), (side, side)) for _ in stream]
+    return [tuple(patch_grid(*size_for_ratio(ratio, SOURCE_PIXELS), budget) for ratio in pair) for pair in stream]
+
+
+def batches_for(grids: list[tuple[Grid, Grid]], batch_size: int, strategy: str, seed: int) -> list[list[int]]:
+    if strategy == "ratio_bucketed":
+        return RatioBucketSampler(grids, batch_size=batch_size, seed=seed).batches()
+    return [list(range(start, min(start + batch_size, len(grids)))) for start in range(0, len(grids), batch_size)]
+
+
+def global_canvas(grids: list[tuple[Grid, Grid]]) -> Grid:
+    """Grid every image is padded to under ``pad_to_max`` (its real grid stays in the mask)."""
+    return max(grid[0] for pair in grids for grid in pair), max(grid[1] for pair in grids for grid in pair)
+
+
+def _image(grid: Grid, patch: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(3, grid[0] * patch, grid[1] * patch, generator=generator)
+
+
+def make_batches(model, grids, batches, strategy, dims, seed):
+    """Collated ``PairBatch``es; for pad_to_max every side is padded to the stream's largest grid."""
+    patch = model.preprocess.patch_size
+    generator = torch.Generator().manual_seed(seed)
+    collate = PairCollator.for_model(model)
+    canvas = global_canvas(grids) if strategy == "pad_to_max" else None
+    collated = []
+    for indices in batches:
+        examples = [
+            PairExample(
+                winner=_image(grids[i][0], patch, generator),
+                loser=_image(grids[i][1], patch, generator),
+                prompt=PROMPTS[i % len(PROMPTS)],
+                teacher_winner=torch.full((dims,), 8.0),
+                teacher_loser=torch.full((dims,), 4.0),
+            )
+            for i in indices
+        ]
+        batch = collate(examples)
+        if canvas is not None:
+            batch.winners = _pad_to(batch.winners, canvas, patch)
+            batch.losers = _pad_to(batch.losers, canvas, patch)
+        collated.append(batch)
+    return collated
+
+
+def _pad_to(images, canvas: Grid, patch: int):
+    rows, cols = images.patch_mask.shape[1:]
+    pad_rows, pad_cols = canvas[0] - rows, canvas[1] - cols
+    images.pixels = torch.nn.functional.pad(images.pixels, (0, pad_cols * patch, 0, pad_rows * patch))
+    images.patch_mask = torch.nn.functional.pad(images.patch_mask, (0, pad_cols, 0, pad_rows), value=False)
+    return images
+
+
+def time_forward_backward(model, batches, device, autocast_dtype) -> tuple[float, int]:
+    """Seconds for forward+backward over all batches after warm-up, and pairs timed."""
+    loss_fn = CombinedRankingLoss(model.dimensions)
+    model.train()
+
+    def step(batch):
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = pair_loss(model, batch.to(device), loss_fn).loss.total
+        loss.backward()
+
+    for batch in batches[:WARMUP_BATCHES]:
+        step(batch)
+    _sync(device)
+    timed = batches[WARMUP_BATCHES:] or batches
+    started = time.perf_counter()
+    for batch in timed:
+        step(batch)
+    _sync(device)
+    return time.perf_counter() - started, sum(len(batch) for batch in timed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def padded_fraction_for(grids, batches, strategy: str) -> float:
+    """Padded share of patch tokens the transformer actually processes under ``strategy``."""
+    if strategy != "pad_to_max":
+        return padded_token_fraction(batches, grids)
+    real = sum(rows * cols for pair in grids for rows, cols in pair)
+    rows, cols = global_canvas(grids)
+    return 1 - real / (sum(len(pair) for pair in grids) * rows * cols)
+
+
+def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed: int, device: torch.device,
+               autocast_dtype: torch.dtype | None) -> dict:
+    """Strategies are timed round-robin ``repeats`` times; the median and best run are reported
+    (a shared machine's noise hits every strategy alike)."""
+    torch.manual_seed(seed)
+    model = AestheticScorer(named_config(config_name), load_pretrained=False).to(device)
+    budget = model.config.image.patch_budget
+    stream = mixed_ratio_stream(pairs, seed)
+    prepared, results = {}, {}
+    for strategy in STRATEGIES:
+        grids = grids_for(stream, budget, strategy)
+        batches = batches_for(grids, batch_size, strategy, seed)
+        prepared[strategy] = make_batches(model, grids, batches, strategy, len(model.dimensions), seed)
+        results[strategy] = {
+            "padded_token_fraction": round(padded_fraction_for(grids, batches, strategy), 4),
+            "batches": len(batches),
+            "aspect_preserved": strategy != "square",
+        }
+    timings: dict[str, list[float]] = {strategy: [] for strategy in STRATEGIES}
+    for _ in range(repeats):
+        for strategy in STRATEGIES:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            seconds, timed_pairs = time_forward_backward(model, prepared[strategy], device, autocast_dtype)
+            timings[strategy].append(timed_pairs / seconds)
+            if device.type == "cuda":
+                peak = torch.cuda.max_memory_allocated(device) / 2**30
+                results[strategy]["peak_memory_gib"] = round(max(peak, results[strategy].get("peak_memory_gib", 0)), 2)
+            results[strategy]["timed_pairs_per_run"] = timed_pairs
+    for strategy, rates in timings.items():
+        results[strategy]["pairs_per_s_median"] = round(statistics.median(rates), 2)
+        results[strategy]["pairs_per_s_best"] = round(max(rates), 2)
+    return {
+        "config": config_name,
+        "device": str(device),
+        "dtype": str(autocast_dtype).replace("torch.", "") if autocast_dtype else "float32",
+        "patch_budget": budget,
+        "patch_size": model.preprocess.patch_size,
+        "pairs": pairs,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "strategies": results,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--gpu-pairs", type=int, default=512)
+    parser.add_argument("--gpu-batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cpu-threads", type=int, default=1,
+        help="torch intra-op threads; 1 keeps OpenMP barriers from stalling on a shared machine",
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.cpu_threads)
+    report = {
+        "benchmark": "model_batching",
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "tiny_cpu": run_config("tiny", args.pairs, args.batch_size, args.repeats, args.seed, torch.device("cpu"), None),
+    }
+    if torch.cuda.is_available():
+        report["gpu"] = torch.cuda.get_device_name(0)
+        report["vit_l_14_xlmr_base_cuda"] = run_config(
+            "vit-l-14-xlmr-base-random", args.gpu_pairs, args.gpu_batch_size, args.repeats, args.seed,
+            torch.device("cuda"), torch.bfloat16,
+        )
+    else:
+        report["vit_l_14_xlmr_base_cuda"] = {"skipped": "CUDA not available on this machine; code path not run"}
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

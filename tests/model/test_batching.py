@@ -1,0 +1,116 @@
+"""Aspect-true resize to a patch budget, padding collate, ratio-bucketed sampler."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from aesthetic_platform.model.batching import (
+    MAX_ASPECT_DISTORTION,
+    RatioBucketSampler,
+    collate_images,
+    load_image,
+    padded_token_fraction,
+    patch_grid,
+    resize_to_budget,
+)
+from aesthetic_platform.generation.sizes import size_for_ratio
+from aesthetic_platform.schemas import RATIOS
+
+VIT_L_BUDGET = 256
+
+
+@pytest.mark.parametrize("ratio", list(RATIOS))
+@pytest.mark.parametrize("budget", [64, VIT_L_BUDGET])
+def test_grid_keeps_ratio_within_budget(ratio, budget):
+    width, height = size_for_ratio(ratio, 1024 * 1024)
+    rows, cols = patch_grid(width, height, budget)
+    assert rows * cols <= budget
+    assert rows * cols >= 0.75 * budget, "most of the budget is used"
+    assert abs(math.log((cols / rows) / (width / height))) <= math.log1p(MAX_ASPECT_DISTORTION)
+
+
+def test_grid_of_a_square_is_the_native_square():
+    assert patch_grid(1024, 1024, VIT_L_BUDGET) == (16, 16)
+    assert patch_grid(50, 50, 64) == (8, 8), "small images are scaled up to the same token count"
+
+
+def test_extreme_strip_still_gets_a_grid():
+    rows, cols = patch_grid(5000, 10, 64)
+    assert (rows, cols) == (1, 64)
+
+
+def test_bad_sizes_are_rejected():
+    with pytest.raises(ValueError, match="positive"):
+        patch_grid(0, 10, 64)
+    with pytest.raises(ValueError, match="patch_budget"):
+        patch_grid(10, 10, 0)
+
+
+def test_resize_never_crops_sides_are_patch_multiples():
+    image = Image.new("RGB", (1280, 720))
+    resized = resize_to_budget(image, 14, VIT_L_BUDGET)
+    assert resized.width % 14 == 0 and resized.height % 14 == 0
+    assert resized.width > resized.height
+    rows, cols = patch_grid(1280, 720, VIT_L_BUDGET)
+    assert resized.size == (cols * 14, rows * 14)
+
+
+def test_collate_pads_to_batch_max_with_patch_mask():
+    wide, tall = torch.ones(3, 32, 64), torch.ones(3, 48, 16)
+    batch = collate_images([wide, tall], 16)
+    assert batch.pixels.shape == (2, 3, 48, 64)
+    assert batch.grids.tolist() == [[2, 4], [3, 1]]
+    assert batch.patch_mask[0].sum() == 8 and batch.patch_mask[0, :2, :4].all()
+    assert batch.patch_mask[1].sum() == 3 and batch.patch_mask[1, :3, :1].all()
+    assert batch.padded_fraction == pytest.approx(1 - 11 / 24)
+    assert batch.pixels[0, :, 32:].abs().sum() == 0
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        collate_images([torch.ones(3, 20, 16)], 16)
+
+
+def test_load_image_names_the_bad_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        load_image(tmp_path / "missing.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        load_image(broken)
+
+
+def _mixed_grids(count: int, budget: int = 64) -> list[tuple[tuple[int, int], ...]]:
+    ratios = list(RATIOS)
+    return [(patch_grid(*size_for_ratio(ratios[(i * 7) % 5], 512 * 512), budget),) for i in range(count)]
+
+
+def test_bucketed_batches_share_grids_and_cover_every_item():
+    grids = _mixed_grids(103)
+    sampler = RatioBucketSampler(grids, batch_size=8, seed=3)
+    batches = sampler.batches()
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    pure = [b for b in batches if len({grids[i] for i in b}) == 1]
+    assert len(pure) >= len(batches) - len({g for g in grids})  # at most one mixed leftover batch per grid
+    sequential = [list(range(s, min(s + 8, 103))) for s in range(0, 103, 8)]
+    assert sampler.padded_fraction() < padded_token_fraction(sequential, grids) / 3
+    sampler.set_epoch(1)
+    assert sampler.batches() != batches, "a new epoch reshuffles"
+
+
+def test_pair_buckets_make_both_sides_uniform():
+    singles = _mixed_grids(60)
+    pairs = [(singles[i][0], singles[(i * 3 + 1) % 60][0]) for i in range(60)]
+    sampler = RatioBucketSampler(pairs, batch_size=4, shuffle=False)
+    for batch in sampler.batches():
+        if len({pairs[i] for i in batch}) == 1:
+            assert padded_token_fraction([batch], pairs) == 0.0
+    assert 0.0 <= sampler.padded_fraction() < 0.1
+
+
+def test_sampler_rejects_bad_input():
+    with pytest.raises(ValueError, match="batch_size"):
+        RatioBucketSampler(_mixed_grids(4), batch_size=0)
+    with pytest.raises(ValueError, match="same number of images"):
+        RatioBucketSampler([((1, 1),), ((1, 1), (2, 2))], batch_size=2)

@@ -1,0 +1,62 @@
+"""Public inference API: Scorer.from_pretrained(path).score(images, prompts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aesthetic_platform.scoring import Scorer
+
+PROMPT = "国潮风格的月饼礼盒海报，红色与金色"
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_model):
+    return tiny_model.save_pretrained(tmp_path_factory.mktemp("scorer") / "ckpt")
+
+
+def test_scores_real_images_of_any_size_from_paths_and_pil(checkpoint, sample_images, tmp_path):
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu", batch_size=3)
+    names = list(sample_images)
+    inputs = []
+    for index, name in enumerate(names):
+        if index % 2:
+            path = tmp_path / f"{index}.png"
+            sample_images[name].save(path)
+            inputs.append(str(path))
+        else:
+            inputs.append(sample_images[name])
+    sizes = {image.size for image in sample_images.values()}
+    assert len(sizes) == len(sample_images), "every image has its own size"
+    results = scorer.score(inputs, [PROMPT] * len(inputs))
+    assert len(results) == len(inputs)
+    for result in results:
+        assert list(result) == list(scorer.dimensions)
+        assert all(isinstance(v, float) and v == v for v in result.values())
+    alone = [scorer.score(image, PROMPT)[0] for image in inputs]
+    for batched, single in zip(results, alone, strict=True):
+        for dim in scorer.dimensions:
+            assert abs(batched[dim] - single[dim]) <= TOLERANCE
+
+
+def test_scores_follow_the_model_and_the_prompt(checkpoint, sample_images, tiny_model):
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu")
+    image = sample_images["poster_3:4"]
+    with torch.no_grad():
+        expected = tiny_model(tiny_model.prepare_images([image]), **tiny_model.tokenize([PROMPT]))
+    got = scorer.score([image], [PROMPT])[0]
+    for dim in scorer.dimensions:
+        assert got[dim] == pytest.approx(float(expected[dim][0]), abs=1e-6)
+    other = scorer.score([image], ["a photo of an astronaut"])[0]
+    assert other != got, "the prompt is part of the input"
+
+
+def test_bad_calls_are_named(checkpoint, tmp_path, sample_images):
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="2 images but 1 prompts"):
+        scorer.score([sample_images["astronaut"]] * 2, ["a", "b", "c"][:1])
+    with pytest.raises(ValueError, match="image 1: .*nope.png"):
+        scorer.score([sample_images["astronaut"], tmp_path / "nope.png"], PROMPT)
+    with pytest.raises(ValueError, match="batch_size"):
+        Scorer(scorer.model, batch_size=0)
