@@ -3,12 +3,16 @@
 from assets.data_engine import candidate_images, prompts
 from assets.golden_noise import golden_noise_analysis, human_preferences
 from assets.judging import judge_calibration, judgments, preference_pairs
+from assets.training import aesthetic_model, eval_report
 
 ALL_ASSETS = [prompts, candidate_images, judgments, judge_calibration, preference_pairs]
 ALL_ASSETS += [human_preferences, golden_noise_analysis]
+ALL_ASSETS += [aesthetic_model, eval_report]
 
 __all__ = [
     "ALL_ASSETS",
+    "aesthetic_model",
+    "eval_report",
     "candidate_images",
     "golden_noise_analysis",
     "human_preferences",

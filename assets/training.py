@@ -5,13 +5,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import dagster as dg
 import mlflow
 from pydantic import Field, create_model
 
-from aesthetic_platform.evaluation.run import evaluate_latest, promote_if_passed
+from aesthetic_platform.evaluation.run import evaluate_latest, heuristic_image_scores, promote_if_passed
 from aesthetic_platform.tracking import CHAMPION_ALIAS
 from aesthetic_platform.training import TrainConfig
 from aesthetic_platform.training.mlflow_model import set_champion
@@ -127,11 +127,9 @@ class EvalReportConfig(dg.Config):
 def eval_report(
     context: dg.AssetExecutionContext, config: EvalReportConfig, data_root: DataRootResource, mlflow_tracking: MLflowResource
 ) -> dg.MaterializeResult:
-    from aesthetic_platform.judging.heuristic import score_image_file
-
     root = data_root.root()
     trained = TrainedModel.latest(root)
-    outcome = evaluate_latest(root, config.tie_threshold, config.champion_tolerance, heuristic=score_image_file)
+    outcome = evaluate_latest(root, config.tie_threshold, config.champion_tolerance, heuristic=heuristic_image_scores)
     tracking = mlflow_tracking.config_for(root)
     tracking.activate()
     with mlflow.start_run(run_id=trained.mlflow_run_id):

@@ -1,9 +1,15 @@
 """Asset jobs, schedules and sensors."""
 
-from jobs.chains import candidate_chain_job, judging_chain_job, pair_dataset_job
+from jobs.chains import (
+    candidate_chain_job,
+    judging_chain_job,
+    pair_dataset_job,
+    train_and_evaluate_job,
+    weekly_retrain_schedule,
+)
 from jobs.golden_noise import golden_noise_job, workbench_selections_sensor
 from jobs.inbox import prompt_inbox_sensor
 
-ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, golden_noise_job]
-ALL_SCHEDULES: list = []
+ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, train_and_evaluate_job, golden_noise_job]
+ALL_SCHEDULES = [weekly_retrain_schedule]
 ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor]

@@ -15,11 +15,29 @@ from resources.data_root import DataRootResource
 from resources.generation import ImageGeneratorResource
 from resources.judge import JudgeResource, judge_from_env
 from resources.llm import PromptLLMResource
+from resources.tracking import MLflowResource
 
 PROFILE_ENV = "AESTHETIC_PROFILE"
 PROFILES = ("local", "production")
 
-__all__ = ["DataRootResource", "ImageGeneratorResource", "JudgeResource", "PromptLLMResource", "current_profile", "resources_for"]
+__all__ = [
+    "DataRootResource",
+    "ImageGeneratorResource",
+    "JudgeResource",
+    "MLflowResource",
+    "PromptLLMResource",
+    "current_profile",
+    "resources_for",
+]
+
+
+def _training_resources() -> dict[str, Any]:
+    """MLflow (SQLite under the data root unless MLFLOW_TRACKING_URI names a server) and the
+    Pipes launcher; on Kubernetes swap the latter for ``dagster_k8s.PipesK8sClient``."""
+    return {
+        "mlflow_tracking": MLflowResource(ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", "http://127.0.0.1:5000")),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    }
 
 
 def current_profile() -> str:
@@ -41,6 +59,7 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
                 api_key=dg.EnvVar("OPENAI_API_KEY"),
             ),
             "judge": judge_from_env("openai"),
+            **_training_resources(),
         }
     return {
         "data_root": DataRootResource(),
@@ -49,4 +68,5 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
             model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"), base_url=os.environ.get("OPENAI_BASE_URL", "")
         ),
         "judge": judge_from_env("heuristic"),
+        **_training_resources(),
     }

@@ -27,6 +27,16 @@ from aesthetic_platform.training.tracked import TrainedModel
 ScoreImageFn = Callable[[str, str], dict[str, float]]
 
 
+def heuristic_image_scores(path: str, prompt: str) -> dict[str, float]:
+    """The pixel heuristic judge's unit scores for one image file (a baseline on human picks)."""
+    from PIL import Image
+
+    from aesthetic_platform.judging.heuristic import unit_scores
+
+    with Image.open(path) as image:
+        return unit_scores(image.convert("RGB"), prompt)
+
+
 @dataclass
 class EvalOutcome:
     report: EvalReport
