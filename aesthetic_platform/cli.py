@@ -108,13 +108,15 @@ def _pairs_summary(root: DataRoot) -> RichTable:
 def demo(
     home: HomeOption = None,
     batch: Annotated[str, typer.Option(help="First prompt_batch partition key to create.")] = "demo-0001",
-    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = 3,
-    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = 8,
+    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = 20,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = 20,
     per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
-    pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
+    pixel_budget: Annotated[int, typer.Option(help="Pixels per image (the tiny student sees about 128x128).")] = 128 * 128,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Also train the tiny student and write the eval report.")] = True,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny student.")] = 8,
 ) -> None:
     """Run the main chain end to end on embedded defaults (no GPU, keys or downloads):
-    prompts -> candidate images -> judge verdicts -> judge calibration + preference pairs."""
+    prompts -> candidate images -> judge verdicts -> preference pairs -> student model -> eval report."""
     from aesthetic_platform import definitions
 
     root = _root(home)
@@ -124,20 +126,62 @@ def demo(
     console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
     _run_chain(root, keys, _chain_config("grammar", prompts, None, per_prompt, pixel_budget), job_name="judging_chain")
     with console.status("building the preference-pair dataset and the judge calibration ..."):
-        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config=QUIET_LOGS)])
+        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config={**QUIET_LOGS, "ops": DEMO_SPLIT})])
     console.print(_summary(root, keys))
     console.print(_pairs_summary(root))
+    if train:
+        with console.status(f"training the tiny student ({epochs} epochs) and evaluating it ..."):
+            result = definitions.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
+        _fail_on([result])
+        console.print(_eval_summary(result))
     console.print(f"prompts table:     {root.tables / 'prompts'}/<batch>.parquet")
     console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
     console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
     console.print(f"judge verdicts:    {root.tables / 'judgments'}/<batch>.parquet")
     console.print(f"judge calibration: {root.root / 'reports' / 'judge_calibration.md'}")
     console.print(f"preference pairs:  [bold]{root.table('preference_pairs')}[/bold]")
+    if train:
+        console.print(f"champion model:    {root.models / 'champion'}")
+        console.print(f"eval reports:      {root.root / 'reports'}/eval-*/report.md")
+        console.print(f"MLflow store:      sqlite:///{root.mlflow_db}")
     console.print(f"done in {time.perf_counter() - started:.1f}s")
     console.rule("next steps")
-    console.print(f"browse the runs and lineage:  aesthetic ui --home {root.root}")
-    console.print(f"read the pairs:               python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\"")
-    console.print("more batches (one backfill):   aesthetic materialize --batch b-0002 --batch b-0003")
+    console.print(f"browse runs, lineage and MLflow:  aesthetic ui --home {root.root}")
+    console.print(f"read the pairs:                   python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\"")
+    if train:
+        console.print(f"score images:                     aesthetic score --home {root.root} --prompt '...' IMAGE.png")
+    console.print("more batches (one backfill):      aesthetic materialize --batch b-0002 --batch b-0003")
+
+
+#: The demo holds out a fifth of its prompts so the headline CI is not drawn from a handful.
+DEMO_SPLIT = {"preference_pairs": {"config": {"train_fraction": 0.7, "val_fraction": 0.1}}}
+
+
+def _demo_training_config(epochs: int) -> dict[str, Any]:
+    """The tiny student trains from random init, so its towers learn as fast as its heads."""
+    return {
+        **QUIET_LOGS,
+        "ops": {
+            **DEMO_SPLIT,
+            "aesthetic_model": {"config": {"model": "tiny", "epochs": epochs, "tower_lr": 1e-3, "head_lr": 1e-3, "batch_size": 32}},
+        },
+    }
+
+
+def _eval_summary(result: Any) -> RichTable:
+    import json as json_module
+
+    (materialization,) = result.asset_materializations_for_node("eval_report")
+    report = json_module.loads(Path(materialization.metadata["report_dir"].value, "report.json").read_text())
+    table = RichTable(title=f"held-out teacher pairs: student accuracy, 95% CI over prompts (chance {report['chance']:.0%})")
+    for column in ("dimension", "accuracy", "95% CI", "pairs", "beats chance"):
+        table.add_column(column, justify="left" if column == "dimension" else "right")
+    for dim, acc in report["model"]["per_dimension"].items():
+        table.add_row(
+            dim, f"{acc['accuracy']:.1%}", f"[{acc['ci_low']:.1%}, {acc['ci_high']:.1%}]", str(acc["n"]),
+            "yes" if acc["ci_low"] > report["chance"] else "no",
+        )
+    return table
 
 
 @app.command()

@@ -205,8 +205,10 @@ def train(
 
     trainable: nn.Module = PairLossModule(model, loss_fn)
     if context.enabled:
+        # towers built from hub classes may carry parts the score never uses (e.g. XLM-R's pooler)
         trainable = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[context.local_rank] if context.device.type == "cuda" else None
+            trainable, device_ids=[context.local_rank] if context.device.type == "cuda" else None,
+            find_unused_parameters=True,
         )
 
     def checkpoint(next_epoch: int, next_batch: int) -> None:
@@ -255,7 +257,7 @@ def train(
             history.append({"epoch": epoch, "step": step, **{f"val_accuracy/{d}": a for d, a in accuracy.items()}})
             if context.is_main and logger is not None:
                 logger.log_metrics({f"val_accuracy/{d}": a for d, a in accuracy.items()}, step)
-            headline = accuracy.get("total", float(np.nanmean(list(accuracy.values()))))
+            headline = float(np.nanmean(list(accuracy.values())))  # every head counts, not only total
             if headline > best:
                 best, patience = headline, config.early_stopping_patience
                 if context.is_main:
