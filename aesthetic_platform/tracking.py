@@ -7,7 +7,6 @@ location so artifacts never land in a stray ``./mlruns`` of the working director
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from aesthetic_platform.paths import DataRoot
@@ -26,8 +25,12 @@ class TrackingConfig:
 
     @classmethod
     def for_root(cls, root: DataRoot, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> TrackingConfig:
-        """``tracking_uri`` (or ``$MLFLOW_TRACKING_URI``) wins; else SQLite under the data root."""
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        """An explicit ``tracking_uri`` (a server) wins; else SQLite under the data root.
+
+        ``$MLFLOW_TRACKING_URI`` is read once, where resources are chosen (``resources_for``):
+        ``mlflow.set_tracking_uri`` rewrites that variable in-process, so reading it here
+        would let one data root's store leak into the next."""
+        uri = tracking_uri
         if uri:
             return cls(tracking_uri=uri, experiment=experiment)
         root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)

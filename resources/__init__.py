@@ -18,6 +18,8 @@ from resources.llm import PromptLLMResource
 from resources.tracking import MLflowResource
 
 PROFILE_ENV = "AESTHETIC_PROFILE"
+#: Read once at import: ``mlflow.set_tracking_uri`` later rewrites the variable in-process.
+_USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
 PROFILES = ("local", "production")
 
 __all__ = [
@@ -35,7 +37,10 @@ def _training_resources() -> dict[str, Any]:
     """MLflow (SQLite under the data root unless MLFLOW_TRACKING_URI names a server) and the
     Pipes launcher; on Kubernetes swap the latter for ``dagster_k8s.PipesK8sClient``."""
     return {
-        "mlflow_tracking": MLflowResource(ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", "http://127.0.0.1:5000")),
+        "mlflow_tracking": MLflowResource(
+            tracking_uri=_USER_TRACKING_URI,
+            ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", "http://127.0.0.1:5000"),
+        ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
     }
 

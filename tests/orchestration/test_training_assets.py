@@ -1,0 +1,146 @@
+"""Training and evaluation as Dagster assets: MLflow run, registered model, report, champion check."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.registry import champion_info, has_champion
+from aesthetic_platform.schemas import PREFERENCE_PAIRS
+from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, TrackingConfig
+from aesthetic_platform.training import TrainConfig
+from assets import ALL_ASSETS
+from resources import DataRootResource, MLflowResource, resources_for
+from tests.fixtures.pairs import write_synthetic_pairs
+
+REPO = Path(__file__).resolve().parents[2]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _resources(root: DataRoot) -> dict:
+    return {**resources_for("local"), "data_root": DataRootResource(home=str(root.root)), "mlflow_tracking": MLflowResource()}
+
+
+def _train_eval(root: DataRoot, instance, train: dict, tolerance: float = 0.02, **kwargs):
+    return dg.materialize(
+        ALL_ASSETS, selection=["aesthetic_model", "eval_report"], instance=instance, resources=_resources(root),
+        run_config={**QUIET, "ops": {"aesthetic_model": {"config": train}, "eval_report": {"config": {"champion_tolerance": tolerance}}}},
+        **kwargs,
+    )
+
+
+def _client(root: DataRoot) -> MlflowClient:
+    TrackingConfig.for_root(root).activate()
+    return MlflowClient()
+
+
+@pytest.mark.slow
+def test_whole_chain_in_process(data_root):
+    resources = _resources(data_root)
+    chain = {**QUIET, "ops": {
+        "prompts": {"config": {"count": 8}},
+        "candidate_images": {"config": {"per_prompt": 4, "pixel_budget": 64 * 64}},
+    }}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("prompt_batch", ["b1"])
+        assert dg.materialize(ALL_ASSETS, selection=["prompts", "candidate_images", "judgments"], partition_key="b1",
+                              instance=instance, resources=resources, run_config=chain).success
+        result = dg.materialize(
+            ALL_ASSETS, selection=["preference_pairs", "aesthetic_model", "eval_report"], instance=instance, resources=resources,
+            run_config={**QUIET, "ops": {
+                "preference_pairs": {"config": {"train_fraction": 0.5, "val_fraction": 0.2}},
+                "aesthetic_model": {"config": {"epochs": 2, "batch_size": 8}},
+            }},
+        )
+        assert result.success
+        model_md = result.asset_materializations_for_node("aesthetic_model")[0].metadata
+        report_md = result.asset_materializations_for_node("eval_report")[0].metadata
+        (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "no_regression_vs_champion"]
+    run_id = model_md["mlflow_run_id"].value
+    client = _client(data_root)
+    run = client.get_run(run_id)
+    assert run.data.tags["dagster.run_id"] == result.run_id
+    for dim in ("total", "composition", "color", "style_fit", "prompt_alignment"):
+        history = client.get_metric_history(run_id, f"loss.{dim}")
+        assert len(history) == model_md["steps"].value >= 2
+    assert "test.accuracy.total" in run.data.metrics
+    version = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
+    assert version.run_id == run_id
+    assert check.passed and report_md["promoted"].value is True
+    assert "95% CIs" in report_md["report"].value and "| total |" in report_md["report"].value
+    assert has_champion(data_root)
+    artifacts = {a.path for a in client.list_artifacts(run_id, "eval_report")}
+    assert "eval_report/report.md" in artifacts and "eval_report/accuracy_per_dimension.png" in artifacts
+
+
+def _corrupt_training_labels(root: DataRoot) -> None:
+    pairs = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(root.table("preference_pairs")))
+    swapped = [
+        p.model_copy(update={"image_winner_path": p.image_loser_path, "image_loser_path": p.image_winner_path, "pair_id": p.pair_id + "x"})
+        if p.split != "test" else p
+        for p in pairs
+    ]
+    PREFERENCE_PAIRS.write(swapped, root.table("preference_pairs"))
+
+
+@pytest.mark.slow
+def test_worse_model_fails_the_blocking_check_and_keeps_the_champion(data_root):
+    write_synthetic_pairs(data_root, pairs=60)
+    with dg.instance_for_test() as instance:
+        good = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, "head_lr": 3e-3, "tower_lr": 1e-3})
+        assert good.success
+        first = champion_info(data_root)
+        _corrupt_training_labels(data_root)  # a bad batch of teacher labels: the new model learns the opposite
+        bad = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, "head_lr": 3e-3, "tower_lr": 1e-3}, raise_on_error=False)
+        (check,) = bad.get_asset_check_evaluations()
+    assert not check.passed, check.metadata["reason"].value
+    assert "is worse than champion" in check.metadata["reason"].value
+    assert champion_info(data_root)["version"] == first["version"] == "1"
+    assert str(_client(data_root).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS).version) == "1"
+
+
+@pytest.mark.slow
+def test_killed_training_is_resumed_by_the_asset(data_root, tmp_path):
+    write_synthetic_pairs(data_root, pairs=48)
+    train = {"epochs": 100, "batch_size": 4, "max_steps": 80, "checkpoint_every": 5, "early_stopping_patience": 1000}
+    config_path = tmp_path / "config.json"
+    config_path.write_text(TrainConfig(**train).model_dump_json())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aesthetic_platform.training.entry", "--config", str(config_path),
+         "--pairs", str(data_root.table("preference_pairs")), "--runs-dir", str(data_root.models / "runs")],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    runs, deadline, step = data_root.models / "runs", time.monotonic() + 120, 0
+    while time.monotonic() < deadline and step < 10:
+        state = next(runs.glob("*/checkpoint/state.pt"), None) if runs.exists() else None
+        step = torch.load(state, weights_only=False)["step"] if state else 0
+        assert process.poll() is None
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    with dg.instance_for_test() as instance:
+        result = _train_eval(data_root, instance, train)
+    metadata = result.asset_materializations_for_node("aesthetic_model")[0].metadata
+    assert metadata["resumed_from_step"].value >= 10
+    assert metadata["steps"].value == 80
+
+
+@pytest.mark.slow
+def test_pipes_subprocess_launcher(data_root):
+    write_synthetic_pairs(data_root, pairs=24)
+    with dg.instance_for_test() as instance:
+        result = _train_eval(data_root, instance, {"launcher": "subprocess", "epochs": 1, "batch_size": 8})
+        assert result.success
+        materializations = result.asset_materializations_for_node("aesthetic_model")
+    metadata = materializations[-1].metadata
+    assert metadata["steps"].value >= 1
+    assert mlflow.get_run(metadata["mlflow_run_id"].value).data.metrics["final.steps"] == metadata["steps"].value
