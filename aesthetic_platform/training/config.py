@@ -26,6 +26,7 @@ class TrainConfig(BaseModel):
     tie_threshold: float = Field(default=0.5, ge=0, description="teacher gaps below this are ties, masked per head")
     margin_weighting: bool = Field(default=False, description="weight pairs by the teacher gap")
     head_dropout: float | None = Field(default=None, ge=0, lt=1, description="override the heads' dropout")
+    tower_dropout: float | None = Field(default=None, ge=0, lt=1, description="override every dropout inside both towers")
     head_lr: float = Field(default=1e-3, gt=0, description="learning rate of projections and heads")
     tower_lr: float = Field(default=1e-4, gt=0, description="learning rate of the unfrozen tower blocks")
     weight_decay: float = Field(default=0.01, ge=0)

@@ -96,6 +96,14 @@ def model_config_for(config: TrainConfig) -> ModelConfig:
     return ModelConfig.model_validate(values)
 
 
+def set_tower_dropout(model: AestheticScorer, p: float) -> None:
+    """Hub towers bring their own dropout (XLM-R: 0.1); DDP equivalence checks and tiny runs turn it off."""
+    for tower in (model.visual, model.text_encoder):
+        for module in tower.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+
+
 def data_fingerprint(pairs: Sequence) -> str:
     digest = hashlib.sha256()
     for pair_id in sorted(pair.pair_id for pair in pairs):
@@ -179,6 +187,8 @@ def train(
     seed_everything(config.seed)
 
     model = AestheticScorer(model_config_for(config)).to(context.device)
+    if config.tower_dropout is not None:
+        set_tower_dropout(model, config.tower_dropout)
     model.set_gradient_checkpointing(config.gradient_checkpointing)
     loss_fn = CombinedRankingLoss(
         model.dimensions,
