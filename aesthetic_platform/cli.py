@@ -7,9 +7,11 @@ it shows up in the UI with lineage, metadata and asset checks.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +30,21 @@ HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Data root (default: $AESTHETIC_HOME or ./.aesthetic).", show_default=False)
 ]
 QUIET_LOGS: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class _DropExpectedNotices(logging.Filter):
+    """The tiny demo model is random-init on purpose; OpenCLIP says so on every build."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+def _quiet_libraries() -> None:
+    """Keep the demo's console to what a user needs: progress, tables, paths."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger().addFilter(_DropExpectedNotices())
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
 
 
 def _root(home: Path | None) -> DataRoot:
@@ -119,6 +136,7 @@ def demo(
     prompts -> candidate images -> judge verdicts -> preference pairs -> student model -> eval report."""
     from aesthetic_platform import definitions
 
+    _quiet_libraries()
     root = _root(home)
     keys = demo_batches(batch, batches)
     started = time.perf_counter()
@@ -176,7 +194,8 @@ def _eval_summary(result: Any) -> RichTable:
     table = RichTable(title=f"held-out teacher pairs: student accuracy, 95% CI over prompts (chance {report['chance']:.0%})")
     for column in ("dimension", "accuracy", "95% CI", "pairs", "beats chance"):
         table.add_column(column, justify="left" if column == "dimension" else "right")
-    for dim, acc in report["model"]["per_dimension"].items():
+    for dim in report["dimensions"]:
+        acc = report["model"]["per_dimension"][dim]
         table.add_row(
             dim, f"{acc['accuracy']:.1%}", f"[{acc['ci_low']:.1%}, {acc['ci_high']:.1%}]", str(acc["n"]),
             "yes" if acc["ci_low"] > report["chance"] else "no",

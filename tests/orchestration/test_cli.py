@@ -21,10 +21,14 @@ def run(*args, home: Path, check=True):
     return subprocess.run([AESTHETIC, *args], cwd=REPO, env=env, capture_output=True, text=True, check=check, timeout=300)
 
 
-def test_demo_leaves_tables_and_all_five_ratios(tmp_path):
+def test_demo_runs_the_whole_chain(tmp_path):
     home = tmp_path / "home"
-    out = run("demo", "--home", str(home), "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096", home=home)
+    out = run("demo", "--home", str(home), "--batches", "4", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096",
+              "--epochs", "1", home=home)
     assert "next steps" in out.stdout
+    assert "held-out teacher pairs" in out.stdout and "beats chance" in out.stdout
+    assert (home / "models" / "champion" / "model.safetensors").exists()
+    assert list((home / "reports").glob("eval-*/report.md"))
     manifest = pl.read_parquet(home / "tables" / "candidate_images" / "demo-0001.parquet")
     assert manifest.height == 9
     assert set(manifest["ratio"]) == {"1:1", "3:4", "9:16", "4:3", "16:9"}

@@ -90,7 +90,7 @@ def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "AESTHETIC_HOME": str(home)}
     out = subprocess.run(
-        [AESTHETIC, "demo", "--home", str(home), "--batches", "2", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096"],
+        [AESTHETIC, "demo", "--home", str(home), "--batches", "2", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096", "--no-train"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import mlflow
+import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -80,6 +81,11 @@ def test_whole_chain_in_process(data_root):
     assert has_champion(data_root)
     artifacts = {a.path for a in client.list_artifacts(run_id, "eval_report")}
     assert "eval_report/report.md" in artifacts and "eval_report/accuracy_per_dimension.png" in artifacts
+    # the registered pyfunc: image paths + prompts in, one column per dimension out
+    pair = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(data_root.table("preference_pairs")))[0]
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION_ALIAS}")
+    scores = pyfunc.predict(pd.DataFrame({"image_path": [pair.image_winner_path, pair.image_loser_path], "prompt": [pair.prompt] * 2}))
+    assert list(scores.columns) == ["total", "composition", "color", "style_fit", "prompt_alignment"] and len(scores) == 2
 
 
 def _corrupt_training_labels(root: DataRoot) -> None:

@@ -1,0 +1,71 @@
+import datetime as dt
+
+import numpy as np
+from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, no_regression, render_markdown, render_plots
+from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
+from aesthetic_platform.model.config import named_config
+from aesthetic_platform.model.scorer_model import AestheticScorer
+from aesthetic_platform.schemas import HumanPreference
+from tests.fixtures.pairs import write_synthetic_pairs
+
+
+def test_bootstrap_ci_covers_the_mean_and_clusters_widen_it():
+    rng = np.random.default_rng(0)
+    correct = rng.random(400) < 0.7
+    flat = bootstrap_accuracy(correct)
+    assert flat.ci_low < flat.accuracy < flat.ci_high
+    assert flat.ci_high - flat.ci_low < 0.12
+    # 10 prompts whose pairs all agree or all disagree: far less information than 400 pairs
+    clusters = np.repeat(np.arange(10), 40)
+    lumpy = np.repeat(rng.random(10) < 0.7, 40)
+    assert (bootstrap_accuracy(lumpy, clusters).ci_high - bootstrap_accuracy(lumpy, clusters).ci_low) > 3 * (flat.ci_high - flat.ci_low)
+    assert bootstrap_accuracy(np.array([])).n == 0
+
+
+def _acc(value: float) -> Accuracy:
+    return Accuracy(value, value - 0.05, value + 0.05, 100)
+
+
+def _report(new: float, champion: float | None) -> EvalReport:
+    dims = ("total", "color")
+    make = lambda v: ModelAccuracy({d: _acc(v) for d in dims})  # noqa: E731
+    return EvalReport(dims, 0.5, 100, 0, make(new), make(champion) if champion is not None else None, None)
+
+
+def test_champion_check():
+    assert no_regression(_report(0.6, None), 0.02)[0]
+    assert no_regression(_report(0.69, 0.70), 0.02)[0]
+    passed, reason = no_regression(_report(0.60, 0.70), 0.02)
+    assert not passed and "is worse than champion" in reason
+
+
+def test_report_on_teacher_and_human_pairs(data_root, tmp_path):
+    pairs = write_synthetic_pairs(data_root, pairs=24)
+    humans = [
+        HumanPreference(
+            pair_id=f"h{i}", prompt_id="p", prompt=p.prompt, prompt_hash=p.prompt_hash, winner_path=p.image_winner_path,
+            loser_path=p.image_loser_path, dimension="total", annotator="ann", created_at=dt.datetime.now(dt.timezone.utc),
+        )
+        for i, p in enumerate(pairs[:6])
+    ]
+    model = AestheticScorer(named_config("tiny")).eval()
+    accuracy = model_accuracy(model, pairs, humans, tie_threshold=0.5)
+    assert set(accuracy.per_dimension) == set(model.dimensions)
+    assert set(accuracy.per_ratio) == {"1:1", "16:9", "3:4"}
+    assert accuracy.human is not None and accuracy.human.n == 6
+    assert accuracy.by_margin and sum(b["n"] for b in accuracy.by_margin) >= accuracy.per_dimension["total"].n
+    report = EvalReport(model.dimensions, 0.5, len(pairs), len(humans), accuracy, None, None)
+    text = render_markdown(report)
+    assert "## Human picks" in text and "| total |" in text and "95% CIs" in text
+    plots = render_plots(report, tmp_path / "plots")
+    assert all(path.stat().st_size > 1000 for path in plots.values())
+
+
+def test_human_dimension_outside_the_model_falls_back_to_total(data_root):
+    pairs = write_synthetic_pairs(data_root, pairs=6)
+    human = HumanPreference(
+        pair_id="h", prompt_id="p", prompt="x", prompt_hash="h", winner_path=pairs[0].image_winner_path,
+        loser_path=pairs[0].image_loser_path, dimension="mood", annotator="a", created_at=dt.datetime.now(dt.timezone.utc),
+    )
+    model = AestheticScorer(named_config("tiny")).eval()
+    assert model_accuracy(model, pairs, [human], 0.5).human.n == 1
