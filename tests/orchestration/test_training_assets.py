@@ -150,3 +150,17 @@ def test_pipes_subprocess_launcher(data_root):
     metadata = materializations[-1].metadata
     assert metadata["steps"].value >= 1
     assert mlflow.get_run(metadata["mlflow_run_id"].value).data.metrics["final.steps"] == metadata["steps"].value
+
+
+def test_new_pairs_trigger_re_evaluation():
+    from aesthetic_platform.definitions import defs
+
+    with dg.instance_for_test() as instance:
+        for key in ("preference_pairs", "aesthetic_model", "eval_report"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+        quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert quiet.total_requested == 0
+        instance.report_runless_asset_event(dg.AssetMaterialization("preference_pairs"))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
+        requested = {r.key.to_user_string() for r in result.results if r.true_subset.size}
+        assert requested == {"eval_report"}
