@@ -57,7 +57,12 @@ def promote(root: DataRoot, model_dir: Path, info: dict) -> Path:
         retired = target.with_name(f".retired-{staging.name}")
         if target.exists():
             target.rename(retired)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if retired.exists():
+                retired.rename(target)  # the old champion stays champion
+            raise
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -15,7 +15,7 @@ from aesthetic_platform.evaluation.run import evaluate_latest, heuristic_image_s
 from aesthetic_platform.tracking import CHAMPION_ALIAS
 from aesthetic_platform.training import TrainConfig
 from aesthetic_platform.training.mlflow_model import set_champion
-from aesthetic_platform.training.tracked import TrainedModel, begin_run, complete_run, runs_dir, train_in_process
+from aesthetic_platform.training.tracked import TrainedModel, begin_run, complete_run, fail_run, runs_dir, train_in_process
 from resources import DataRootResource
 from resources.tracking import MLflowResource
 
@@ -85,11 +85,15 @@ def aesthetic_model(
     tracking = mlflow_tracking.config_for(root)
     experiment_id, run_id = begin_run(tracking, train_config, {"dagster.run_id": context.run_id, "dagster.asset": "aesthetic_model"})
     context.log.info(f"MLflow run {run_id}: {mlflow_tracking.run_url(experiment_id, run_id)}")
-    if config.launcher == "subprocess":
-        summary = _train_via_pipes(context, pipes_subprocess_client, root, train_config, tracking.tracking_uri, run_id, config.nproc_per_node)
-    else:
-        summary = train_in_process(root, train_config, run_id).summary()
-    trained = complete_run(root, tracking, experiment_id, run_id, train_config, summary)
+    try:
+        if config.launcher == "subprocess":
+            summary = _train_via_pipes(context, pipes_subprocess_client, root, train_config, tracking.tracking_uri, run_id, config.nproc_per_node)
+        else:
+            summary = train_in_process(root, train_config, run_id).summary()
+        trained = complete_run(root, tracking, experiment_id, run_id, train_config, summary)
+    except BaseException:
+        fail_run(tracking, run_id)
+        raise
     context.log.info(f"trained {summary['steps']} steps (resumed from {summary['resumed_from_step']}); registered version {trained.version}")
     return dg.MaterializeResult(
         metadata={

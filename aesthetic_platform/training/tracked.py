@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities import Param
 
 from aesthetic_platform.atomic import write_json
 from aesthetic_platform.paths import DataRoot
@@ -52,12 +53,20 @@ def runs_dir(root: DataRoot) -> Path:
 
 
 def begin_run(tracking: TrackingConfig, config: TrainConfig, tags: dict[str, str]) -> tuple[str, str]:
-    """Create the MLflow run with every knob as a param; returns (experiment id, run id)."""
+    """Create the MLflow run with every knob as a param; it stays RUNNING until
+    ``complete_run`` or ``fail_run``. Returns (experiment id, run id)."""
     experiment_id = tracking.activate()
+    client = mlflow.MlflowClient()
+    run = client.create_run(experiment_id, tags=tags)
     params = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in config.model_dump(mode="json").items()}
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
-        mlflow.log_params(params)
-        return experiment_id, run.info.run_id
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()], synchronous=True)
+    return experiment_id, run.info.run_id
+
+
+def fail_run(tracking: TrackingConfig, run_id: str) -> None:
+    """Mark a run whose training raised as FAILED, so no run is left RUNNING forever."""
+    tracking.activate()
+    mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
 
 
 def train_in_process(root: DataRoot, config: TrainConfig, run_id: str) -> TrainResult:

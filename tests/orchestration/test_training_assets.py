@@ -70,6 +70,7 @@ def test_whole_chain_in_process(data_root):
     client = _client(data_root)
     run = client.get_run(run_id)
     assert run.data.tags["dagster.run_id"] == result.run_id
+    assert run.info.status == "FINISHED"
     for dim in ("total", "composition", "color", "style_fit", "prompt_alignment"):
         history = client.get_metric_history(run_id, f"loss.{dim}")
         assert len(history) == model_md["steps"].value >= 2
@@ -164,3 +165,16 @@ def test_new_pairs_trigger_re_evaluation():
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
         requested = {r.key.to_user_string() for r in result.results if r.true_subset.size}
         assert requested == {"eval_report"}
+
+
+def test_failed_training_marks_its_mlflow_run_failed(data_root):
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ALL_ASSETS, selection=["aesthetic_model"], instance=instance, resources=_resources(data_root),
+            run_config=QUIET, raise_on_error=False,
+        )
+    assert not result.success
+    assert "preference_pairs" in str(result.failure_data_for_node("aesthetic_model").error)
+    client = _client(data_root)
+    (run,) = client.search_runs([client.get_experiment_by_name("aesthetic-scorer").experiment_id])
+    assert run.info.status == "FAILED"
