@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import dagster as dg
 
@@ -24,10 +23,10 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from aesthetic_platform.paths import DataRoot
-from assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
-from assets.partitions import prompt_batch  # noqa: E402
-from jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
-from resources import DataRootResource, resources_for  # noqa: E402
+from aesthetic_platform.assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
+from aesthetic_platform.assets.partitions import prompt_batch  # noqa: E402
+from aesthetic_platform.jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
+from aesthetic_platform.resources import DataRootResource, resources_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GPU_POOL = "gpu"

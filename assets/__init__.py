@@ -1,9 +1,9 @@
 """Dagster assets, one module per domain group."""
 
-from assets.data_engine import candidate_images, prompts
-from assets.golden_noise import golden_noise_analysis, human_preferences
-from assets.judging import judge_calibration, judgments, preference_pairs
-from assets.training import aesthetic_model, eval_report
+from aesthetic_platform.assets.data_engine import candidate_images, prompts
+from aesthetic_platform.assets.golden_noise import golden_noise_analysis, human_preferences
+from aesthetic_platform.assets.judging import judge_calibration, judgments, preference_pairs
+from aesthetic_platform.assets.training import aesthetic_model, eval_report
 
 ALL_ASSETS = [prompts, candidate_images, judgments, judge_calibration, preference_pairs]
 ALL_ASSETS += [human_preferences, golden_noise_analysis]

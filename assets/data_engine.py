@@ -10,8 +10,8 @@ from pydantic import Field
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
 from aesthetic_platform.schemas import RATIOS
-from assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
-from resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
 
 GROUP = "data_engine"
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
 from aesthetic_platform.workbench.preferences import build_human_preferences
-from resources import DataRootResource
+from aesthetic_platform.resources import DataRootResource
 
 GROUP = "golden_noise"
 

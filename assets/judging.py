@@ -19,9 +19,9 @@ from aesthetic_platform.judging import (
 from aesthetic_platform.judging.dataset import missing_ratios, prompts_in_several_splits, winners_beat_losers
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
 from aesthetic_platform.tables import SchemaError
-from assets.data_engine import GROUP, candidate_images
-from assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
-from resources import DataRootResource, JudgeResource
+from aesthetic_platform.assets.data_engine import GROUP, candidate_images
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.resources import DataRootResource, JudgeResource
 
 REPORTS = "reports"
 MAX_LISTED = 20  # failed pairs named in metadata and errors

@@ -16,8 +16,8 @@ from aesthetic_platform.tracking import CHAMPION_ALIAS
 from aesthetic_platform.training import TrainConfig
 from aesthetic_platform.training.mlflow_model import set_champion
 from aesthetic_platform.training.tracked import TrainedModel, begin_run, complete_run, fail_run, runs_dir, train_in_process
-from resources import DataRootResource
-from resources.tracking import MLflowResource
+from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.resources.tracking import MLflowResource
 
 GROUP = "training"
 
@@ -60,7 +60,7 @@ def _train_via_pipes(context, pipes_client, root, train_config: TrainConfig, tra
             "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id,
         ]
         launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
-        pipes_client.run(command=[*launcher, "-m", "resources.pipes_training", *args], context=context).get_results()
+        pipes_client.run(command=[*launcher, "-m", "aesthetic_platform.resources.pipes_training", *args], context=context).get_results()
         return json.loads((work / "result.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)

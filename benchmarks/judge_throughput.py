@@ -20,8 +20,8 @@ from pathlib import Path
 
 from aesthetic_platform.judging import JudgingConfig, OpenAIJudge, OpenAIJudgeConfig, judge_batch
 from aesthetic_platform.paths import DataRoot
-from tests.fixtures.judge_server import JudgeServerState, running_judge_server
 from tests.fixtures.candidates import make_batch
+from tests.fixtures.judge_server import JudgeServerState, running_judge_server
 
 
 def prepare(root: DataRoot, batch: str, pairs: int) -> None:

@@ -1,14 +1,14 @@
 """Asset jobs, schedules and sensors."""
 
-from jobs.chains import (
+from aesthetic_platform.jobs.chains import (
     candidate_chain_job,
     judging_chain_job,
     pair_dataset_job,
     train_and_evaluate_job,
     weekly_retrain_schedule,
 )
-from jobs.golden_noise import golden_noise_job, workbench_selections_sensor
-from jobs.inbox import prompt_inbox_sensor
+from aesthetic_platform.jobs.golden_noise import golden_noise_job, workbench_selections_sensor
+from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
 
 ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, train_and_evaluate_job, golden_noise_job]
 ALL_SCHEDULES = [weekly_retrain_schedule]

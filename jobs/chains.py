@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.partitions import prompt_batch
+from aesthetic_platform.assets.partitions import prompt_batch
 
 candidate_chain_job = dg.define_asset_job(
     "candidate_chain",

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from aesthetic_platform.workbench.selections import selections_path
-from resources import DataRootResource
+from aesthetic_platform.resources import DataRootResource
 
 SELECTIONS_INTERVAL_S = 30
 

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from aesthetic_platform.prompts.inbox import drain_inbox
-from assets.partitions import prompt_batch
-from jobs.chains import judging_chain_job
-from resources import DataRootResource
+from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.jobs.chains import judging_chain_job
+from aesthetic_platform.resources import DataRootResource
 
 INBOX_INTERVAL_S = 30
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import dagster as dg
 
-from resources.data_root import DataRootResource
-from resources.generation import ImageGeneratorResource
-from resources.judge import JudgeResource, judge_from_env
-from resources.llm import PromptLLMResource
-from resources.tracking import MLflowResource
+from aesthetic_platform.resources.data_root import DataRootResource
+from aesthetic_platform.resources.generation import ImageGeneratorResource
+from aesthetic_platform.resources.judge import JudgeResource, judge_from_env
+from aesthetic_platform.resources.llm import PromptLLMResource
+from aesthetic_platform.resources.tracking import MLflowResource
 
 PROFILE_ENV = "AESTHETIC_PROFILE"
 #: Read once at import: ``mlflow.set_tracking_uri`` later rewrites the variable in-process.

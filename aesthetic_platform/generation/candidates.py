@@ -140,7 +140,7 @@ def generate_candidates(
                 generator=generator.name, steps=generator.params.get("steps"),
                 guidance=generator.params.get("guidance"), scheduler=generator.params.get("scheduler"),
                 params_json=gen_params, path=str(path), sha256=sha256_bytes(data),
-                created_at=dt.datetime.now(dt.timezone.utc),
+                created_at=dt.datetime.now(dt.UTC),
             )
         if progress:
             progress(len(rows), len(plan))

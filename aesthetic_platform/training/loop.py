@@ -23,11 +23,11 @@ from torch import nn
 
 from aesthetic_platform.atomic import write_with
 from aesthetic_platform.evaluation.predict import agreement, pair_logits, teacher_gaps
+from aesthetic_platform.model.batching import RatioBucketSampler
 from aesthetic_platform.model.config import ModelConfig, named_config
 from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossConfig
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.train_step import PairCollator, PreferencePairDataset, pair_loss
-from aesthetic_platform.model.batching import RatioBucketSampler
 from aesthetic_platform.training.config import TrainConfig
 from aesthetic_platform.training.distributed import DistContext, barrier, init_distributed
 

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import numpy as np
+
 from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, no_regression, render_markdown, render_plots
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.config import named_config
@@ -44,7 +45,7 @@ def test_report_on_teacher_and_human_pairs(data_root, tmp_path):
     humans = [
         HumanPreference(
             pair_id=f"h{i}", prompt_id="p", prompt=p.prompt, prompt_hash=p.prompt_hash, winner_path=p.image_winner_path,
-            loser_path=p.image_loser_path, dimension="total", annotator="ann", created_at=dt.datetime.now(dt.timezone.utc),
+            loser_path=p.image_loser_path, dimension="total", annotator="ann", created_at=dt.datetime.now(dt.UTC),
         )
         for i, p in enumerate(pairs[:6])
     ]
@@ -65,7 +66,7 @@ def test_human_dimension_outside_the_model_falls_back_to_total(data_root):
     pairs = write_synthetic_pairs(data_root, pairs=6)
     human = HumanPreference(
         pair_id="h", prompt_id="p", prompt="x", prompt_hash="h", winner_path=pairs[0].image_winner_path,
-        loser_path=pairs[0].image_loser_path, dimension="mood", annotator="a", created_at=dt.datetime.now(dt.timezone.utc),
+        loser_path=pairs[0].image_loser_path, dimension="mood", annotator="a", created_at=dt.datetime.now(dt.UTC),
     )
     model = AestheticScorer(named_config("tiny")).eval()
     assert model_accuracy(model, pairs, [human], 0.5).human.n == 1

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
+from aesthetic_platform.atomic import sha256_file
 from aesthetic_platform.judging import ImageRef, JudgeRequest
 from aesthetic_platform.judging.client import OpenAIJudge, OpenAIJudgeConfig, retry_after_s
 from tests.judging.conftest import local_judge
 from tests.judging.test_heuristic import PROMPT, poster
-from aesthetic_platform.atomic import sha256_file
 
 
 @pytest.fixture

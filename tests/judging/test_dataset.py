@@ -6,7 +6,15 @@ import sys
 
 import polars as pl
 
-from aesthetic_platform.judging import HeuristicJudge, build_pair_dataset, calibrate, judge_batch, judge_cache, split_for, write_pair_dataset
+from aesthetic_platform.judging import (
+    HeuristicJudge,
+    build_pair_dataset,
+    calibrate,
+    judge_batch,
+    judge_cache,
+    split_for,
+    write_pair_dataset,
+)
 from aesthetic_platform.judging.dataset import SplitConfig, missing_ratios, prompts_in_several_splits, winners_beat_losers
 from aesthetic_platform.prompts import text_hash
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, PREFERENCE_PAIRS, HumanPreference, Judgment

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from aesthetic_platform.generation.poster import PosterRenderer
 from aesthetic_platform.generation.base import GenerationRequest
+from aesthetic_platform.generation.poster import PosterRenderer
 from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.schemas import RATIOS
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.model.batching import (
     MAX_ASPECT_DISTORTION,
     RatioBucketSampler,
@@ -17,7 +18,6 @@ from aesthetic_platform.model.batching import (
     patch_grid,
     resize_to_budget,
 )
-from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.schemas import RATIOS
 
 VIT_L_BUDGET = 256

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from aesthetic_platform.model import AestheticScorer
 from aesthetic_platform.model.config import ImageTowerConfig, TextTowerConfig, named_config
 from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.train_step import PairCollator, PairExample, pair_loss
-from aesthetic_platform.model import AestheticScorer
 from tests.model.conftest import MODEL_SEED, build_tiny_model
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from aesthetic_platform.definitions import contiguous_ranges, defs, materialize_batches
 from aesthetic_platform.paths import DataRoot
-from assets import candidate_images, prompts
-from assets.partitions import prompt_batch
-from resources import DataRootResource, ImageGeneratorResource, PromptLLMResource, resources_for
+from aesthetic_platform.assets import candidate_images, prompts
+from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource, resources_for
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 3, "pixel_budget": 48 * 48}}}}

@@ -4,8 +4,8 @@ import dagster as dg
 
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.prompts.inbox import drain_inbox
-from jobs.inbox import prompt_inbox_sensor
-from resources import DataRootResource
+from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
+from aesthetic_platform.resources import DataRootResource
 
 
 def test_inbox_file_becomes_a_batch_run(tmp_path):

@@ -9,9 +9,9 @@ import dagster as dg
 import polars as pl
 
 from aesthetic_platform.paths import DataRoot
-from assets import candidate_images, judge_calibration, judgments, preference_pairs, prompts
-from assets.partitions import prompt_batch
-from resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
+from aesthetic_platform.assets import candidate_images, judge_calibration, judgments, preference_pairs, prompts
+from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
 from tests.fixtures.judge_server import running_judge_server
 
 REPO = Path(__file__).resolve().parents[2]

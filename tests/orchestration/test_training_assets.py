@@ -19,8 +19,8 @@ from aesthetic_platform.registry import champion_info, has_champion
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, TrackingConfig
 from aesthetic_platform.training import TrainConfig
-from assets import ALL_ASSETS
-from resources import DataRootResource, MLflowResource, resources_for
+from aesthetic_platform.assets import ALL_ASSETS
+from aesthetic_platform.resources import DataRootResource, MLflowResource, resources_for
 from tests.fixtures.pairs import write_synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[2]

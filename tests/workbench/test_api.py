@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from aesthetic_platform.generation import DiffusersGenerator, PosterRenderer
 from aesthetic_platform.workbench import active_selections, read_log, selections_path
 from aesthetic_platform.workbench.app import create_app
-from aesthetic_platform.generation import DiffusersGenerator, PosterRenderer
 from aesthetic_platform.workbench.batches import WorkbenchSettings, build_generator
 from tests.fixtures.tiny_diffusers import tiny_flux_pipeline
 from tests.workbench.conftest import PROMPTS_CSV, SMALL, fake_scorer, live_server

@@ -1,0 +1,250 @@
+"""The ``aesthetic`` commands that run pipeline steps through Dagster (orchestration layer).
+
+They extend the core command line (:mod:`aesthetic_platform.cli`) and go through the
+code location in :mod:`aesthetic_platform.definitions`, so a CLI run is a Dagster run:
+it shows up in the UI with lineage, metadata and asset checks. Definitions are imported
+inside each command so that ``aesthetic score`` and friends never pay for Dagster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table as RichTable
+
+from aesthetic_platform.cli import HomeOption, app, console, data_root_option, quiet_libraries
+from aesthetic_platform.paths import DataRoot, check_key
+
+batch_app = typer.Typer(help="prompt_batch partitions.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+QUIET_LOGS: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _chain_config(source: str, count: int, file: Path | None, per_prompt: int, pixel_budget: int) -> dict[str, Any]:
+    prompts_config: dict[str, Any] = {"source": source, "count": count}
+    if file is not None:
+        prompts_config["file_path"] = str(file.resolve())
+    return {
+        **QUIET_LOGS,
+        "ops": {
+            "prompts": {"config": prompts_config},
+            "candidate_images": {"config": {"per_prompt": per_prompt, "pixel_budget": pixel_budget}},
+        },
+    }
+
+
+def _run_chain(root: DataRoot, batches: list[str], run_config: dict[str, Any], job_name: str = "candidate_chain") -> None:
+    from aesthetic_platform import definitions
+
+    for batch in batches:
+        check_key("batch", batch)
+    with console.status(f"materializing {', '.join(batches)} through Dagster ..."):
+        results = definitions.materialize_batches(root, batches, job_name=job_name, run_config=run_config)
+    _fail_on(results)
+
+
+def _fail_on(results: list[Any]) -> None:
+    failed = [r.run_id for r in results if not r.success]
+    if failed:
+        console.print(f"[red]runs failed: {failed}; open the Dagster UI (aesthetic ui) for the logs[/red]")
+        raise typer.Exit(1)
+
+
+
+def _summary(root: DataRoot, batches: list[str]) -> RichTable:
+    from aesthetic_platform.generation import load_manifest
+    from aesthetic_platform.prompts import load_prompts
+
+    table = RichTable(title="prompt batches")
+    for column in ("batch", "prompts", "images", "1:1", "3:4", "9:16", "4:3", "16:9"):
+        table.add_column(column, justify="right" if column != "batch" else "left")
+    for batch in batches:
+        rows = load_manifest(root, batch)
+        per_ratio = {r: sum(1 for x in rows if x.ratio == r) for r in ("1:1", "3:4", "9:16", "4:3", "16:9")}
+        table.add_row(batch, str(len(load_prompts(root, batch))), str(len(rows)), *(str(v) for v in per_ratio.values()))
+    return table
+
+
+def demo_batches(first: str, count: int) -> list[str]:
+    """``count`` partition keys counting up from ``first`` (demo-0001 -> demo-0002, ...)."""
+    if count < 1:
+        raise typer.BadParameter("--batches must be at least 1", param_hint="--batches")
+    match = re.match(r"^(.*?)(\d+)$", first)
+    if match is None:
+        return [first] + [f"{first}-{i}" for i in range(2, count + 1)]
+    stem, digits = match.groups()
+    return [f"{stem}{int(digits) + i:0{len(digits)}d}" for i in range(count)]
+
+
+def _pairs_summary(root: DataRoot) -> RichTable:
+    import polars as pl
+
+    pairs = pl.read_parquet(root.table("preference_pairs"))
+    table = RichTable(title="preference pairs (split by prompt hash)")
+    for column in ("pairs", "train", "val", "test", "consistent", "prompts"):
+        table.add_column(column, justify="right")
+    splits = dict(pairs.group_by("split").len().iter_rows()) if pairs.height else {}
+    table.add_row(
+        str(pairs.height), *(str(splits.get(s, 0)) for s in ("train", "val", "test")),
+        str(int(pairs["consistent"].sum()) if pairs.height else 0), str(pairs["prompt_hash"].n_unique()),
+    )
+    return table
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    batch: Annotated[str, typer.Option(help="First prompt_batch partition key to create.")] = "demo-0001",
+    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = 20,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = 20,
+    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
+    pixel_budget: Annotated[int, typer.Option(help="Pixels per image (the tiny student sees about 128x128).")] = 128 * 128,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Also train the tiny student and write the eval report.")] = True,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the tiny student.")] = 8,
+) -> None:
+    """Run the main chain end to end on embedded defaults (no GPU, keys or downloads):
+    prompts -> candidate images -> judge verdicts -> preference pairs -> student model -> eval report."""
+    from aesthetic_platform import definitions
+
+    quiet_libraries()
+    root = data_root_option(home)
+    keys = demo_batches(batch, batches)
+    started = time.perf_counter()
+    console.rule("aesthetic_platform demo")
+    console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
+    _run_chain(root, keys, _chain_config("grammar", prompts, None, per_prompt, pixel_budget), job_name="judging_chain")
+    with console.status("building the preference-pair dataset and the judge calibration ..."):
+        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config={**QUIET_LOGS, "ops": DEMO_SPLIT})])
+    console.print(_summary(root, keys))
+    console.print(_pairs_summary(root))
+    if train:
+        with console.status(f"training the tiny student ({epochs} epochs) and evaluating it ..."):
+            result = definitions.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
+        _fail_on([result])
+        console.print(_eval_summary(result))
+    console.print(f"prompts table:     {root.tables / 'prompts'}/<batch>.parquet")
+    console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
+    console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
+    console.print(f"judge verdicts:    {root.tables / 'judgments'}/<batch>.parquet")
+    console.print(f"judge calibration: {root.root / 'reports' / 'judge_calibration.md'}")
+    console.print(f"preference pairs:  [bold]{root.table('preference_pairs')}[/bold]")
+    if train:
+        console.print(f"champion model:    {root.models / 'champion'}")
+        console.print(f"eval reports:      {root.root / 'reports'}/eval-*/report.md")
+        console.print(f"MLflow store:      sqlite:///{root.mlflow_db}")
+    console.print(f"done in {time.perf_counter() - started:.1f}s")
+    console.rule("next steps")
+    console.print(f"browse runs, lineage and MLflow:  aesthetic ui --home {root.root}")
+    console.print(f"read the pairs:                   python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\"")
+    if train:
+        console.print(f"score images:                     aesthetic score --home {root.root} --prompt '...' IMAGE.png")
+    console.print("more batches (one backfill):      aesthetic materialize --batch b-0002 --batch b-0003")
+
+
+#: The demo holds out a fifth of its prompts so the headline CI is not drawn from a handful.
+DEMO_SPLIT = {"preference_pairs": {"config": {"train_fraction": 0.7, "val_fraction": 0.1}}}
+
+
+def _demo_training_config(epochs: int) -> dict[str, Any]:
+    """The tiny student trains from random init, so its towers learn as fast as its heads."""
+    return {
+        **QUIET_LOGS,
+        "ops": {
+            **DEMO_SPLIT,
+            "aesthetic_model": {"config": {"model": "tiny", "epochs": epochs, "tower_lr": 1e-3, "head_lr": 1e-3, "batch_size": 32}},
+        },
+    }
+
+
+def _eval_summary(result: Any) -> RichTable:
+    import json as json_module
+
+    (materialization,) = result.asset_materializations_for_node("eval_report")
+    report = json_module.loads(Path(materialization.metadata["report_dir"].value, "report.json").read_text())
+    table = RichTable(title=f"held-out teacher pairs: student accuracy, 95% CI over prompts (chance {report['chance']:.0%})")
+    for column in ("dimension", "accuracy", "95% CI", "pairs", "beats chance"):
+        table.add_column(column, justify="left" if column == "dimension" else "right")
+    for dim in report["dimensions"]:
+        acc = report["model"]["per_dimension"][dim]
+        table.add_row(
+            dim, f"{acc['accuracy']:.1%}", f"[{acc['ci_low']:.1%}, {acc['ci_high']:.1%}]", str(acc["n"]),
+            "yes" if acc["ci_low"] > report["chance"] else "no",
+        )
+    return table
+
+
+@app.command()
+def materialize(
+    batch: Annotated[list[str], typer.Option("--batch", "-b", help="prompt_batch key; repeat for several (one run per contiguous range).")],
+    home: HomeOption = None,
+    source: Annotated[str, typer.Option(help="Prompt source: grammar, llm or file.")] = "grammar",
+    file: Annotated[Path | None, typer.Option(help="CSV/JSON prompt file for --source file.", exists=True, dir_okay=False)] = None,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch (grammar/llm).")] = 8,
+    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
+    pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
+) -> None:
+    """Create the batches (if new) and materialize prompts -> images -> judgments in one go (a backfill)."""
+    if source == "file" and file is None:
+        raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
+    root = data_root_option(home)
+    _run_chain(root, batch, _chain_config(source, prompts, file, per_prompt, pixel_budget), job_name="judging_chain")
+    console.print(_summary(root, batch))
+
+
+@batch_app.command("add")
+def batch_add(keys: Annotated[list[str], typer.Argument(help="Partition keys to add.")], home: HomeOption = None) -> None:
+    """Register prompt_batch partitions without running anything (e.g. before a UI backfill)."""
+    from aesthetic_platform import definitions
+
+    for key in keys:
+        check_key("batch", key)
+    root = data_root_option(home)
+    added = definitions.add_batches(definitions.instance_for(root), keys)
+    console.print(f"added {len(added)} new partition(s): {', '.join(added) or '-'}")
+
+
+@batch_app.command("list")
+def batch_list(home: HomeOption = None) -> None:
+    """List prompt_batch partitions known to the instance."""
+    from aesthetic_platform import definitions
+
+    instance = definitions.instance_for(data_root_option(home))
+    for key in instance.get_dynamic_partitions("prompt_batch"):
+        console.print(key)
+
+
+
+@app.command()
+def ui(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Bind address for both UIs.")] = "127.0.0.1",
+    dagster_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
+) -> None:
+    """Start the Dagster UI and the MLflow UI; Ctrl-C stops both."""
+    from aesthetic_platform import ui as ui_module
+    from aesthetic_platform.definitions import REPO_ROOT, prepare_dagster_home
+
+    root = data_root_option(home)
+    prepare_dagster_home(root)
+    services = ui_module.build_services(root, REPO_ROOT, host, dagster_port, mlflow_port)
+    console.print(f"starting Dagster and MLflow for {root.root} (logs in {root.root / 'logs'}); Ctrl-C stops both")
+    try:
+        code = ui_module.run_services(
+            services, dict(os.environ), REPO_ROOT, root.root / "logs",
+            on_ready=lambda s: console.print(f"[green]{s.name} UI:[/green] {s.url}"),
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print("stopped Dagster and MLflow")
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
