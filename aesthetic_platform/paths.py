@@ -76,6 +76,19 @@ class DataRoot:
     def inbox(self) -> Path:
         return self.root / "inbox"
 
+    @property
+    def db_dir(self) -> Path:
+        """The embedding and label store's SQLite database (when ``AESTHETIC_DB_URL`` names no server)."""
+        return self.root / "db"
+
+    @property
+    def store_db(self) -> Path:
+        return self.db_dir / "store.db"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.store_db}"
+
     # --- files -------------------------------------------------------------------
     def table(self, name: str, batch: str | None = None) -> Path:
         """A table is one Parquet file, or one file per ``prompt_batch`` partition."""
@@ -94,6 +107,23 @@ class DataRoot:
             / check_key("prompt id", prompt_id)
             / f"{seed}_{width}x{height}.png"
         )
+
+    # --- reference images (crawler) ---------------------------------------------------
+    @property
+    def crawl(self) -> Path:
+        """Crawl state: the source registry and one frontier database per source."""
+        return self.root / "crawl"
+
+    @property
+    def crawl_sources(self) -> Path:
+        return self.crawl / "sources.json"
+
+    def crawl_frontier(self, source: str) -> Path:
+        return self.crawl / check_key("crawl source", source) / "frontier.sqlite"
+
+    def reference_image(self, source: str, sha256: str, suffix: str) -> Path:
+        """Crawled images are content-addressed per source: ``reference_images/<source>/<sha[:2]>/<sha><suffix>``."""
+        return self.root / "reference_images" / check_key("crawl source", source) / sha256[:2] / f"{sha256}{suffix}"
 
     def ensure(self) -> DataRoot:
         for folder in (self.tables, self.images, self.cache, self.models, self.inbox, self.dagster_home):
