@@ -7,13 +7,14 @@ Writers build frames through ``TABLE.frame(rows)`` and readers load through
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aesthetic_platform.tables import Table
 
 Language = Literal["zh", "en"]
+LANGUAGES: tuple[str, ...] = get_args(Language)
 PromptSource = Literal["grammar", "llm", "file"]
 
 #: The five aspect ratios of seed 000 §3 Phase 1.2, as (label, width:height).
@@ -176,3 +177,59 @@ class Judgment(_Row):
 
 
 JUDGMENTS = Table("judgments", Judgment)
+
+
+class ReferenceImage(_Row):
+    """One crawled reference image, stored once per sha256, with its provenance."""
+
+    image_id: str = Field(description="'r' + first 15 hex of the sha256")
+    source: str = Field(description="crawl_source partition key")
+    sha256: str
+    path: str = Field(description="absolute path of the stored file (content-addressed)")
+    url: str = Field(description="the image URL as discovered")
+    final_url: str = Field(description="the URL that answered, after redirects")
+    page_url: str = Field(default="", description="the detail page the image came from; '' for URL lists")
+    title: str = ""
+    tags: list[str] = Field(default_factory=list)
+    author: str = ""
+    licence: str = Field(default="", description="licence text of the page, e.g. 'CC BY 4.0'; '' when the page has none")
+    licence_url: str = ""
+    format: str = Field(description="decoded format: JPEG, PNG, WEBP or GIF")
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    bytes: int = Field(gt=0)
+    content_type: str
+    etag: str = ""
+    last_modified: str = ""
+    headers_json: str = Field(description="the response headers that matter (type, length, caching, licence links), as sorted JSON")
+    fetched_at: dt.datetime
+
+
+REFERENCE_IMAGES = Table("reference_images", ReferenceImage)
+
+
+AuditStatus = Literal["passed", "flagged", "unaudited"]
+AuditKind = Literal["prompt", "image"]
+
+
+class ContentAudit(_Row):
+    """The content audit of one prompt or one candidate image of a ``prompt_batch``, before judging."""
+
+    batch: str
+    kind: AuditKind
+    item_id: str = Field(description="prompt_id for prompts, image_id for images")
+    prompt_id: str
+    content_hash: str = Field(description="prompt text hash or image sha256: a re-run reuses audits of unchanged content")
+    status: AuditStatus = Field(description="'unaudited': the auditor failed (see error); judging skips or includes it by policy")
+    categories: list[str] = Field(default_factory=list, description="flagged categories, e.g. sexual, violence")
+    reason: str = Field(default="", description="why it was flagged, in words")
+    rule_hits: list[str] = Field(default_factory=list, description="'category:term' of every matched rule term")
+    scores_json: str = Field(default="{}", description="moderation category scores, as sorted JSON")
+    auditor: str = Field(description="what audited it: rules, moderation:<model>, image:<classifier>, none (no image model)")
+    error: str = ""
+    attempts: int = Field(default=0, ge=0, description="HTTP attempts of the moderation call (0: no call)")
+    config_hash: str = Field(description="hash of the audit settings that produced the row")
+    audited_at: dt.datetime
+
+
+CONTENT_AUDIT = Table("content_audit", ContentAudit)

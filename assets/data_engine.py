@@ -2,28 +2,20 @@
 
 
 from collections import Counter
-from typing import Literal
 
 import dagster as dg
-from pydantic import Field
 
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
-from aesthetic_platform.schemas import RATIOS
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
+from aesthetic_platform.schemas import RATIOS
 
 GROUP = "data_engine"
 
 
-class PromptsConfig(dg.Config):
-    source: Literal["grammar", "llm", "file"] = Field(
-        default="grammar", description="'grammar': built-in offline grammar; 'llm': the prompt_llm resource; 'file': a CSV/JSON file."
-    )
-    count: int = Field(default=8, ge=1, le=10_000, description="Prompts per batch (grammar and llm sources).")
-    languages: list[str] = Field(default=["zh", "en"], description="Languages in rotation: 'zh', 'en'.")
-    file_path: str = Field(default="", description="CSV or JSON prompt file (source 'file').")
-    theme: str = Field(default="", description="Optional theme passed to the LLM.")
+class PromptsConfig(dg.Config, PromptBatchConfig):
+    """The launchpad form of ``PromptBatchConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(
@@ -42,14 +34,10 @@ def prompts(
 ) -> dg.MaterializeResult:
     """Prompt specs (text, language, objective elements) for each batch, deduplicated."""
     root = data_root.root()
-    batch_config = PromptBatchConfig(
-        source=config.source, count=config.count, languages=tuple(config.languages),
-        file_path=config.file_path or None, theme=config.theme,
-        llm=prompt_llm.source() if config.source == "llm" else None,
-    )
+    llm = prompt_llm.source() if config.source == "llm" else None
     sizes, ids_ok, text_ok, languages = {}, True, True, Counter()
     for batch in context.partition_keys:
-        specs = build_prompt_batch(batch, batch_config)
+        specs = build_prompt_batch(batch, config, llm)
         path = write_prompts(root, batch, specs)
         sizes[batch] = len(specs)
         ids_ok &= len({s.prompt_id for s in specs}) == len(specs)
@@ -72,13 +60,8 @@ def prompts(
     )
 
 
-class CandidateImagesConfig(dg.Config):
-    per_prompt: int = Field(default=4, ge=2, le=64, description="K candidates per prompt, each with its own seed.")
-    ratio_mode: Literal["all", "fixed", "random"] = Field(
-        default="all", description="'all': cycle all five ratios; 'fixed': cycle `ratios`; 'random': draw from `ratios`."
-    )
-    ratios: list[str] = Field(default=list(RATIOS), description="Aspect ratios for 'fixed' and 'random'.")
-    pixel_budget: int = Field(default=256 * 256, ge=256, description="Pixels per image; sides are multiples of 16.")
+class CandidateImagesConfig(dg.Config, CandidateConfig):
+    """The launchpad form of ``CandidateConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(
@@ -101,14 +84,11 @@ def candidate_images(
     """K images per prompt over the aspect ratios, as PNGs plus a manifest table per batch."""
     root = data_root.root()
     generator = image_generator.build()
-    candidate_config = CandidateConfig(
-        per_prompt=config.per_prompt, ratio_mode=config.ratio_mode, ratios=tuple(config.ratios), pixel_budget=config.pixel_budget
-    )
     generated = reused = 0
     ratios: Counter[str] = Counter()
     for batch in context.partition_keys:
         run = generate_candidates(
-            root, batch, load_prompts(root, batch), candidate_config, generator,
+            root, batch, load_prompts(root, batch), config, generator,
             progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} images"),
         )
         generated += run.generated

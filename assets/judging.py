@@ -4,6 +4,8 @@
 import dagster as dg
 from pydantic import Field
 
+from aesthetic_platform.assets.data_engine import GROUP, candidate_images
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
 from aesthetic_platform.atomic import write_json, write_text
 from aesthetic_platform.judging import (
     JudgingConfig,
@@ -16,22 +18,18 @@ from aesthetic_platform.judging import (
     load_judgments,
     write_pair_dataset,
 )
+from aesthetic_platform.judging.calibration import CalibrationConfig
 from aesthetic_platform.judging.dataset import missing_ratios, prompts_in_several_splits, winners_beat_losers
+from aesthetic_platform.resources import DataRootResource, JudgeResource
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
 from aesthetic_platform.tables import SchemaError
-from aesthetic_platform.assets.data_engine import GROUP, candidate_images
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
-from aesthetic_platform.resources import DataRootResource, JudgeResource
 
 REPORTS = "reports"
 MAX_LISTED = 20  # failed pairs named in metadata and errors
 
 
-class JudgmentsConfig(dg.Config):
-    both_orders: bool = Field(default=True, description="Judge each pair in both orders; pairs whose winner flips are flagged inconsistent.")
-    max_pairs_per_prompt: int = Field(default=0, ge=0, description="0: all pairs among a prompt's candidates; N: a fixed sample of N.")
-    max_failure_rate: float = Field(default=0.1, ge=0, le=1, description="The asset fails above this share of failed calls (after writing what succeeded).")
-    warn_failure_rate: float = Field(default=0.02, ge=0, le=1, description="The failure-rate check warns above this share.")
+class JudgmentsConfig(dg.Config, JudgingConfig):
+    """The launchpad form of ``JudgingConfig`` (same fields, same defaults)."""
 
 
 def _failed_list(rows) -> list[str]:
@@ -58,11 +56,10 @@ def judgments(
     """One verdict per candidate pair and order: per-dimension scores, winner, reason, raw reply, provenance."""
     root = data_root.root()
     client = judge.build()
-    judging = JudgingConfig(both_orders=config.both_orders, max_pairs_per_prompt=config.max_pairs_per_prompt)
     runs = []
     for batch in context.partition_keys:
         run = judge_batch(
-            root, batch, client, judging,
+            root, batch, client, config,
             progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} judge calls"),
         )
         runs.append(run)
@@ -109,20 +106,19 @@ def judgments(
     )
 
 
-class CalibrationConfig(dg.Config):
-    repeat_sample: int = Field(default=8, ge=0, description="Pairs judged a second time to measure repeat agreement.")
-    seed: int = Field(default=0, description="Seed of the repeat sample.")
+class JudgeCalibrationConfig(dg.Config, CalibrationConfig):
+    """The launchpad form of ``CalibrationConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(group_name=GROUP, deps=[judgments], kinds={"openai", "markdown"})
 def judge_calibration(
-    context: dg.AssetExecutionContext, config: CalibrationConfig, data_root: DataRootResource, judge: JudgeResource
+    context: dg.AssetExecutionContext, config: JudgeCalibrationConfig, data_root: DataRootResource, judge: JudgeResource
 ) -> dg.MaterializeResult:
     """How trustworthy the judge is: JSON validity, swap consistency, repeat agreement, agreement with humans."""
     root = data_root.root()
     human_path = root.table("human_preferences")
     humans = HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(human_path)) if human_path.exists() else []
-    report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config.repeat_sample, config.seed)
+    report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config)
     folder = root.root / REPORTS
     write_json(folder / "judge_calibration.json", report.to_json())
     write_text(folder / "judge_calibration.md", report.markdown())
@@ -140,10 +136,8 @@ def judge_calibration(
     )
 
 
-class PreferencePairsConfig(dg.Config):
-    train_fraction: float = Field(default=0.8, ge=0, le=1, description="Share of prompts (by prompt hash) in train.")
-    val_fraction: float = Field(default=0.1, ge=0, le=1, description="Share of prompts in val; the rest is test.")
-    split_salt: str = Field(default="aesthetic-split-v1", description="Salt of the prompt-hash split; change it to draw a new split.")
+class PreferencePairsConfig(dg.Config, SplitConfig):
+    """The launchpad form of ``SplitConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(
@@ -162,8 +156,7 @@ def preference_pairs(
 ) -> dg.MaterializeResult:
     """The Parquet training set: prompt, winner/loser ids and paths, {dim: {winner, loser}} scores, split by prompt."""
     root = data_root.root()
-    split = SplitConfig((config.train_fraction, config.val_fraction, 1.0 - config.train_fraction - config.val_fraction), config.split_salt)
-    dataset = build_pair_dataset(load_judgments(root), split)
+    dataset = build_pair_dataset(load_judgments(root), config)
     path = write_pair_dataset(root, dataset)
     try:
         frame = PREFERENCE_PAIRS.read(path)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aesthetic_platform.judging import JudgingConfig, OpenAIJudge, OpenAIJudgeConfig, judge_batch
+from aesthetic_platform.judging import JudgeConfig, JudgingConfig, OpenAIJudge, judge_batch
 from aesthetic_platform.paths import DataRoot
 from tests.fixtures.candidates import make_batch
 from tests.fixtures.judge_server import JudgeServerState, running_judge_server
@@ -30,8 +30,8 @@ def prepare(root: DataRoot, batch: str, pairs: int) -> None:
 
 
 def judge(server, concurrency: int) -> OpenAIJudge:
-    return OpenAIJudge(OpenAIJudgeConfig(
-        model=f"local-vlm-c{concurrency}", base_url=server.base_url, api_key="bench", concurrency=concurrency,
+    return OpenAIJudge(JudgeConfig(
+        kind="openai", model=f"local-vlm-c{concurrency}", base_url=server.base_url, api_key="bench", concurrency=concurrency,
         timeout_s=30.0, max_side=256,
     ))
 

@@ -58,20 +58,14 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
         return {
             "data_root": DataRootResource(),
             "image_generator": ImageGeneratorResource(kind="diffusers"),
-            "prompt_llm": PromptLLMResource(
-                model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"),
-                base_url=os.environ.get("OPENAI_BASE_URL", ""),
-                api_key=dg.EnvVar("OPENAI_API_KEY"),
-            ),
+            "prompt_llm": PromptLLMResource(api_key=dg.EnvVar("OPENAI_API_KEY")),
             "judge": judge_from_env("openai"),
             **_training_resources(),
         }
     return {
         "data_root": DataRootResource(),
         "image_generator": ImageGeneratorResource(kind="poster"),
-        "prompt_llm": PromptLLMResource(
-            model=os.environ.get("AESTHETIC_PROMPT_MODEL", "gpt-4o-mini"), base_url=os.environ.get("OPENAI_BASE_URL", "")
-        ),
+        "prompt_llm": PromptLLMResource(),
         "judge": judge_from_env("heuristic"),
         **_training_resources(),
     }

@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aesthetic_platform.atomic import sha256_bytes, sha256_file, write_bytes
 from aesthetic_platform.generation.base import GenerationRequest, ImageGenerator, params_json
 from aesthetic_platform.generation.sizes import RatioMode, assign_ratios, size_for_ratio
@@ -24,19 +26,20 @@ from aesthetic_platform.schemas import CANDIDATE_IMAGES, RATIOS, CandidateImage,
 ProgressFn = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class CandidateConfig:
-    per_prompt: int = 4
-    ratio_mode: RatioMode = "all"
-    ratios: tuple[str, ...] = tuple(RATIOS)
-    pixel_budget: int = 256 * 256
-    chunk_size: int = 16
+class CandidateConfig(BaseModel):
+    """How many candidates each prompt gets, at which ratios and sizes."""
 
-    def __post_init__(self) -> None:
-        if self.per_prompt < 2:
-            raise ValueError(f"per_prompt must be at least 2 (pairs are judged among a prompt's candidates), got {self.per_prompt}")
-        if self.chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_prompt: int = Field(
+        default=4, ge=2, le=64, description="K candidates per prompt, each with its own seed (pairs are judged among them)."
+    )
+    ratio_mode: RatioMode = Field(
+        default="all", description="'all': cycle all five ratios; 'fixed': cycle `ratios`; 'random': draw from `ratios`."
+    )
+    ratios: list[str] = Field(default=list(RATIOS), min_length=1, description="Aspect ratios for 'fixed' and 'random'.")
+    pixel_budget: int = Field(default=256 * 256, ge=256, description="Pixels per image; sides are multiples of 16.")
+    chunk_size: int = Field(default=16, ge=1, description="Images handed to the generator per call.")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from aesthetic_platform.judging.base import ImageRef, Judge, JudgeRequest, Verdict
 from aesthetic_platform.judging.cache import CacheKey, VerdictCache
 from aesthetic_platform.judging.calibration import CalibrationReport, calibrate
-from aesthetic_platform.judging.client import OpenAIJudge, OpenAIJudgeConfig
+from aesthetic_platform.judging.client import OpenAIJudge
+from aesthetic_platform.judging.config import JudgeConfig
 from aesthetic_platform.judging.dataset import PairDataset, SplitConfig, build_pair_dataset, write_pair_dataset
 from aesthetic_platform.judging.heuristic import HeuristicJudge
 from aesthetic_platform.judging.pairs import plan_pairs, split_for
@@ -29,15 +30,16 @@ __all__ = [
     "JudgePrompt",
     "JudgeReply",
     "JudgeRequest",
+    "JudgeConfig",
     "JudgingConfig",
     "OpenAIJudge",
-    "OpenAIJudgeConfig",
-    "PairDataset",
+        "PairDataset",
     "ReplyError",
     "ScoreScale",
     "SplitConfig",
     "Verdict",
     "VerdictCache",
+    "build_judge",
     "build_pair_dataset",
     "calibrate",
     "failure_rate",
@@ -50,3 +52,10 @@ __all__ = [
     "split_for",
     "write_pair_dataset",
 ]
+
+
+def build_judge(config: JudgeConfig) -> Judge:
+    """The judge a config names: the offline pixel heuristic or a VLM behind an OpenAI-compatible API."""
+    if config.kind == "heuristic":
+        return HeuristicJudge(tuple(config.dimensions), config.scale)
+    return OpenAIJudge(config)

@@ -71,10 +71,15 @@ OnVerdict = Callable[[int, Verdict], None]
 
 
 class Judge(Protocol):
-    """A pairwise judge. ``model`` and ``prompt_version`` are its provenance and cache namespace."""
+    """A pairwise judge. ``model``, ``prompt_version`` and ``fingerprint`` are its provenance and cache namespace."""
 
     @property
     def model(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the settings beyond model and prompt that change its replies (endpoint, image size, sampling)."""
+        ...
 
     @property
     def prompt_version(self) -> str: ...

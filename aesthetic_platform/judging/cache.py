@@ -1,8 +1,9 @@
-"""Verdict cache: one small JSON file per (judge model, prompt version, image A, image B, order).
+"""Verdict cache: one small JSON file per (judge, its reply settings, image A, image B, order).
 
 Keys are content addresses — the sha256 of both images' bytes — so the same pair of
 images shown in the same order is never judged twice under the same judge and prompt,
-whatever batch or pair id it comes from. Each verdict is written atomically the
+whatever batch or pair id it comes from. The judge's ``fingerprint`` (endpoint, image
+size sent, sampling parameters) is part of the key: changing any of them asks again. Each verdict is written atomically the
 moment its call returns, so a crash mid-batch loses at most the calls in flight.
 Only successful verdicts are stored: a failed pair is retried on the next run.
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aesthetic_platform.atomic import write_json
-from aesthetic_platform.judging.base import JudgeRequest, Verdict
+from aesthetic_platform.judging.base import Judge, JudgeRequest, Verdict
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,20 @@ class CacheKey:
 
     judge_model: str
     prompt_version: str
+    judge_settings: str
     image_a: str
     image_b: str
     order: str
 
     @classmethod
-    def for_request(cls, judge_model: str, prompt_version: str, request: JudgeRequest, repeat: int = 0) -> CacheKey:
+    def for_request(cls, judge: Judge, request: JudgeRequest, repeat: int = 0) -> CacheKey:
         first, second = request.first.sha256, request.second.sha256
         order = "ab" if first <= second else "ba"
         a, b = sorted((first, second))
-        return cls(judge_model, prompt_version, a, b, order + (f"+r{repeat}" if repeat else ""))
+        return cls(judge.model, judge.prompt_version, judge.fingerprint, a, b, order + (f"+r{repeat}" if repeat else ""))
 
     def digest(self) -> str:
-        payload = json.dumps([self.judge_model, self.prompt_version, self.image_a, self.image_b, self.order])
+        payload = json.dumps(list(_key_fields(self)))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -84,4 +86,4 @@ class VerdictCache:
 
 
 def _key_fields(key: CacheKey) -> tuple[str, ...]:
-    return (key.judge_model, key.prompt_version, key.image_a, key.image_b, key.order)
+    return (key.judge_model, key.prompt_version, key.judge_settings, key.image_a, key.image_b, key.order)

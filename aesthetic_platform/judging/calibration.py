@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aesthetic_platform.atomic import sha256_file
 from aesthetic_platform.judging.base import ImageRef, Judge, JudgeRequest
 from aesthetic_platform.judging.cache import VerdictCache
@@ -175,15 +177,24 @@ def human_agreement(judge: Judge, humans: Sequence[HumanPreference], cache: Verd
     return Rate(agree, total), len(humans) - len(usable), sum(not o.from_cache for o in outcomes)
 
 
+class CalibrationConfig(BaseModel):
+    """How much extra judging calibration may spend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repeat_sample: int = Field(default=8, ge=0, description="Pairs judged a second time to measure repeat agreement.")
+    seed: int = Field(default=0, description="Seed of the repeat sample.")
+
+
 def calibrate(
     judge: Judge, judgments: Sequence[Judgment], cache: VerdictCache, humans: Sequence[HumanPreference] = (),
-    repeat_sample: int = 8, seed: int = 0,
+    config: CalibrationConfig = CalibrationConfig(),
 ) -> CalibrationReport:
     """Calibration of ``judge`` over its own rows in ``judgments`` (other judges' rows are counted, not used)."""
     own = [r for r in judgments if r.judge_model == judge.model and r.judge_prompt_version == judge.prompt_version]
     first, after, transport = validity(own)
     swap, per_dim = swap_agreement(own)
-    repeat, repeat_calls = repeat_agreement(judge, own, cache, repeat_sample, seed)
+    repeat, repeat_calls = repeat_agreement(judge, own, cache, config.repeat_sample, config.seed)
     human, skipped, human_calls = human_agreement(judge, humans, cache)
     report = CalibrationReport(
         judge_model=judge.model, prompt_version=judge.prompt_version, calls=len(own),

@@ -16,16 +16,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aesthetic_platform.judging.pairs import DEFAULT_SPLIT_FRACTIONS, DEFAULT_SPLIT_SALT, split_for
+from aesthetic_platform.judging.pairs import check_fractions, split_for
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.schemas import PREFERENCE_PAIRS, RATIOS, DimScores, Judgment, PreferencePair
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS
-    salt: str = DEFAULT_SPLIT_SALT
+class SplitConfig(BaseModel):
+    """How prompts are split: a salted hash of each prompt's normalized text decides its split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_fraction: float = Field(default=0.8, ge=0, le=1, description="Share of prompts (by prompt hash) in train.")
+    val_fraction: float = Field(default=0.1, ge=0, le=1, description="Share of prompts in val; the rest is test.")
+    split_salt: str = Field(default="aesthetic-split-v1", description="Salt of the prompt-hash split; change it to draw a new split.")
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> SplitConfig:
+        check_fractions(self.fractions)
+        return self
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        return (self.train_fraction, self.val_fraction, max(0.0, 1.0 - self.train_fraction - self.val_fraction))
 
 
 @dataclass
@@ -65,7 +79,7 @@ def pair_record(rows: Sequence[Judgment], split_config: SplitConfig) -> Preferen
         scores={d: DimScores(winner=round(score_w[d], 4), loser=round(score_l[d], 4)) for d in score_w},
         judge_model=first.judge_model, judge_prompt_version=first.judge_prompt_version,
         consistent=all(r.winner == first.winner for r in rows),
-        split=split_for(first.prompt_hash, split_config.fractions, split_config.salt),
+        split=split_for(first.prompt_hash, split_config.fractions, split_config.split_salt),
     )
 
 

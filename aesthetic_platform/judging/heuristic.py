@@ -475,6 +475,10 @@ class HeuristicJudge:
         return HEURISTIC_MODEL
 
     @property
+    def fingerprint(self) -> str:
+        return "pixels"  # no endpoint, no sampling: the prompt version already names dimensions and scale
+
+    @property
     def dimensions(self) -> tuple[str, ...]:
         return self._dimensions
 

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 from aesthetic_platform.schemas import CandidateImage, PromptSpec, Split
 
-DEFAULT_SPLIT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
-DEFAULT_SPLIT_SALT = "aesthetic-split-v1"
 HASH_SPACE = 2**32
 
 
@@ -65,7 +63,7 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
 
 
-def split_for(prompt_hash: str, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, salt: str = DEFAULT_SPLIT_SALT) -> Split:
+def split_for(prompt_hash: str, fractions: Sequence[float], salt: str) -> Split:
     """train/val/test from a salted hash of the prompt's normalized-text hash."""
     train, val, _ = check_fractions(fractions)
     digest = hashlib.sha256(f"{salt}:{prompt_hash}".encode()).digest()

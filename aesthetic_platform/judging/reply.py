@@ -9,18 +9,15 @@ with a message short enough to send back to the model in the one repair request.
 
 from __future__ import annotations
 
-import json
-import re
 from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from aesthetic_platform.judging.prompt import ScoreScale, check_dimensions
+from aesthetic_platform.llm import replies as llm_replies
 
 Position = Literal["A", "B"]
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-MAX_QUOTED = 200
 
 
 class ReplyError(ValueError):
@@ -71,24 +68,10 @@ def extract_json_object(text: str) -> dict:
     truncated reply is reported as broken JSON rather than mistaken for one of its
     inner objects.
     """
-    body = text.strip()
-    candidates = [m.group(1) for m in _FENCE.finditer(body)] + [body]
-    decoder = json.JSONDecoder()
-    first_error: json.JSONDecodeError | None = None
-    for candidate in candidates:
-        start = candidate.find("{")
-        while start != -1:
-            try:
-                value, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError as exc:
-                first_error = first_error or exc
-            else:
-                if isinstance(value, dict) and ({"scores", "winner"} & value.keys()):
-                    return value
-            start = candidate.find("{", start + 1)
-    if first_error is not None:
-        raise ReplyError(f"the reply is not valid JSON ({first_error.msg} at char {first_error.pos}): {text.strip()[:MAX_QUOTED]!r}")
-    raise ReplyError(f"no JSON object in the reply: {text.strip()[:MAX_QUOTED]!r}")
+    try:
+        return llm_replies.extract_json_object(text, required_keys=("scores", "winner"))
+    except llm_replies.JSONReplyError as exc:
+        raise ReplyError(str(exc)) from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aesthetic_platform.generation import load_manifest
 from aesthetic_platform.judging.base import ImageRef, Judge, JudgeRequest, Verdict
 from aesthetic_platform.judging.cache import CacheKey, VerdictCache
@@ -36,10 +38,17 @@ class Outcome:
     judged_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class JudgingConfig:
-    both_orders: bool = True
-    max_pairs_per_prompt: int = 0  # 0 = all pairs among a prompt's candidates
+class JudgingConfig(BaseModel):
+    """Which pairs of a batch are judged, and how many failed calls a run tolerates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    both_orders: bool = Field(default=True, description="Judge each pair in both orders; pairs whose winner flips are flagged inconsistent.")
+    max_pairs_per_prompt: int = Field(default=0, ge=0, description="0: all pairs among a prompt's candidates; N: a fixed sample of N.")
+    max_failure_rate: float = Field(
+        default=0.1, ge=0, le=1, description="The run fails above this share of failed calls (after writing what succeeded)."
+    )
+    warn_failure_rate: float = Field(default=0.02, ge=0, le=1, description="The failure-rate check warns above this share.")
 
 
 def judge_with_cache(
@@ -47,7 +56,7 @@ def judge_with_cache(
     progress: ProgressFn | None = None,
 ) -> list[Outcome]:
     """One outcome per request: cached when known, else judged now and cached if it succeeded."""
-    keys = [CacheKey.for_request(judge.model, judge.prompt_version, r, repeat) for r in requests]
+    keys = [CacheKey.for_request(judge, r, repeat) for r in requests]
     outcomes: list[Outcome | None] = []
     for key in keys:
         hit = cache.get(key)

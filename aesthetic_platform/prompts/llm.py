@@ -1,21 +1,20 @@
 """Prompts written by an LLM behind any OpenAI-compatible endpoint.
 
 The reply must be JSON matching ``LLMPromptReply``; anything else fails with the
-server's text quoted, so a misconfigured model is obvious in the run log.
+server's text quoted, so a misconfigured model is obvious in the run log. The client,
+its retries and the JSON extraction are the shared ones of :mod:`aesthetic_platform.llm`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
-
 from openai import OpenAI
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aesthetic_platform.llm import EndpointSettings, JSONReplyError, extract_json_object, openai_client
 from aesthetic_platform.prompts.records import PromptRecord
 from aesthetic_platform.prompts.vocabulary import COLOURS, LAYOUTS
 
+PROMPT_MODEL_ENV = "AESTHETIC_PROMPT_MODEL"
 SYSTEM_PROMPT = """You write prompts for a text-to-image model that makes advertising key visuals and posters.
 Reply with JSON only: {"prompts": [{"text": ..., "language": "zh"|"en", "category": ..., "subject": ...,
 "style": ..., "palette": [colour, ...], "layout": ..., "slogan": ...}]}.
@@ -24,6 +23,15 @@ Colours must come from: %(colours)s. Layouts must come from: %(layouts)s.""" % {
     "colours": ", ".join(sorted(COLOURS)),
     "layouts": ", ".join(sorted(LAYOUTS)),
 }
+
+
+class PromptLLMConfig(EndpointSettings):
+    """The prompt-writing endpoint; the model falls back to ``$AESTHETIC_PROMPT_MODEL``."""
+
+    temperature: float = Field(default=0.9, ge=0, description="Sampling temperature: prompts should vary.")
+
+    def prompt_model(self) -> str:
+        return self.resolved_model(model_env=PROMPT_MODEL_ENV)
 
 
 class LLMPromptReply(BaseModel):
@@ -35,50 +43,37 @@ class LLMPromptError(RuntimeError):
     """The LLM could not be reached or its reply was not valid prompt JSON."""
 
 
-@dataclass(frozen=True)
 class LLMPromptSource:
-    model: str
-    base_url: str | None = None
-    api_key: str | None = None
-    temperature: float = 0.9
-    timeout_s: float = 60.0
-    max_retries: int = 3
+    """Writes prompt records with the configured chat model."""
 
-    def client(self) -> OpenAI:
-        return OpenAI(
-            base_url=self.base_url or os.environ.get("OPENAI_BASE_URL"),
-            api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
-            timeout=self.timeout_s,
-            max_retries=self.max_retries,
-        )
+    def __init__(self, config: PromptLLMConfig) -> None:
+        self.config = config
 
     def generate(self, count: int, languages: tuple[str, ...], theme: str = "", client: OpenAI | None = None) -> list[PromptRecord]:
         request = (
             f"Write {count} distinct prompts. Languages, in rotation: {', '.join(languages)}."
             + (f" Theme: {theme}." if theme else "")
         )
+        model = self.config.prompt_model()
         try:
-            reply = (client or self.client()).chat.completions.create(
-                model=self.model,
-                temperature=self.temperature,
+            reply = (client or openai_client(self.config)).chat.completions.create(
+                model=model,
+                temperature=self.config.temperature,
                 response_format={"type": "json_object"},
                 messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": request}],
             )
         except Exception as exc:  # the SDK already retried transient failures
-            raise LLMPromptError(f"prompt LLM {self.model!r} at {self.base_url or 'default endpoint'} failed: {exc}") from exc
+            endpoint = self.config.resolved_base_url() or "default endpoint"
+            raise LLMPromptError(f"prompt LLM {model!r} at {endpoint} failed: {exc}") from exc
         content = reply.choices[0].message.content or ""
         return parse_llm_reply(content)
 
 
 def parse_llm_reply(content: str) -> list[PromptRecord]:
-    """Validate an LLM reply; tolerate a Markdown fence around the JSON."""
-    body = content.strip()
-    if body.startswith("```"):
-        body = body.split("\n", 1)[1] if "\n" in body else ""
-        body = body.rsplit("```", 1)[0]
+    """Validate an LLM reply; tolerate a Markdown fence or prose around the JSON."""
     try:
-        parsed = LLMPromptReply.model_validate(json.loads(body))
-    except (json.JSONDecodeError, ValidationError) as exc:
+        parsed = LLMPromptReply.model_validate(extract_json_object(content, required_keys=("prompts",)))
+    except (JSONReplyError, ValidationError) as exc:
         raise LLMPromptError(f"prompt LLM reply is not valid prompt JSON ({exc}); reply was: {content[:300]!r}") from exc
     if not parsed.prompts:
         raise LLMPromptError("prompt LLM reply holds no prompts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aesthetic_platform.judging import OpenAIJudge, OpenAIJudgeConfig
+from aesthetic_platform.judging import JudgeConfig, OpenAIJudge
 from tests.fixtures import candidates
 from tests.fixtures.judge_server import JudgeServerState, running_judge_server
 
@@ -32,6 +32,6 @@ def judge_server():
 def local_judge(server, **overrides) -> OpenAIJudge:
     settings = dict(
         model="local-vlm", base_url=server.base_url, api_key="test-key", concurrency=4, timeout_s=1.0,
-        max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05, max_side=128,
+        max_attempts=3, max_side=128,
     )
-    return OpenAIJudge(OpenAIJudgeConfig(**{**settings, **overrides}))
+    return OpenAIJudge(JudgeConfig(kind="openai", **{**settings, **overrides}))

@@ -5,8 +5,7 @@ import time
 import pytest
 
 from aesthetic_platform.atomic import sha256_file
-from aesthetic_platform.judging import ImageRef, JudgeRequest
-from aesthetic_platform.judging.client import OpenAIJudge, OpenAIJudgeConfig, retry_after_s
+from aesthetic_platform.judging import ImageRef, JudgeConfig, JudgeRequest
 from tests.judging.conftest import local_judge
 from tests.judging.test_heuristic import PROMPT, poster
 
@@ -87,8 +86,8 @@ def test_retry_after_is_honoured(judge_server, request_pair):
     judge_server.state.retry_after = "1"
     judge_server.state.inject("rate_limit")
     started = time.perf_counter()
-    verdict = judge_one(local_judge(judge_server, backoff_base_s=0.0, backoff_max_s=0.0), request_pair)
-    assert verdict.ok and time.perf_counter() - started >= 1.0
+    verdict = judge_one(local_judge(judge_server), request_pair)
+    assert verdict.ok and verdict.attempts == 2 and time.perf_counter() - started >= 1.0
     gap = judge_server.state.request_times[1] - judge_server.state.request_times[0]
     assert gap >= 1.0
 
@@ -118,23 +117,19 @@ def test_concurrency_is_bounded(judge_server, tmp_path):
     assert 0.6 <= elapsed < 2.0  # two waves of four, not one of eight nor eight of one
 
 
-def test_backoff_grows_with_jitter_and_is_capped():
-    judge = OpenAIJudge(OpenAIJudgeConfig(backoff_base_s=1.0, backoff_max_s=8.0))
-    delays = [judge.backoff_s(attempt) for attempt in range(1, 7)]
-    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and 2.0 <= delays[2] <= 4.0
-    assert all(4.0 <= d <= 8.0 for d in delays[3:])
+def test_retry_after_ms_is_honoured_over_the_default_backoff(judge_server, request_pair):
+    """The SDK's own backoff starts at 0.5 s at most; a 1.2 s ``retry-after-ms`` must win."""
+    judge_server.state.retry_after_ms = "1200"
+    judge_server.state.inject("rate_limit")
+    verdict = judge_one(local_judge(judge_server), request_pair)
+    gap = judge_server.state.request_times[1] - judge_server.state.request_times[0]
+    assert verdict.ok and verdict.attempts == 2 and gap >= 1.2
 
 
-def test_retry_after_header_forms():
-    class Response:
-        def __init__(self, headers):
-            self.headers = headers
-
-    class Error(Exception):
-        def __init__(self, headers):
-            self.response = Response(headers)
-
-    assert retry_after_s(Error({"retry-after": "3"})) == 3.0
-    assert retry_after_s(Error({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
-    assert 0 <= retry_after_s(Error({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
-    assert retry_after_s(Error({})) is None
+def test_reply_settings_are_part_of_the_fingerprint():
+    base = JudgeConfig(kind="openai", model="m", base_url="http://a/v1")
+    changed = [base.model_copy(update={k: v}) for k, v in
+               {"max_side": 512, "temperature": 0.7, "max_tokens": 300, "base_url": "http://b/v1", "json_mode": "off"}.items()]
+    unchanged = [base.model_copy(update={k: v}) for k, v in {"concurrency": 2, "timeout_s": 5.0, "max_attempts": 2}.items()]
+    assert len({base.reply_fingerprint(), *(c.reply_fingerprint() for c in changed)}) == 1 + len(changed)
+    assert {c.reply_fingerprint() for c in unchanged} == {base.reply_fingerprint()}

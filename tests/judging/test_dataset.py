@@ -15,6 +15,7 @@ from aesthetic_platform.judging import (
     split_for,
     write_pair_dataset,
 )
+from aesthetic_platform.judging.calibration import CalibrationConfig
 from aesthetic_platform.judging.dataset import SplitConfig, missing_ratios, prompts_in_several_splits, winners_beat_losers
 from aesthetic_platform.prompts import text_hash
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, PREFERENCE_PAIRS, HumanPreference, Judgment
@@ -64,7 +65,7 @@ def test_no_prompt_in_two_splits():
     train = set(frame.filter(pl.col("split") == "train")["prompt_hash"])
     test = set(frame.filter(pl.col("split") == "test")["prompt_hash"])
     assert not train & test
-    assert split_for(text_hash("x"), salt="a") == split_for(text_hash("x"), salt="a")
+    assert split_for(text_hash("x"), (0.8, 0.1, 0.1), "a") == split_for(text_hash("x"), (0.8, 0.1, 0.1), "a")
     # the check catches a leak when there is one
     leaked = frame.with_columns(pl.when(pl.col("pair_id") == frame["pair_id"][0]).then(pl.lit("test")).otherwise(pl.col("split")).alias("split"))
     if frame["split"][0] != "test":
@@ -86,7 +87,7 @@ def test_judged_batch_gives_a_parquet_that_polars_alone_reads(data_root):
     judge_batch(data_root, BATCH, HeuristicJudge())
     from aesthetic_platform.judging import load_judgments
 
-    dataset = build_pair_dataset(load_judgments(data_root), SplitConfig((0.5, 0.25, 0.25)))
+    dataset = build_pair_dataset(load_judgments(data_root), SplitConfig(train_fraction=0.5, val_fraction=0.25))
     path = write_pair_dataset(data_root, dataset)
     code = (
         "import sys, polars as pl; df = pl.read_parquet(sys.argv[1]); "
@@ -115,12 +116,12 @@ def test_calibration_with_human_preferences(data_root):
         ))
     humans.append(humans[0].model_copy(update={"pair_id": "h3", "winner_path": "/gone.png"}))
     HUMAN_PREFERENCES.write(humans, data_root.table("human_preferences"))
-    report = calibrate(HeuristicJudge(), rows, judge_cache(data_root), humans, repeat_sample=4)
+    report = calibrate(HeuristicJudge(), rows, judge_cache(data_root), humans, CalibrationConfig(repeat_sample=4))
     metrics = report.metrics()
     assert metrics["json_valid_first_try"] == 1.0 and metrics["swap_consistency"] == 1.0 and metrics["swap_pairs"] == 6
     assert metrics["repeat_agreement"] == 1.0 and metrics["repeat_pairs"] == 4 and report.repeat_calls == 4
     assert metrics["human_pairs"] == 3 and abs(metrics["human_agreement"] - 2 / 3) < 1e-9 and report.human_skipped == 1
     assert "agreement with humans | 66.7% (2/3)" in report.markdown()
     # a second calibration pays nothing: repeats and human pairs are cached
-    again = calibrate(HeuristicJudge(), rows, judge_cache(data_root), humans, repeat_sample=4)
+    again = calibrate(HeuristicJudge(), rows, judge_cache(data_root), humans, CalibrationConfig(repeat_sample=4))
     assert again.repeat_calls == 0 and again.human_calls == 0

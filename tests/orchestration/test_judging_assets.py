@@ -64,8 +64,7 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
 def test_failure_rate_above_threshold_fails_the_asset_and_names_the_pairs(tmp_path):
     with running_judge_server() as server, dg.instance_for_test() as instance:
         server.state.inject("server_error", times=None)
-        judge = JudgeResource(kind="openai", base_url=server.base_url, model="local-vlm", api_key="k", max_attempts=2,
-                              backoff_base_s=0.0, backoff_max_s=0.0, timeout_s=5)
+        judge = JudgeResource(kind="openai", base_url=server.base_url, model="local-vlm", api_key="k", max_attempts=2, timeout_s=5)
         instance.add_dynamic_partitions(prompt_batch.name, ["f1"])
         config = {"ops": {**SMALL["ops"], "judgments": {"config": {"both_orders": False}}}}
         result = dg.materialize(CHAIN, partition_key="f1", instance=instance, resources=_resources(tmp_path, judge),

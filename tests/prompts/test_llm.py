@@ -6,7 +6,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from aesthetic_platform.prompts import LLMPromptError, LLMPromptSource, PromptBatchConfig, build_prompt_batch
+from aesthetic_platform.prompts import LLMPromptError, LLMPromptSource, PromptBatchConfig, PromptLLMConfig, build_prompt_batch
 
 
 def client_answering(content: str, seen: list | None = None) -> OpenAI:
@@ -34,27 +34,27 @@ REPLY = json.dumps(
 
 def test_llm_reply_becomes_prompt_records():
     seen: list = []
-    records = LLMPromptSource(model="m").generate(2, ("en", "zh"), client=client_answering(REPLY, seen))
+    records = LLMPromptSource(PromptLLMConfig(model="m")).generate(2, ("en", "zh"), client=client_answering(REPLY, seen))
     assert [r.language for r in records] == ["en", "zh"]
     assert seen[0]["response_format"] == {"type": "json_object"}
     assert seen[0]["model"] == "m"
 
 
 def test_fenced_reply_is_accepted():
-    records = LLMPromptSource(model="m").generate(2, ("en",), client=client_answering(f"```json\n{REPLY}\n```"))
+    records = LLMPromptSource(PromptLLMConfig(model="m")).generate(2, ("en",), client=client_answering(f"```json\n{REPLY}\n```"))
     assert len(records) == 2
 
 
 @pytest.mark.parametrize("content", ["sorry, I cannot help", '{"prompts": [{"txt": "x"}]}', '{"prompts": []}'])
 def test_bad_reply_is_a_clear_error(content):
     with pytest.raises(LLMPromptError, match="prompt"):
-        LLMPromptSource(model="m").generate(1, ("en",), client=client_answering(content))
+        LLMPromptSource(PromptLLMConfig(model="m")).generate(1, ("en",), client=client_answering(content))
 
 
 def test_llm_source_through_batch_builder(monkeypatch):
-    source = LLMPromptSource(model="m")
-    monkeypatch.setattr(LLMPromptSource, "client", lambda self: client_answering(REPLY))
-    specs = build_prompt_batch("b1", PromptBatchConfig(source="llm", count=2, llm=source))
+    source = LLMPromptSource(PromptLLMConfig(model="m"))
+    monkeypatch.setattr("aesthetic_platform.prompts.llm.openai_client", lambda config: client_answering(REPLY))
+    specs = build_prompt_batch("b1", PromptBatchConfig(source="llm", count=2), llm=source)
     assert {s.source for s in specs} == {"llm"}
     assert specs[1].palette == ["red", "gold"]
     assert specs[1].subject == "lantern"
