@@ -15,12 +15,13 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageSource
+from aesthetic_platform.images import load_image as shared_load_image
 from aesthetic_platform.model.towers import ImagePreprocess
 
 Grid = tuple[int, int]  # (rows, columns) of patches
@@ -57,18 +58,18 @@ def patch_grid(width: int, height: int, patch_budget: int) -> Grid:
     return min(candidates, key=lambda grid: (distortion(grid), -grid[0] * grid[1], grid))
 
 
-def load_image(image: str | Path | Image.Image) -> Image.Image:
-    """An RGB PIL image from a path or a PIL image (EXIF orientation applied)."""
-    if isinstance(image, Image.Image):
-        return ImageOps.exif_transpose(image).convert("RGB")
-    path = Path(image)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as opened:
-            return ImageOps.exif_transpose(opened).convert("RGB")
-    except OSError as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+def load_image(image: ImageSource, fit_pixels: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """An 8-bit RGB PIL image from a path, bytes or a PIL image, through the shared loader (``aesthetic_platform.images``).
+
+    Every mode is handled (16-bit scaled, alpha flattened, EXIF applied); oversized or
+    unreadable inputs raise an ``ImageInputError`` (a ``ValueError``) naming the input.
+    """
+    return shared_load_image(image, fit_pixels=fit_pixels, max_pixels=max_pixels)
+
+
+def budget_pixels(patch_size: int, patch_budget: int) -> int:
+    """How many pixels the aspect-true resize produces at most: what a decode may be reduced towards."""
+    return patch_budget * patch_size * patch_size
 
 
 def resize_to_budget(image: Image.Image, patch_size: int, patch_budget: int) -> Image.Image:
@@ -86,9 +87,16 @@ def to_tensor(image: Image.Image, preprocess: ImagePreprocess) -> torch.Tensor:
     return (tensor - mean) / std
 
 
-def prepare_image(image: str | Path | Image.Image, preprocess: ImagePreprocess, patch_budget: int) -> torch.Tensor:
-    """Path or PIL image of any size -> normalised tensor whose sides are multiples of the patch size."""
-    return to_tensor(resize_to_budget(load_image(image), preprocess.patch_size, patch_budget), preprocess)
+def prepare_image(
+    image: ImageSource, preprocess: ImagePreprocess, patch_budget: int, max_pixels: int = MAX_IMAGE_PIXELS
+) -> torch.Tensor:
+    """Path, bytes or PIL image of any size -> normalised tensor whose sides are multiples of the patch size.
+
+    The decode is reduced towards the model's input size as soon as it is read, so no
+    full-resolution copy is kept.
+    """
+    loaded = load_image(image, budget_pixels(preprocess.patch_size, patch_budget), max_pixels)
+    return to_tensor(resize_to_budget(loaded, preprocess.patch_size, patch_budget), preprocess)
 
 
 def tensor_grid(pixels: torch.Tensor, patch_size: int) -> Grid:
