@@ -4,11 +4,10 @@
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
 
+from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
 from aesthetic_platform.workbench.preferences import build_human_preferences
-from aesthetic_platform.resources import DataRootResource
 
 GROUP = "golden_noise"
 
@@ -43,20 +42,15 @@ def human_preferences(context: dg.AssetExecutionContext, data_root: DataRootReso
     )
 
 
-class GoldenNoiseConfig(dg.Config):
-    permutations: int = Field(default=200, ge=10, le=10_000, description="Label permutations for the selector's p-value.")
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="Prompt-cluster bootstrap resamples for the AUC CI.")
-    max_folds: int = Field(default=5, ge=2, le=20, description="Grouped folds (by prompt) for held-out AUC.")
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="Above chance only when the permutation p is below this.")
+class GoldenNoiseConfig(dg.Config, SelectorConfig):
+    """The launchpad form of ``SelectorConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(group_name=GROUP, deps=[human_preferences], kinds={"python", "png"})
 def golden_noise_analysis(context: dg.AssetExecutionContext, config: GoldenNoiseConfig, data_root: DataRootResource) -> dg.MaterializeResult:
     """Golden vs bad seeds through their regenerated initial latent noise: statistics, t-SNE, seed-selector AUC."""
     root = data_root.root()
-    report = analyse_golden_noise(
-        root, SelectorConfig(permutations=config.permutations, bootstrap=config.bootstrap, max_folds=config.max_folds, alpha=config.alpha)
-    )
+    report = analyse_golden_noise(root, config)
     selector = report["seed_selector"]
     context.log.info(selector.get("interpretation") or f"seed selector: {selector['status']}")
     metadata: dict = {

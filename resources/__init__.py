@@ -57,14 +57,14 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
     if profile == "production":
         return {
             "data_root": DataRootResource(),
-            "image_generator": ImageGeneratorResource(kind="diffusers"),
+            "image_generator": ImageGeneratorResource(generator="diffusers"),
             "prompt_llm": PromptLLMResource(api_key=dg.EnvVar("OPENAI_API_KEY")),
             "judge": judge_from_env("openai"),
             **_training_resources(),
         }
     return {
         "data_root": DataRootResource(),
-        "image_generator": ImageGeneratorResource(kind="poster"),
+        "image_generator": ImageGeneratorResource(generator="poster"),
         "prompt_llm": PromptLLMResource(),
         "judge": judge_from_env("heuristic"),
         **_training_resources(),

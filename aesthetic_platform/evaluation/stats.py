@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BOOTSTRAP_SAMPLES = 2000
-CONFIDENCE = 0.95
+from aesthetic_platform.stats import BOOTSTRAP_SAMPLES, CONFIDENCE, cluster_bootstrap
 
 
 @dataclass(frozen=True)
@@ -36,19 +35,11 @@ def bootstrap_accuracy(
     confidence: float = CONFIDENCE,
     seed: int = 0,
 ) -> Accuracy:
-    """Mean of ``correct`` with a percentile bootstrap CI, resampling whole clusters."""
+    """Mean of ``correct`` with a cluster-bootstrap percentile CI (each sample its own cluster by default)."""
     correct = np.asarray(correct, dtype=np.float64)
     n = int(correct.size)
     if n == 0:
         return Accuracy(float("nan"), float("nan"), float("nan"), 0)
     clusters = np.arange(n) if clusters is None else np.asarray(clusters)
-    _, cluster_index = np.unique(clusters, return_inverse=True)
-    n_clusters = int(cluster_index.max()) + 1
-    sums = np.bincount(cluster_index, weights=correct, minlength=n_clusters)
-    counts = np.bincount(cluster_index, minlength=n_clusters).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_clusters, size=(samples, n_clusters))
-    resampled = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    return Accuracy(float(correct.mean()), float(low), float(high), n)
+    low, high = cluster_bootstrap(lambda weights: float(weights @ correct / weights.sum()), clusters, samples, confidence, seed)
+    return Accuracy(float(correct.mean()), low, high, n)

@@ -8,6 +8,7 @@ from aesthetic_platform.generation.candidates import (
     load_manifest,
     plan_candidates,
 )
+from aesthetic_platform.generation.config import GeneratorConfig
 from aesthetic_platform.generation.diffusers_gen import DiffusersGenerator
 from aesthetic_platform.generation.poster import PosterRenderer
 from aesthetic_platform.generation.sizes import assign_ratios, size_for_ratio
@@ -17,12 +18,24 @@ __all__ = [
     "CandidateRun",
     "DiffusersGenerator",
     "GenerationRequest",
+    "GeneratorConfig",
     "ImageGenerator",
     "PosterRenderer",
     "assign_ratios",
+    "build_generator",
     "generate_candidates",
     "load_manifest",
     "params_json",
     "plan_candidates",
     "size_for_ratio",
 ]
+
+
+def build_generator(config: GeneratorConfig, load: bool = False) -> ImageGenerator:
+    """The generator a config names; ``load=True`` loads a diffusers pipeline now, so errors show early."""
+    if config.generator == "poster":
+        return PosterRenderer()
+    generator = DiffusersGenerator(config)
+    if load:
+        generator.load()
+    return generator

@@ -17,8 +17,7 @@ import torch
 from PIL import Image
 
 from aesthetic_platform.generation.base import GenerationRequest
-
-DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
+from aesthetic_platform.generation.config import GeneratorConfig
 
 
 def default_device() -> str:
@@ -27,19 +26,29 @@ def default_device() -> str:
 
 @dataclass
 class DiffusersGenerator:
-    model_id: str = DEFAULT_MODEL
-    steps: int = 4
-    guidance: float = 0.0
-    max_sequence_length: int | None = 256
-    scheduler: str | None = None
-    batch_size: int = 4
-    device: str | None = None
+    config: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(generator="diffusers"))
     pipeline: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any, model_id: str, **kwargs: Any) -> DiffusersGenerator:
+    def from_pipeline(cls, pipeline: Any, model_id: str, **settings: Any) -> DiffusersGenerator:
         """Wrap an already-built pipeline (tests assemble a tiny one offline)."""
-        return cls(model_id=model_id, pipeline=pipeline, **kwargs)
+        return cls(GeneratorConfig(generator="diffusers", model_id=model_id, **settings), pipeline)
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model_id
+
+    @property
+    def steps(self) -> int:
+        return self.config.steps
+
+    @property
+    def guidance(self) -> float:
+        return self.config.guidance
+
+    @property
+    def scheduler(self) -> str:
+        return self.config.scheduler
 
     @property
     def name(self) -> str:
@@ -51,7 +60,7 @@ class DiffusersGenerator:
             "model_id": self.model_id,
             "steps": self.steps,
             "guidance": self.guidance,
-            "max_sequence_length": self.max_sequence_length,
+            "max_sequence_length": self.config.max_sequence_length,
             "scheduler": self.scheduler_name,
         }
 
@@ -66,7 +75,7 @@ class DiffusersGenerator:
         if self.pipeline is None:
             from diffusers import DiffusionPipeline
 
-            device = self.device or default_device()
+            device = self.config.device or default_device()
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
             pipeline = DiffusionPipeline.from_pretrained(self.model_id, torch_dtype=dtype)
             self.pipeline = pipeline.to(device)
@@ -83,8 +92,8 @@ class DiffusersGenerator:
     def _call_kwargs(self, pipeline: Any) -> dict[str, Any]:
         accepted = inspect.signature(pipeline.__call__).parameters
         kwargs: dict[str, Any] = {"num_inference_steps": self.steps, "guidance_scale": self.guidance, "output_type": "pil"}
-        if self.max_sequence_length is not None and "max_sequence_length" in accepted:
-            kwargs["max_sequence_length"] = self.max_sequence_length
+        if self.config.max_sequence_length is not None and "max_sequence_length" in accepted:
+            kwargs["max_sequence_length"] = self.config.max_sequence_length
         return kwargs
 
     def generate(self, requests: list[GenerationRequest]) -> list[Image.Image]:
@@ -95,8 +104,8 @@ class DiffusersGenerator:
             by_size[(request.width, request.height)].append(index)
         images: list[Image.Image | None] = [None] * len(requests)
         for (width, height), indices in by_size.items():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
+            for start in range(0, len(indices), self.config.batch_size):
+                chunk = indices[start : start + self.config.batch_size]
                 generators = [torch.Generator("cpu").manual_seed(requests[i].seed) for i in chunk]
                 with torch.inference_mode():
                     output = pipeline(

@@ -28,7 +28,7 @@ from aesthetic_platform.workbench.batches import (
     MAX_BATCH_SIZE,
     GeneratedBatch,
     WorkbenchSettings,
-    build_generator,
+    build_workbench_generator,
 )
 from aesthetic_platform.workbench.selections import Selection, images_dir, selections_path
 from aesthetic_platform.workbench.session import GeneratorFactory, PromptView, Workbench, WorkbenchError
@@ -109,7 +109,7 @@ def create_app(
     root: DataRoot,
     annotator: str,
     scorer: AssistScorer | ScoreFn | None | str = "auto",
-    generator_factory: GeneratorFactory = build_generator,
+    generator_factory: GeneratorFactory = build_workbench_generator,
 ) -> FastAPI:
     """The workbench app over one data root. ``scorer``: 'auto' (the registered champion), a callable, or None."""
     root.ensure()

@@ -15,14 +15,21 @@ import io
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from aesthetic_platform.atomic import write_bytes
-from aesthetic_platform.generation import DiffusersGenerator, GenerationRequest, ImageGenerator, PosterRenderer, params_json, size_for_ratio
-from aesthetic_platform.generation.diffusers_gen import DEFAULT_MODEL
+from aesthetic_platform.generation import (
+    GenerationRequest,
+    GeneratorConfig,
+    ImageGenerator,
+    PosterRenderer,
+    build_generator,
+    params_json,
+    size_for_ratio,
+)
 from aesthetic_platform.generation.poster import RENDERER_NAME
 from aesthetic_platform.paths import DataRoot, check_key
 from aesthetic_platform.schemas import PromptSpec, RatioLabel
@@ -32,8 +39,6 @@ from aesthetic_platform.workbench.selections import JudgedImage, images_dir, new
 DEFAULT_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 16
 MIN_BATCH_SIZE = 2  # one image leaves nothing to compare
-MAX_STEPS = 200
-MAX_GUIDANCE = 50.0
 DEFAULT_PIXEL_BUDGET = 256 * 256
 MIN_PIXEL_BUDGET = 16 * 16
 MAX_PIXEL_BUDGET = 2048 * 2048
@@ -42,38 +47,23 @@ GENERATOR_KEY_HEX = 12
 _SNAPSHOT = re.compile(r"snapshots/([0-9a-f]{7,40})")
 
 
-class WorkbenchSettings(BaseModel):
-    """The settings tab: which generator, how it samples, what size, how many seeds per batch."""
+class WorkbenchSettings(GeneratorConfig):
+    """The settings tab: the generator (``GeneratorConfig``), plus size, seeds per batch and the assist score."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    generator: Literal["poster", "diffusers"] = Field(
-        default="poster", description="'poster': built-in procedural renderer (no GPU); 'diffusers': any diffusers pipeline"
-    )
-    model_id: str = Field(default=DEFAULT_MODEL, min_length=1, description="diffusers model id or local folder")
-    steps: int = Field(default=4, ge=1, le=MAX_STEPS)
-    guidance: float = Field(default=0.0, ge=0.0, le=MAX_GUIDANCE, description="CFG / guidance scale")
-    scheduler: str = Field(default="", description="diffusers scheduler class name; empty keeps the pipeline's own")
     ratio: RatioLabel = "1:1"
     pixel_budget: int = Field(default=DEFAULT_PIXEL_BUDGET, ge=MIN_PIXEL_BUDGET, le=MAX_PIXEL_BUDGET)
-    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=MIN_BATCH_SIZE, le=MAX_BATCH_SIZE, description="seeds per batch")
+    batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, ge=MIN_BATCH_SIZE, le=MAX_BATCH_SIZE, description="seeds per batch (one pipeline call)"
+    )
     assist: bool = Field(default=True, description="compute the assist score when a registered scorer exists")
-    device: str = Field(default="", description="'cuda', 'cpu' or empty for automatic (diffusers)")
 
     def size(self) -> tuple[int, int]:
         return size_for_ratio(self.ratio, self.pixel_budget)
 
 
-def build_generator(settings: WorkbenchSettings) -> ImageGenerator:
+def build_workbench_generator(settings: WorkbenchSettings) -> ImageGenerator:
     """The platform generator the settings name; a diffusers pipeline is loaded now, so errors show at Initialise."""
-    if settings.generator == "poster":
-        return PosterRenderer()
-    generator = DiffusersGenerator(
-        model_id=settings.model_id, steps=settings.steps, guidance=settings.guidance,
-        scheduler=settings.scheduler or None, batch_size=settings.batch_size, device=settings.device or None,
-    )
-    generator.load()
-    return generator
+    return build_generator(settings, load=True)
 
 
 def sampling_params(generator: ImageGenerator) -> tuple[int | None, float | None, str | None]:

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from aesthetic_platform.atomic import write_json, write_text, write_with
 from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.stats import cluster_bootstrap
 from aesthetic_platform.workbench.selections import Selection, active_selections, read_log, workbench_dir
 
 FLUX_LATENT_CHANNELS = 16
@@ -162,18 +164,19 @@ def summary_statistics(samples: list[NoiseSample]) -> list[dict[str, Any]]:
     return rows
 
 
-@dataclass(frozen=True)
-class SelectorConfig:
+class SelectorConfig(BaseModel):
     """How the seed-selector baseline is evaluated."""
 
-    max_folds: int = 5
-    min_prompts: int = 4
-    min_per_class: int = 4
-    permutations: int = 200
-    bootstrap: int = 1000
-    alpha: float = 0.05
-    confidence: float = 0.95
-    random_state: int = 0
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_folds: int = Field(default=5, ge=2, le=20, description="Grouped folds (by prompt) for held-out AUC.")
+    min_prompts: int = Field(default=4, ge=2, description="Fewest prompts with picks before the selector is evaluated.")
+    min_per_class: int = Field(default=4, ge=1, description="Fewest golden and bad seeds each before the selector is evaluated.")
+    permutations: int = Field(default=200, ge=10, le=10_000, description="Label permutations for the selector's p-value.")
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="Prompt-cluster bootstrap resamples for the AUC CI.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Above chance only when the permutation p is below this.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the AUC confidence interval.")
+    random_state: int = Field(default=0, description="Seed of permutations and resamples.")
 
 
 def _out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int) -> np.ndarray:
@@ -205,17 +208,13 @@ def _permute_within(y: np.ndarray, groups: np.ndarray, rng: np.random.Generator)
 def _cluster_bootstrap_auc(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, config: SelectorConfig) -> tuple[float, float]:
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.default_rng(config.random_state)
-    prompts = np.unique(groups)
-    members = {p: np.flatnonzero(groups == p) for p in prompts}
-    values = []
-    for _ in range(config.bootstrap):
-        index = np.concatenate([members[p] for p in rng.choice(prompts, size=prompts.size, replace=True)])
-        if len(set(y[index])) == 2:
-            values.append(roc_auc_score(y[index], scores[index]))
-    tail = (1 - config.confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    def auc(weights: np.ndarray) -> float:
+        drawn = weights > 0
+        if len(set(y[drawn])) < 2:  # a resample with one class has no AUC
+            return float("nan")
+        return float(roc_auc_score(y, scores, sample_weight=weights))
+
+    return cluster_bootstrap(auc, groups, config.bootstrap, config.confidence, config.random_state)
 
 
 def seed_selector_baseline(samples: list[NoiseSample], config: SelectorConfig = SelectorConfig()) -> dict[str, Any]:
@@ -320,7 +319,7 @@ def analyse_golden_noise(root: DataRoot, config: SelectorConfig = SelectorConfig
         "golden": golden, "bad": len(samples) - golden, "annotators": sorted({s.annotator for s in samples}),
         "pipeline_noise_samples": sum(s.pipeline_noise for s in samples),
         "summary": summary_statistics(samples),
-        "seed_selector": {**seed_selector_baseline(samples, config), "config": asdict(config)},
+        "seed_selector": {**seed_selector_baseline(samples, config), "config": config.model_dump(include=set(SelectorConfig.model_fields))},
         "tsne": tsne_plot(samples, folder / PLOT_FILE, config.random_state),
     }
     report["report_path"] = str(write_json(folder / REPORT_FILE, report))

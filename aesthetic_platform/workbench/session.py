@@ -25,7 +25,7 @@ from aesthetic_platform.workbench.assist import AssistScorer, AssistStatus, Scor
 from aesthetic_platform.workbench.batches import (
     GeneratedBatch,
     WorkbenchSettings,
-    build_generator,
+    build_workbench_generator,
     check_seeds,
     draw_seeds,
     render_batch,
@@ -93,7 +93,7 @@ class Workbench:
         root: DataRoot,
         annotator: str,
         scorer: AssistScorer | ScoreFn | None | str = "auto",
-        generator_factory: GeneratorFactory = build_generator,
+        generator_factory: GeneratorFactory = build_workbench_generator,
     ) -> None:
         self.root = root
         self.annotator = check_annotator(annotator)

@@ -15,7 +15,7 @@ from PIL import Image
 from aesthetic_platform.generation import DiffusersGenerator, PosterRenderer
 from aesthetic_platform.workbench import active_selections, read_log, selections_path
 from aesthetic_platform.workbench.app import create_app
-from aesthetic_platform.workbench.batches import WorkbenchSettings, build_generator
+from aesthetic_platform.workbench.batches import WorkbenchSettings, build_workbench_generator
 from tests.fixtures.tiny_diffusers import tiny_flux_pipeline
 from tests.workbench.conftest import PROMPTS_CSV, SMALL, fake_scorer, live_server
 
@@ -321,4 +321,4 @@ def test_concurrent_submissions_from_several_annotators_lose_nothing(data_root):
 
 
 def test_default_settings_use_the_platform_poster_renderer():
-    assert isinstance(build_generator(WorkbenchSettings()), PosterRenderer)  # the class the candidate chain uses
+    assert isinstance(build_workbench_generator(WorkbenchSettings()), PosterRenderer)  # the class the candidate chain uses
