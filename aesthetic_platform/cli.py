@@ -47,6 +47,25 @@ def data_root_option(home: Path | None) -> DataRoot:
     return DataRoot.from_env(home).ensure()
 
 
+_show_tracebacks = False
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, also print the traceback.")] = False,
+) -> None:
+    global _show_tracebacks
+    _show_tracebacks = debug
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red line (no wrapping, no markup) and give the exit to raise; ``--debug`` adds the traceback."""
+    if _show_tracebacks:
+        console.print_exception()
+    console.print(message, style="red", soft_wrap=True, markup=False, highlight=False)
+    return typer.Exit(code)
+
+
 @app.command("check-prompts")
 def check_prompts(file: Annotated[Path, typer.Argument(help="CSV or JSON prompt file.")]) -> None:
     """Validate a prompt file and show what would be imported."""
@@ -56,8 +75,7 @@ def check_prompts(file: Annotated[Path, typer.Argument(help="CSV or JSON prompt 
     try:
         records = read_prompt_file(file)
     except PromptFileError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     specs = dedupe(r.to_spec("check", "file") for r in records)
     console.print(f"{file}: {len(records)} records, {len(specs)} unique prompts")
 
@@ -69,14 +87,16 @@ def _load_scorer(home: Path | None, model: Path | None):
     try:
         path = resolve_model(data_root_option(home), model)
     except NoModelError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    return path, Scorer.from_pretrained(path)
+        raise fail(str(exc)) from None
+    try:
+        return path, Scorer.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - a wrong or damaged model folder is bad input: one line, not a traceback
+        raise fail(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from None
 
 
 @app.command()
 def score(
-    images: Annotated[list[Path], typer.Argument(help="Image files (any size and ratio).", exists=True, dir_okay=False)],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any size and ratio).")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the images were generated for.")],
     model: Annotated[Path | None, typer.Option(help="Saved model folder (default: the champion of the data root).")] = None,
     home: HomeOption = None,
@@ -86,11 +106,18 @@ def score(
     """Score images with the student model: one relative score per dimension (larger is better)."""
     import json
 
+    from aesthetic_platform.images import ImageInputError
+    from aesthetic_platform.scoring import PromptError
     from aesthetic_platform.serving import rank_best_of
 
     model_path, scorer = _load_scorer(home, model)
-    scores = scorer.score([str(p) for p in images], [prompt] * len(images))
     names = [str(p) for p in images]
+    try:
+        scores = scorer.score(names, [prompt] * len(images))
+    except ImageInputError as exc:
+        raise fail(f"{exc.source}: {exc.problem}") from None
+    except PromptError as exc:
+        raise fail(f"--prompt: {exc.problem}") from None
     if as_json:
         body = {"model": str(model_path), "results": [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]}
         if best_of:
@@ -122,7 +149,7 @@ def serve(
 
     model_path, scorer = _load_scorer(home, model)
     console.print(f"serving {model_path} on http://{host}:{port}  (POST /score, GET /health, docs at /docs)")
-    uvicorn.run(create_app(scorer.score, {"path": str(model_path)}), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(scorer, {"path": str(model_path)}), host=host, port=port, log_level="info")
 
 
 WORKBENCH_PORT = 8765

@@ -8,6 +8,12 @@ Images may have any size and aspect ratio: each is resized keeping its ratio to 
 model's patch budget (never cropped or letterboxed). Internally images that share a
 patch grid are batched together, so batching adds no padding and a score never depends
 on which other images were scored with it. Scores are relative logits: larger is better.
+
+Bad input raises ``ValueError`` subclasses that name the position of the culprit:
+``ImageInputError`` (``aesthetic_platform.images``: missing, unreadable, over
+``max_image_pixels``) and ``PromptError`` (not a string, empty or whitespace only, over
+``MAX_PROMPT_CHARS`` characters, or over the model's ``text.max_length`` tokens, which
+would otherwise be cut off silently).
 """
 
 from __future__ import annotations
@@ -19,22 +25,39 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from aesthetic_platform.model.batching import Grid, collate_images, prepare_image, tensor_grid
+from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageInputError
+from aesthetic_platform.model.batching import Grid, budget_pixels, collate_images, prepare_image, tensor_grid
 from aesthetic_platform.model.scorer_model import AestheticScorer
+from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS
 
 DEFAULT_BATCH_SIZE = 16
-ImageInput = str | Path | Image.Image
+ImageInput = str | Path | bytes | Image.Image
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot score faithfully; the message names its index and the limit."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        self.index, self.problem = index, problem
+        super().__init__(f"prompt {index}: {problem}")
 
 
 class Scorer:
     """A loaded model in eval mode; load once, call ``score`` many times."""
 
-    def __init__(self, model: AestheticScorer, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(
+        self,
+        model: AestheticScorer,
+        device: str | torch.device = "cpu",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+    ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
+        self.max_image_pixels = max_image_pixels
 
     @classmethod
     def from_pretrained(
@@ -47,13 +70,43 @@ class Scorer:
     def dimensions(self) -> tuple[str, ...]:
         return self.model.dimensions
 
+    @property
+    def input_pixels(self) -> int:
+        """Most pixels an image keeps after the aspect-true resize: decodes are reduced towards it."""
+        return budget_pixels(self.model.preprocess.patch_size, self.model.config.image.patch_budget)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self.model.config.text.max_length
+
+    def check_prompts(self, prompts: Sequence[str]) -> list[str]:
+        """The prompts unchanged, or ``PromptError`` for the first one that cannot be scored as written."""
+        for index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise PromptError(index, f"must be a string, got {type(prompt).__name__}")
+            if not prompt.strip():
+                raise PromptError(index, "empty or whitespace only")
+            if len(prompt) > MAX_PROMPT_CHARS:
+                raise PromptError(index, f"{len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        if prompts:
+            ids = self.model.tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
+            for index, tokens in enumerate(ids):
+                if len(tokens) > self.max_prompt_tokens:
+                    raise PromptError(
+                        index, f"{len(tokens)} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it"
+                    )
+        return list(prompts)
+
     @torch.no_grad()
     def score(self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str) -> list[dict[str, float]]:
         """One ``{dim: logit}`` per image, in input order. A single prompt applies to every image."""
-        images = [images] if isinstance(images, (str, Path, Image.Image)) else list(images)
+        images = [images] if isinstance(images, (str, Path, bytes, Image.Image)) else list(images)
         prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
         if len(prompts) != len(images):
             raise ValueError(f"got {len(images)} images but {len(prompts)} prompts")
+        if not images:
+            return []
+        self.check_prompts(prompts)
         tensors = [self._prepare(image, index) for index, image in enumerate(images)]
         results: list[dict[str, float] | None] = [None] * len(images)
         for indices in self._batches(tensors):
@@ -64,9 +117,9 @@ class Scorer:
 
     def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
         try:
-            return prepare_image(image, self.model.preprocess, self.model.config.image.patch_budget)
-        except (FileNotFoundError, ValueError) as exc:
-            raise ValueError(f"image {index}: {exc}") from exc
+            return prepare_image(image, self.model.preprocess, self.model.config.image.patch_budget, self.max_image_pixels)
+        except ImageInputError as exc:
+            raise exc.at(index) from None
 
     def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
         """Indices grouped by patch grid, in chunks of ``batch_size``: no padding inside a batch."""

@@ -8,9 +8,12 @@ and an inline transformers config, so nothing is ever downloaded for them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from aesthetic_platform.model.text import build_tiny_tokenizer
 
 #: Registered model JSONs live here for the process lifetime (OpenCLIP rescans its paths on every add).
 OPEN_CLIP_CONFIG_DIR = Path(tempfile.gettempdir()) / "aesthetic_platform_open_clip_configs"
+RANDOM_INIT_NOTICE = "No pretrained weights loaded"
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,46 @@ def register_open_clip_config(model_name: str, config: dict) -> None:
     open_clip.add_model_config(path)
 
 
+class _RandomInitNotice(logging.Filter):
+    """OpenCLIP's "No pretrained weights loaded ... initialized randomly" warning, and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(RANDOM_INIT_NOTICE)
+
+
+@contextlib.contextmanager
+def _no_random_init_notice() -> Iterator[None]:
+    """Build without that notice when trained weights are loaded right after (a checkpoint).
+
+    OpenCLIP logs it through the root logger; while the tower is built the root logger
+    drops that one record, and a ``NullHandler`` stands in when the root has no handler
+    so ``logging.warning`` does not install a default stderr handler as a side effect.
+    """
+    root = logging.getLogger()
+    notice, placeholder = _RandomInitNotice(), logging.NullHandler()
+    added_placeholder = not root.handlers
+    root.addFilter(notice)
+    if added_placeholder:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeFilter(notice)
+        if added_placeholder:
+            root.removeHandler(placeholder)
+
+
 def build_image_tower(config: ImageTowerConfig, load_weights: bool = True) -> tuple[nn.Module, ImagePreprocess]:
     """The OpenCLIP ``VisionTransformer`` of the named model; its text tower is discarded."""
     if config.open_clip_config is not None:
         register_open_clip_config(config.model_name, config.open_clip_config)
     if config.model_name not in open_clip.list_models():
         raise ValueError(f"unknown OpenCLIP model {config.model_name!r}: not built in and no open_clip_config given")
-    pretrained = config.pretrained if load_weights else None
-    clip = open_clip.create_model(config.model_name, pretrained=pretrained)
+    if load_weights:
+        clip = open_clip.create_model(config.model_name, pretrained=config.pretrained)
+    else:
+        with _no_random_init_notice():
+            clip = open_clip.create_model(config.model_name, pretrained=None)
     visual = clip.visual
     if not isinstance(visual, open_clip.transformer.VisionTransformer):
         raise ValueError(f"{config.model_name}: image tower must be an OpenCLIP VisionTransformer, got {type(visual)}")

@@ -10,6 +10,9 @@ from aesthetic_platform.prompts.normalize import detect_language, prompt_id_for,
 from aesthetic_platform.prompts.vocabulary import COLOURS, LAYOUTS, parse_elements
 from aesthetic_platform.schemas import PromptSource, PromptSpec
 
+#: Longest prompt accepted anywhere (files, the LLM, scoring): longer text is refused, never cut.
+MAX_PROMPT_CHARS = 2000
+
 _COLOUR_WORDS = {w.lower(): key for key, (_, en, zh) in COLOURS.items() for w in (key, *en, *zh)}
 _LAYOUT_WORDS = {w.lower(): key for key, (en, zh, extra) in LAYOUTS.items() for w in (key, en, zh, *extra)}
 
@@ -19,7 +22,7 @@ class PromptRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    text: str = Field(min_length=1, max_length=2000)
+    text: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     language: str | None = None
     category: str = ""
     subject: str = ""

@@ -62,7 +62,7 @@ def test_cli_score_uses_the_champion_and_explains_when_there_is_none(model_dir, 
 
 def test_http_score_and_best_of(model_dir, pngs):
     scorer = Scorer.from_pretrained(model_dir)
-    client = TestClient(create_app(scorer.score, {"path": str(model_dir)}))
+    client = TestClient(create_app(scorer, {"path": str(model_dir)}))
     files = [("files", (p.name, p.read_bytes(), "image/png")) for p in pngs]
     reply = client.post("/score", files=files, data={"prompt": "a blue poster", "best_of": "true"})
     assert reply.status_code == 200, reply.text
@@ -75,7 +75,7 @@ def test_http_score_and_best_of(model_dir, pngs):
 
 
 def test_http_rejects_bad_input(model_dir, pngs):
-    client = TestClient(create_app(Scorer.from_pretrained(model_dir).score, {}))
+    client = TestClient(create_app(Scorer.from_pretrained(model_dir), {}))
     bad = client.post("/score", files=[("files", ("x.png", b"not an image", "image/png"))], data={"prompt": "p"})
     assert bad.status_code == 422 and "x.png" in bad.json()["detail"]
     files = [("files", (p.name, p.read_bytes(), "image/png")) for p in pngs]
