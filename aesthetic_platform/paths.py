@@ -125,23 +125,6 @@ class DataRoot:
         """Crawled images are content-addressed per source: ``reference_images/<source>/<sha[:2]>/<sha><suffix>``."""
         return self.root / "reference_images" / check_key("crawl source", source) / sha256[:2] / f"{sha256}{suffix}"
 
-    # --- reference images (crawler) ---------------------------------------------------
-    @property
-    def crawl(self) -> Path:
-        """Crawl state: the source registry and one frontier database per source."""
-        return self.root / "crawl"
-
-    @property
-    def crawl_sources(self) -> Path:
-        return self.crawl / "sources.json"
-
-    def crawl_frontier(self, source: str) -> Path:
-        return self.crawl / check_key("crawl source", source) / "frontier.sqlite"
-
-    def reference_image(self, source: str, sha256: str, suffix: str) -> Path:
-        """Crawled images are content-addressed per source: ``reference_images/<source>/<sha[:2]>/<sha><suffix>``."""
-        return self.root / "reference_images" / check_key("crawl source", source) / sha256[:2] / f"{sha256}{suffix}"
-
     def ensure(self) -> DataRoot:
         for folder in (self.tables, self.images, self.cache, self.models, self.inbox, self.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
