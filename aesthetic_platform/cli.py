@@ -18,9 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from aesthetic_platform.embeddings.cli import app as store_app
 from aesthetic_platform.paths import DataRoot
 
 app = typer.Typer(help="aesthetic_platform: prompts -> images -> judge -> student scorer.", no_args_is_help=True)
+app.add_typer(store_app)  # aesthetic db …, aesthetic labels …, aesthetic similar
 console = Console()
 
 HomeOption = Annotated[
