@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +31,14 @@ class PromptRecord(BaseModel):
     palette: list[str] = Field(default_factory=list)
     layout: str = ""
     slogan: str = ""
+
+    @field_validator("text")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+        if bad is not None:
+            raise ValueError(f"contains the control character U+{ord(bad):04X}")
+        return value
 
     @field_validator("language")
     @classmethod
