@@ -233,3 +233,33 @@ class ContentAudit(_Row):
 
 
 CONTENT_AUDIT = Table("content_audit", ContentAudit)
+
+
+LabelStatus = Literal["single", "unanimous", "majority", "tie"]
+
+
+class LabelConsensus(_Row):
+    """One labelled item of one task at snapshot time: its annotators' effective labels and their consensus."""
+
+    item: str = Field(description="sha256 of the item's content (the store's key)")
+    task: str
+    kind: str = Field(description="image or text")
+    path: str | None = None
+    text: str | None = None
+    annotators: int = Field(ge=1)
+    effective_json: str = Field(description="{annotator: latest label}, as sorted JSON")
+    votes_json: str = Field(description="{label: annotators}, as sorted JSON")
+    consensus: str | None = Field(default=None, description="the label of a strict majority; empty on a tie")
+    agreement: float = Field(ge=0, le=1, description="share of annotators behind the most common label")
+    status: LabelStatus
+    snapshot_at: dt.datetime
+
+
+class ReviewQueueItem(LabelConsensus):
+    """A disputed item waiting for review; rank 1 is looked at first (ties, then lowest agreement)."""
+
+    rank: int = Field(ge=1)
+
+
+LABEL_SNAPSHOT = Table("label_snapshot", LabelConsensus)
+LABEL_REVIEW_QUEUE = Table("label_review_queue", ReviewQueueItem)

@@ -12,9 +12,11 @@ from typing import Any
 import dagster as dg
 
 from aesthetic_platform.resources.data_root import DataRootResource
+from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
 from aesthetic_platform.resources.generation import ImageGeneratorResource
 from aesthetic_platform.resources.judge import JudgeResource, judge_from_env
 from aesthetic_platform.resources.llm import PromptLLMResource
+from aesthetic_platform.resources.moderation import ModerationResource, moderation_from_env
 from aesthetic_platform.resources.tracking import MLflowResource
 
 PROFILE_ENV = "AESTHETIC_PROFILE"
@@ -24,9 +26,11 @@ PROFILES = ("local", "production")
 
 __all__ = [
     "DataRootResource",
+    "EmbeddingStoreResource",
     "ImageGeneratorResource",
     "JudgeResource",
     "MLflowResource",
+    "ModerationResource",
     "PromptLLMResource",
     "current_profile",
     "resources_for",
@@ -57,15 +61,19 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
     if profile == "production":
         return {
             "data_root": DataRootResource(),
+            "embedding_store": EmbeddingStoreResource(),  # $AESTHETIC_DB_URL names the Postgres + pgvector store
             "image_generator": ImageGeneratorResource(generator="diffusers"),
             "prompt_llm": PromptLLMResource(api_key=dg.EnvVar("OPENAI_API_KEY")),
             "judge": judge_from_env("openai"),
+            "moderation": moderation_from_env(True),  # $AESTHETIC_MODERATION_BASE_URL or $OPENAI_BASE_URL
             **_training_resources(),
         }
     return {
         "data_root": DataRootResource(),
+        "embedding_store": EmbeddingStoreResource(),  # SQLite under the data root unless $AESTHETIC_DB_URL is set
         "image_generator": ImageGeneratorResource(generator="poster"),
         "prompt_llm": PromptLLMResource(),
         "judge": judge_from_env("heuristic"),
+        "moderation": moderation_from_env(False),  # prompt rules only, unless the run config turns moderation on
         **_training_resources(),
     }

@@ -63,3 +63,15 @@ class EmbeddingJobSettings(EmbedderSettings):
     fail_on_errors: bool = Field(
         default=False, description="Fail the run when some items could not be embedded (they are reported and stored nowhere either way)."
     )
+
+
+class ImageEmbeddingSettings(EmbeddingJobSettings):
+    """Embedding the candidate images of a batch: the student's image tower by default."""
+
+    embedder: EmbedderKind = Field(
+        default="student_image", description="student_image (default: the champion's image tower) or another embedder kind."
+    )
+
+
+class PromptEmbeddingSettings(EmbeddingJobSettings):
+    """Embedding the prompts of a batch: the packaged MiniLM by default."""

@@ -152,7 +152,7 @@ def effective_labels(store: Store, task: str | None = None, items: Sequence[str]
     return rows
 
 
-def _consensus_of(item: str, task: str, labels: list[str]) -> Consensus:
+def consensus_of(item: str, task: str, labels: list[str]) -> Consensus:
     votes = Counter(labels)
     ranked = votes.most_common()
     top, count = ranked[0]
@@ -165,13 +165,17 @@ def consensus(store: Store, task: str, items: Sequence[str] | None = None) -> li
     by_item: dict[str, list[str]] = defaultdict(list)
     for row in effective_labels(store, task, items):
         by_item[row.item].append(row.label)
-    return [_consensus_of(item, task, labels) for item, labels in sorted(by_item.items())]
+    return [consensus_of(item, task, labels) for item, labels in sorted(by_item.items())]
+
+
+def review_order(verdicts: Iterable[Consensus]) -> list[Consensus]:
+    """Disputed items, most in need of a look first: ties, then low agreement, then many annotators."""
+    disputed = [c for c in verdicts if c.disputed]
+    return sorted(disputed, key=lambda c: (c.label is not None, c.agreement, -c.annotators, c.item))
 
 
 def review_queue(store: Store, task: str) -> list[Consensus]:
-    """Disputed items, most in need of a look first: ties, then low agreement, then many annotators."""
-    disputed = [c for c in consensus(store, task) if c.disputed]
-    return sorted(disputed, key=lambda c: (c.label is not None, c.agreement, -c.annotators, c.item))
+    return review_order(consensus(store, task))
 
 
 def tasks(store: Store) -> list[str]:
@@ -206,7 +210,7 @@ def agreement(store: Store, task: str) -> AgreementStats:
             others = [lab for other, lab in by_item[item].items() if other != who]
             if not others:
                 continue
-            verdict = _consensus_of(item, task, others)
+            verdict = consensus_of(item, task, others)
             if verdict.label is None:
                 continue
             compared += 1
