@@ -77,6 +77,24 @@ class DataRoot:
         return self.root / "inbox"
 
     @property
+    def inbox_pending(self) -> Path:
+        """Accepted inbox files whose run has not been seen yet: ``inbox/pending/<batch>.<ext>``."""
+        return self.inbox / "pending"
+
+    @property
+    def inbox_rejected(self) -> Path:
+        """Refused inbox files, each with a ``<name>.error.txt`` beside it."""
+        return self.inbox / "rejected"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    def upload(self, batch: str, suffix: str) -> Path:
+        """The accepted copy of an uploaded prompt file that the batch's run reads."""
+        return self.uploads / f"{check_key('batch', batch)}{suffix}"
+
+    @property
     def db_dir(self) -> Path:
         """The embedding and label store's SQLite database (when ``AESTHETIC_DB_URL`` names no server)."""
         return self.root / "db"

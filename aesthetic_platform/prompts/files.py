@@ -176,6 +176,11 @@ def parse_prompt_bytes(data: bytes, filename: str) -> list[PromptRecord]:
 
 
 def read_prompt_file(path: str | Path) -> list[PromptRecord]:
+    return parse_prompt_bytes(read_prompt_bytes(path), str(path))
+
+
+def read_prompt_bytes(path: str | Path) -> bytes:
+    """The bytes of a prompt file, refused (``PromptFileError``) when missing, unreadable or over the size limit."""
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(str(path), "file", None, "no such file" if not path.exists() else "not a regular file")
@@ -186,4 +191,4 @@ def read_prompt_file(path: str | Path) -> list[PromptRecord]:
         raise PromptFileError(str(path), "file", None, f"cannot be read: {exc.strerror or exc}") from None
     if len(data) > MAX_PROMPT_FILE_BYTES:
         raise PromptFileError(str(path), "file", None, f"larger than the limit of {MAX_PROMPT_FILE_BYTES:,} bytes")
-    return parse_prompt_bytes(data, str(path))
+    return data
