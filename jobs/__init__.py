@@ -9,7 +9,10 @@ from aesthetic_platform.jobs.chains import (
 )
 from aesthetic_platform.jobs.golden_noise import golden_noise_job, workbench_selections_sensor
 from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
+from aesthetic_platform.jobs.ingest import crawl_job, incremental_crawl_schedule
 
 ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, train_and_evaluate_job, golden_noise_job]
 ALL_SCHEDULES = [weekly_retrain_schedule]
 ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor]
+ALL_JOBS += [crawl_job]
+ALL_SCHEDULES += [incremental_crawl_schedule]
