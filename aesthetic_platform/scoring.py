@@ -28,18 +28,12 @@ from PIL import Image
 from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageInputError
 from aesthetic_platform.model.batching import Grid, budget_pixels, collate_images, prepare_image, tensor_grid
 from aesthetic_platform.model.scorer_model import AestheticScorer
-from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS
+from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
+
+__all__ = ["DEFAULT_BATCH_SIZE", "ImageInputError", "PromptError", "Scorer"]
 
 DEFAULT_BATCH_SIZE = 16
 ImageInput = str | Path | bytes | Image.Image
-
-
-class PromptError(ValueError):
-    """A prompt the model cannot score faithfully; the message names its index and the limit."""
-
-    def __init__(self, index: int, problem: str) -> None:
-        self.index, self.problem = index, problem
-        super().__init__(f"prompt {index}: {problem}")
 
 
 class Scorer:

@@ -14,6 +14,14 @@ from aesthetic_platform.schemas import PromptSource, PromptSpec
 #: Longest prompt accepted anywhere (files, the LLM, scoring): longer text is refused, never cut.
 MAX_PROMPT_CHARS = 2000
 
+
+class PromptError(ValueError):
+    """A prompt refused before use (not text, empty, over a limit); the message names its index and the problem."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        self.index, self.problem = index, problem
+        super().__init__(f"prompt {index}: {problem}")
+
 _COLOUR_WORDS = {w.lower(): key for key, (_, en, zh) in COLOURS.items() for w in (key, *en, *zh)}
 _LAYOUT_WORDS = {w.lower(): key for key, (en, zh, extra) in LAYOUTS.items() for w in (key, en, zh, *extra)}
 

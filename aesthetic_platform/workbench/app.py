@@ -158,11 +158,13 @@ def create_app(
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         name = file.filename or "upload"
         if len(data) > MAX_UPLOAD_BYTES:
-            raise HTTPException(status_code=413, detail=f"{name}: larger than {MAX_UPLOAD_BYTES} bytes")
+            detail = f"{name}: larger than {MAX_UPLOAD_BYTES} bytes"
+            return JSONResponse(status_code=413, content={"detail": detail, "file": name, "field": "file"})
         try:
             specs = bench.upload_prompts(data, name)
-        except PromptFileError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except PromptFileError as exc:  # every failure to read the file is one (prompts/files.py)
+            body = {"detail": str(exc), "file": name, "location": exc.location, "field": exc.field}
+            return JSONResponse(status_code=422, content=body)
         return {"prompts": len(specs), "file": name, "first": [s.text for s in specs[:3]]}
 
     @app.post("/init_model")

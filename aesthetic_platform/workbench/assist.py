@@ -17,11 +17,12 @@ from typing import Any
 from PIL import Image
 
 from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.prompts.records import PromptError
 from aesthetic_platform.registry import champion_dir, has_champion
 
 ASSIST_DIMENSION = "total"
 
-ScoreFn = Callable[[list[Image.Image], str], Sequence[float]]
+ScoreFn = Callable[[list[Image.Image], str], Sequence[float | None]]
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,12 @@ def load_champion(root: DataRoot) -> tuple[AssistScorer | None, AssistStatus]:
         return None, AssistStatus(False, f"champion model at {folder} failed to load: {exc}")
     name = f"champion:{folder}"
 
-    def score(images: list[Image.Image], prompt: str) -> list[float]:
-        return _dimension_values(model.score(images, [prompt] * len(images)), len(images))
+    def score(images: list[Image.Image], prompt: str) -> list[float | None]:
+        try:
+            result = model.score(images, [prompt] * len(images))
+        except PromptError:  # e.g. longer than the model reads: no number rather than one for a cut prompt
+            return [None] * len(images)
+        return list(_dimension_values(result, len(images)))
 
     return AssistScorer(name, score), AssistStatus(True, "registered champion scorer", name)
 
