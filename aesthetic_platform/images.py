@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +60,10 @@ _ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 _MAX_PROBLEM_CHARS = 300
+
+# Pillow warns (once per canvas over Image.MAX_IMAGE_PIXELS) before this module's own limit decides;
+# the decision and its message are ours, so the warning would only add a second, confusing line.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 ImageSource = str | Path | bytes | BinaryIO | Image.Image
 
