@@ -57,7 +57,7 @@ def test_every_failure_is_an_error_never_a_pass(moderation_server):
     state.inject("short")
     short = client_for(moderation_server, max_attempts=1).texts(["a", "b"])
     assert all("2 inputs" in o.error for o in short)
-    state.slow_s = 2.0
+    state.slow_s = 0.8
     state.inject("slow")
     slow = client_for(moderation_server, max_attempts=1, timeout_s=0.3).texts(["a"])[0]
     assert not slow.ok and "Timeout" in slow.error

@@ -26,7 +26,7 @@ def fast_config(**overrides) -> CrawlConfig:
 
 @pytest.fixture
 def site() -> Iterator[RunningSite]:
-    with running_site(SiteState(slow_s=1.0)) as running:
+    with running_site(SiteState(slow_s=1.0, retry_after="0.2")) as running:
         yield running
 
 

@@ -47,6 +47,11 @@ def test_gallery_crawl_stores_valid_images_with_provenance_and_reasons(site, dat
     assert redirected["final_url"] == site.url("/media/redirected.png")
     # list page 2 is broken HTML and still led to its five works
     assert all(f"/works/{w}" in paths for w in site.state.work_ids()[5:10] if w != "secret-1")
+    with Frontier(data_root.crawl_frontier("fixture")) as frontier:
+        counts = frontier.state_counts()
+        assert counts["image"]["done"] == 17 and counts["image"]["skipped"] == 7  # 16 stored + 1 duplicate
+        assert counts["detail"] == {"done": 25, "skipped": 1, "failed": 1}
+        assert frontier.reasons("failed") == {"timeout": 1}
 
 
 def test_a_new_run_rereads_list_pages_only_and_finds_new_works(site, data_root):
@@ -90,15 +95,6 @@ def test_url_lists_in_text_and_csv(site, data_root, tmp_path):
     bad.write_text("link\nhttp://127.0.0.1/x.png\n")
     with pytest.raises(ValueError, match="'url' column"):
         crawl(data_root, CrawlSource(name="list-bad", kind="urls", file=str(bad)), fast_config())
-
-
-def test_frontier_states_and_reasons_are_kept(site, data_root):
-    crawl(data_root, CrawlSource(name="fixture", kind="gallery", start_urls=[site.start_url]), fast_config())
-    with Frontier(data_root.crawl_frontier("fixture")) as frontier:
-        counts = frontier.state_counts()
-        assert counts["image"]["done"] == 17 and counts["image"]["skipped"] == 7  # 16 stored + 1 duplicate
-        assert counts["detail"] == {"done": 25, "skipped": 1, "failed": 1}
-        assert frontier.reasons("failed") == {"timeout": 1}
 
 
 def test_image_validation_refuses_bombs_and_broken_files():

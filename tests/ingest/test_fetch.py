@@ -123,6 +123,7 @@ def test_non_image_content_and_non_html_pages_are_rejected(site):
 
 
 def test_429_retry_after_is_honoured_and_5xx_retried(site):
+    site.state.retry_after = "1"
     async def go(fetcher: Fetcher):
         started = time.monotonic()
         fetched = await fetcher.fetch(site.url("/media/ratelimited.png"), "image")
