@@ -156,7 +156,7 @@ def _demo_training_config(epochs: int) -> dict[str, Any]:
         **QUIET_LOGS,
         "ops": {
             **DEMO_SPLIT,
-            "aesthetic_model": {"config": {"model": "tiny", "epochs": epochs, "tower_lr": 1e-3, "head_lr": 1e-3, "batch_size": 32}},
+            "aesthetic_model": {"config": {"model": "tiny", "epochs": epochs, "optimizer": {"tower_lr": 1e-3, "head_lr": 1e-3}, "batch_size": 32}},
         },
     }
 

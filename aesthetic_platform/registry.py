@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aesthetic_platform.atomic import write_json
@@ -46,15 +48,19 @@ def resolve_model(root: DataRoot, path: str | Path | None = None) -> Path:
     return champion_dir(root)
 
 
-def promote(root: DataRoot, model_dir: Path, info: dict) -> Path:
-    """Make ``model_dir`` the champion: copy beside, then swap in with renames."""
+@contextmanager
+def champion_swap(root: DataRoot, model_dir: Path, info: dict) -> Iterator[Path]:
+    """Make ``model_dir`` the champion folder for the block; if the block raises, the old champion comes back.
+
+    The copy is staged beside the target and swapped in with renames, so a reader sees
+    either the old or the new champion, never half of one."""
     target = champion_dir(root)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".champion-", dir=target.parent))
+    retired = target.with_name(f".retired-{staging.name}")
     try:
         shutil.copytree(model_dir, staging, dirs_exist_ok=True)
         write_json(staging / CHAMPION_INFO, info)
-        retired = target.with_name(f".retired-{staging.name}")
         if target.exists():
             target.rename(retired)
         try:
@@ -63,10 +69,16 @@ def promote(root: DataRoot, model_dir: Path, info: dict) -> Path:
             if retired.exists():
                 retired.rename(target)  # the old champion stays champion
             raise
+        try:
+            yield target
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            if retired.exists():
+                retired.rename(target)
+            raise
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def champion_info(root: DataRoot) -> dict | None:

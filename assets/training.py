@@ -1,4 +1,9 @@
-"""Training and evaluation assets (seed 000 Phase 3): the checkpoint and the report as assets."""
+"""Training and evaluation assets (seed 000 Phase 3): the checkpoint and the report as assets.
+
+``aesthetic_model`` outputs the ``TrainedModel`` record (paths relative to the data root,
+MLflow run, registered version); ``eval_report`` takes it as its input, so the model it
+evaluates is the one the asset graph hands over, never a side file.
+"""
 
 import json
 import shutil
@@ -8,59 +13,83 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-import mlflow
-from pydantic import Field, create_model
+from pydantic import Field
 
-from aesthetic_platform.evaluation.run import evaluate_latest, heuristic_image_scores, promote_if_passed
-from aesthetic_platform.tracking import CHAMPION_ALIAS
-from aesthetic_platform.training import TrainConfig
-from aesthetic_platform.training.mlflow_model import set_champion
-from aesthetic_platform.training.tracked import TrainedModel, begin_run, complete_run, fail_run, runs_dir, train_in_process
+from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
+from aesthetic_platform.judging.heuristic import image_file_scores
+from aesthetic_platform.model.loss import RankingLossConfig
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.tracking import MLflowResource
+from aesthetic_platform.tracking import (
+    CHAMPION_ALIAS,
+    DatasetRef,
+    MlflowMetricsLogger,
+    TrainedModel,
+    begin_run,
+    complete_run,
+    fail_run,
+    log_evaluation,
+)
+from aesthetic_platform.training import TrainConfig, train_from_root
+from aesthetic_platform.training.config import ImageTowerOverrides, ModelOverrides, OptimizerConfig, TextTowerOverrides
+from aesthetic_platform.training.data import EVAL_SET_TABLE
 
 GROUP = "training"
 
 
-def _launchpad_field(name: str):
-    """TrainConfig's field as a Dagster config field (tuples become lists for the launchpad)."""
-    info = TrainConfig.model_fields[name]
-    annotation = list[str] if name == "dimensions" else info.annotation
-    default = list(info.default) if name == "dimensions" else info.get_default(call_default_factory=True)
-    return (annotation, Field(default=default, description=info.description))
+class ImageTowerSettings(dg.Config, ImageTowerOverrides):
+    """Launchpad form of ``ImageTowerOverrides``."""
 
 
-#: Every TrainConfig knob, with its description, in the launchpad; plus how to launch.
-AestheticModelConfig = create_model(
-    "AestheticModelConfig",
-    __base__=dg.Config,
-    launcher=(
-        Literal["in_process", "subprocess"],
-        Field(default="in_process", description="'subprocess': a Dagster Pipes subprocess (torchrun when nproc_per_node > 1)."),
-    ),
-    nproc_per_node=(int, Field(default=1, ge=1, description="DDP processes (subprocess launcher): gloo on CPU, NCCL on GPUs.")),
-    **{name: _launchpad_field(name) for name in TrainConfig.model_fields},
-)
+class TextTowerSettings(dg.Config, TextTowerOverrides):
+    """Launchpad form of ``TextTowerOverrides``."""
 
 
-def _train_config(config) -> TrainConfig:
-    values = config.model_dump()
-    values.pop("launcher")
-    values.pop("nproc_per_node")
-    return TrainConfig.model_validate(values)
+class ModelOverrideSettings(dg.Config, ModelOverrides):
+    """Launchpad form of ``ModelOverrides``."""
+
+    image: ImageTowerSettings = Field(default_factory=ImageTowerSettings)
+    text: TextTowerSettings = Field(default_factory=TextTowerSettings)
 
 
-def _train_via_pipes(context, pipes_client, root, train_config: TrainConfig, tracking_uri: str, run_id: str, nproc: int) -> dict:
+class LossSettings(dg.Config, RankingLossConfig):
+    """Launchpad form of ``RankingLossConfig``."""
+
+
+class OptimizerSettings(dg.Config, OptimizerConfig):
+    """Launchpad form of ``OptimizerConfig``."""
+
+
+class AestheticModelConfig(dg.Config, TrainConfig):
+    """Every ``TrainConfig`` knob, nested as in the core, plus how to launch the training."""
+
+    overrides: ModelOverrideSettings = Field(default_factory=ModelOverrideSettings)
+    loss: LossSettings = Field(default_factory=LossSettings)
+    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    launcher: Literal["in_process", "subprocess"] = Field(
+        default="in_process", description="'subprocess': a Dagster Pipes subprocess (torchrun when nproc_per_node > 1)."
+    )
+    nproc_per_node: int = Field(default=1, ge=1, description="DDP processes (subprocess launcher): gloo on CPU, NCCL on GPUs.")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
+
+
+def _train_via_pipes(context, pipes_client, root: DataRoot, train_config: TrainConfig, tracking_uri: str, run_id: str, nproc: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="train-", dir=root.cache))
     try:
         (work / "config.json").write_text(train_config.model_dump_json())
         args = [
             "--config", str(work / "config.json"), "--pairs", str(root.table("preference_pairs")),
-            "--runs-dir", str(runs_dir(root)), "--result", str(work / "result.json"),
+            "--runs-dir", str(root.training_runs), "--result", str(work / "result.json"),
             "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id,
         ]
+        if root.table(EVAL_SET_TABLE).exists():
+            args += ["--eval-set", str(root.table(EVAL_SET_TABLE))]
         launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
-        pipes_client.run(command=[*launcher, "-m", "aesthetic_platform.resources.pipes_training", *args], context=context).get_results()
+        command = [*launcher, "-m", "aesthetic_platform.resources.pipes_training", *args]
+        pipes_client.run(command=command, context=context).get_results()
         return json.loads((work / "result.json").read_text())
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -79,23 +108,31 @@ def aesthetic_model(
     data_root: DataRootResource,
     mlflow_tracking: MLflowResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
-) -> dg.MaterializeResult:
+) -> dg.Output[TrainedModel]:
     root = data_root.root()
-    train_config = _train_config(config)
+    train_config = config.train_config()
     tracking = mlflow_tracking.config_for(root)
-    experiment_id, run_id = begin_run(tracking, train_config, {"dagster.run_id": context.run_id, "dagster.asset": "aesthetic_model"})
+    tags = {"dagster.run_id": context.run_id, "dagster.asset": "aesthetic_model"}
+    experiment_id, run_id = begin_run(tracking, train_config.model_dump(mode="json"), tags, run_name=f"train-{train_config.model}")
     context.log.info(f"MLflow run {run_id}: {mlflow_tracking.run_url(experiment_id, run_id)}")
     try:
         if config.launcher == "subprocess":
-            summary = _train_via_pipes(context, pipes_subprocess_client, root, train_config, tracking.tracking_uri, run_id, config.nproc_per_node)
+            summary = _train_via_pipes(
+                context, pipes_subprocess_client, root, train_config, tracking.tracking_uri, run_id, config.nproc_per_node
+            )
         else:
-            summary = train_in_process(root, train_config, run_id).summary()
-        trained = complete_run(root, tracking, experiment_id, run_id, train_config, summary)
+            summary = train_from_root(root, train_config, logger=MlflowMetricsLogger(run_id)).summary()
+        dimensions = list(train_config.model_config_for().dimensions)
+        pairs = DatasetRef("preference_pairs", root.table("preference_pairs"), summary["run_key"])
+        trained = complete_run(
+            root, tracking, experiment_id, run_id, train_config.model_dump(mode="json"), dimensions, summary, dataset=pairs
+        )
     except BaseException:
         fail_run(tracking, run_id)
         raise
-    context.log.info(f"trained {summary['steps']} steps (resumed from {summary['resumed_from_step']}); registered version {trained.version}")
-    return dg.MaterializeResult(
+    context.log.info(f"trained {summary['steps']} steps (resumed from {summary['resumed_from_step']}); version {trained.version}")
+    return dg.Output(
+        trained,
         metadata={
             "mlflow_run_id": run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment_id, run_id)),
@@ -106,57 +143,67 @@ def aesthetic_model(
             "padded_token_fraction": summary["padded_fraction"],
             "pairs_per_second": summary["pairs_per_second"],
             "val_accuracy": summary["val_accuracy"],
-        }
+        },
     )
 
 
-class EvalReportConfig(dg.Config):
-    tie_threshold: float = Field(default=0.5, ge=0, description="Teacher gaps at or below this are ties and not counted.")
-    champion_tolerance: float = Field(default=0.02, ge=0, description="How much worse than the champion (on total) still passes.")
+class EvalReportConfig(dg.Config, EvalConfig):
+    """Launchpad form of ``EvalConfig`` (same fields, same defaults)."""
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=[aesthetic_model, "preference_pairs"],
+    deps=["preference_pairs"],
     kinds={"mlflow", "markdown"},
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
             "no_regression_vs_champion", asset="eval_report", blocking=True,
-            description="The new model is not worse than the champion beyond the tolerance; only then does the champion alias move.",
+            description="On the frozen evaluation set, no dimension falls below the best recorded champion beyond its tolerance; "
+            "only then do the champion folder and alias move.",
         )
     ],
-    description="Pairwise accuracy with 95% CIs on the teacher test split and human picks, vs chance, champion and heuristic.",
+    description="Pairwise accuracy with 95% CIs on the frozen evaluation set and human picks, vs chance, champion and heuristic.",
 )
 def eval_report(
-    context: dg.AssetExecutionContext, config: EvalReportConfig, data_root: DataRootResource, mlflow_tracking: MLflowResource
+    context: dg.AssetExecutionContext,
+    config: EvalReportConfig,
+    aesthetic_model: TrainedModel,
+    data_root: DataRootResource,
+    mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
     root = data_root.root()
-    trained = TrainedModel.latest(root)
-    outcome = evaluate_latest(root, config.tie_threshold, config.champion_tolerance, heuristic=heuristic_image_scores)
+    trained = aesthetic_model
+    outcome = evaluate(root, trained, config, heuristic=image_file_scores)
     tracking = mlflow_tracking.config_for(root)
-    tracking.activate()
-    with mlflow.start_run(run_id=trained.mlflow_run_id):
-        mlflow.log_artifacts(str(outcome.report_dir), artifact_path="eval_report")
-        mlflow.log_metrics({f"test.accuracy.{d}": a.accuracy for d, a in outcome.report.model.per_dimension.items()})
-    outcome = promote_if_passed(root, outcome, trained)
+    metrics = {f"test.accuracy.{d}": a.accuracy for d, a in outcome.report.model.per_dimension.items()}
+    eval_run = log_evaluation(
+        tracking, trained, outcome.report_dir, metrics,
+        dataset=DatasetRef("eval_set", outcome.eval_set.path, outcome.eval_set.digest),
+    )
+    outcome = promote_if_passed(root, outcome, trained, tracking)
     if outcome.promoted:
-        set_champion(trained.registered_model, trained.version)
         context.log.info(f"{trained.registered_model} v{trained.version} is now '{CHAMPION_ALIAS}'")
     headline = outcome.report.headline()
     metadata = {
         "report": dg.MetadataValue.md(outcome.report.markdown),
         "headline_accuracy": headline.accuracy,
         "headline_ci": f"[{headline.ci_low:.3f}, {headline.ci_high:.3f}]",
+        "eval_set": outcome.eval_set.digest,
         "test_pairs": outcome.report.test_pairs,
         "human_pairs": outcome.report.human_pairs,
         "promoted": outcome.promoted,
+        "mlflow_eval_run": eval_run,
         "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
         **{f"plot_{name}": dg.MetadataValue.path(str(path)) for name, path in outcome.report.plots.items()},
     }
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            dg.AssetCheckResult(check_name="no_regression_vs_champion", passed=outcome.passed, metadata={"reason": outcome.reason})
+            dg.AssetCheckResult(
+                check_name="no_regression_vs_champion", passed=outcome.passed,
+                metadata={"reason": outcome.decision.summary, "reference": outcome.decision.reference},
+            )
         ],
     )
+

@@ -112,7 +112,7 @@ def time_forward_backward(model, batches, device, autocast_dtype) -> tuple[float
     def step(batch):
         model.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = pair_loss(model, batch.to(device), loss_fn).loss.total
+            loss = pair_loss(model, batch.to(device), loss_fn).loss.objective
         loss.backward()
 
     for batch in batches[:WARMUP_BATCHES]:

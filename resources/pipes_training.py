@@ -2,8 +2,8 @@
 
 ``PipesSubprocessClient`` (or, on a cluster, ``PipesK8sClient``) runs
 
-    python -m resources.pipes_training <entry args>           # one process
-    torchrun --nproc_per_node=N -m resources.pipes_training <entry args>
+    python -m aesthetic_platform.resources.pipes_training <entry args>           # one process
+    torchrun --nproc_per_node=N -m aesthetic_platform.resources.pipes_training <entry args>
 
 Every rank trains; rank 0 alone talks to Dagster: it streams logs and reports the
 materialization metadata back to the asset that launched it.

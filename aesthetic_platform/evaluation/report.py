@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from aesthetic_platform.evaluation.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
+from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.schemas import RATIOS, DimScores, HumanPreference, PreferencePair
 
 CHANCE = 0.5
@@ -50,6 +50,7 @@ class EvalReport:
     model: ModelAccuracy
     champion: ModelAccuracy | None
     heuristic_human: Accuracy | None
+    eval_set: str = ""  # digest of the frozen evaluation set the numbers come from
     markdown: str = ""
     plots: dict[str, Path] = field(default_factory=dict)
 
@@ -58,7 +59,7 @@ class EvalReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dimensions": list(self.dimensions), "tie_threshold": self.tie_threshold,
+            "dimensions": list(self.dimensions), "tie_threshold": self.tie_threshold, "eval_set": self.eval_set,
             "test_pairs": self.test_pairs, "human_pairs": self.human_pairs, "chance": CHANCE,
             "model": self.model.as_dict(), "champion": self.champion.as_dict() if self.champion else None,
             "heuristic_human": self.heuristic_human.as_dict() if self.heuristic_human else None,
@@ -133,7 +134,8 @@ def render_markdown(report: EvalReport) -> str:
     lines = [
         "# Evaluation report",
         "",
-        f"Teacher test pairs: {report.test_pairs} · human pairs: {report.human_pairs} · tie threshold: {report.tie_threshold} · "
+        f"Evaluation set `{report.eval_set}`: {report.test_pairs} teacher pairs · human pairs: {report.human_pairs} · "
+        f"tie threshold (the model's own): {report.tie_threshold} · "
         f"95% CIs from a bootstrap over prompts · chance = {CHANCE:.0%}",
         "",
         "## Pairwise accuracy on the teacher's test split",
@@ -204,16 +206,3 @@ def render_plots(report: EvalReport, folder: Path) -> dict[str, Path]:
         fig.savefig(plots["by_margin"], dpi=100)
         plt.close(fig)
     return plots
-
-
-def no_regression(report: EvalReport, tolerance: float) -> tuple[bool, str]:
-    """The champion check: the new model may not be worse than the champion beyond ``tolerance``."""
-    if report.champion is None:
-        return True, "no champion yet: the first model becomes champion"
-    dim = HEADLINE_DIMENSION if HEADLINE_DIMENSION in report.dimensions else report.dimensions[0]
-    new, old = report.model.per_dimension[dim].accuracy, report.champion.per_dimension.get(dim)
-    if old is None or np.isnan(old.accuracy):
-        return True, f"champion has no {dim} accuracy on these pairs"
-    passed = new >= old.accuracy - tolerance
-    verb = "keeps up with" if passed else "is worse than"
-    return passed, f"student {dim} {new:.1%} {verb} champion {old.accuracy:.1%} (tolerance {tolerance:.1%})"

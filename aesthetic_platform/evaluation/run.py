@@ -1,4 +1,4 @@
-"""Evaluate the newest model against the champion, publish the report, promote on success."""
+"""Evaluate a trained model against the champion on the frozen evaluation set; promote on success."""
 
 from __future__ import annotations
 
@@ -7,84 +7,113 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import Field
 
 from aesthetic_platform.atomic import write_json, write_text
+from aesthetic_platform.evaluation.gate import GateConfig, GateDecision, best_recorded, decide, record_champion
 from aesthetic_platform.evaluation.report import (
     EvalReport,
+    ModelAccuracy,
     heuristic_accuracy_on_humans,
     model_accuracy,
-    no_regression,
     render_markdown,
     render_plots,
 )
+from aesthetic_platform.model.loss import RankingLossConfig
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.registry import champion_dir, has_champion, promote
-from aesthetic_platform.schemas import HUMAN_PREFERENCES
-from aesthetic_platform.training.data import load_pair_splits
-from aesthetic_platform.training.tracked import TrainedModel
+from aesthetic_platform.registry import champion_dir, has_champion
+from aesthetic_platform.schemas import HUMAN_PREFERENCES, HumanPreference
+from aesthetic_platform.tracking import TrackingConfig, TrainedModel
+from aesthetic_platform.tracking.champion import promote_champion
+from aesthetic_platform.training.config import load_training_config
+from aesthetic_platform.training.data import EvalSet, freeze_eval_set, load_eval_set, load_pair_splits
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
+REPORTS = "reports"
 
 
-def heuristic_image_scores(path: str, prompt: str) -> dict[str, float]:
-    """The pixel heuristic judge's unit scores for one image file (a baseline on human picks)."""
-    from PIL import Image
+class EvalConfig(GateConfig):
+    """The champion gate's tolerances, and whether to re-freeze the evaluation set."""
 
-    from aesthetic_platform.judging.heuristic import unit_scores
-
-    with Image.open(path) as image:
-        return unit_scores(image.convert("RGB"), prompt)
+    refresh_eval_set: bool = Field(
+        default=False,
+        description="Freeze the current test split as the new evaluation set (champion history on the old set no longer applies).",
+    )
 
 
 @dataclass
 class EvalOutcome:
     report: EvalReport
-    passed: bool
-    reason: str
+    decision: GateDecision
     report_dir: Path
-    promoted: bool
+    eval_set: EvalSet
+    promoted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.decision.passed
 
 
-def _humans(root: DataRoot) -> list:
+def _humans(root: DataRoot) -> list[HumanPreference]:
     path = root.table("human_preferences")
     return HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(path)) if path.exists() else []
 
 
-def evaluate_latest(
-    root: DataRoot, tie_threshold: float, tolerance: float, heuristic: ScoreImageFn | None = None
-) -> EvalOutcome:
-    """Score the newest model (and the champion) on the teacher test split and the human picks."""
-    trained = TrainedModel.latest(root)
+def evaluation_set(root: DataRoot, refresh: bool = False) -> EvalSet:
+    """The frozen evaluation set; frozen from the current test split the first time (or on ``refresh``)."""
+    current = None if refresh else load_eval_set(root)
+    return current or freeze_eval_set(root, load_pair_splits(root.table("preference_pairs")).test)
+
+
+def tie_threshold_of(model_dir: Path) -> float:
+    """The tie threshold the model was trained with (the loss default for models saved outside training)."""
+    training = load_training_config(model_dir)
+    return (training.loss if training else RankingLossConfig()).tie_threshold
+
+
+def _champion_accuracy(root: DataRoot, model: AestheticScorer, eval_set: EvalSet, humans, tie: float, device: str) -> ModelAccuracy | None:
+    if not has_champion(root):
+        return None
+    champion = AestheticScorer.from_pretrained(champion_dir(root)).to(device)
+    if tuple(champion.dimensions) != tuple(model.dimensions):
+        return None
+    return model_accuracy(champion, eval_set.pairs, humans, tie, device)
+
+
+def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristic: ScoreImageFn | None = None) -> EvalOutcome:
+    """Score the model (and the champion) on the evaluation set and the human picks; decide the gate."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    test_pairs = load_pair_splits(root.table("preference_pairs")).test
-    if not test_pairs:
-        raise ValueError("the preference_pairs test split is empty: judge more batches before evaluating")
+    model_dir = trained.path(root)
+    eval_set = evaluation_set(root, config.refresh_eval_set)
     humans = _humans(root)
-    model = AestheticScorer.from_pretrained(trained.model_dir).to(device)
-    new = model_accuracy(model, test_pairs, humans, tie_threshold, device)
-    champion = None
-    if has_champion(root):
-        champion_model = AestheticScorer.from_pretrained(champion_dir(root)).to(device)
-        if tuple(champion_model.dimensions) == tuple(model.dimensions):
-            champion = model_accuracy(champion_model, test_pairs, humans, tie_threshold, device)
+    tie = tie_threshold_of(model_dir)
+    model = AestheticScorer.from_pretrained(model_dir).to(device)
+    new = model_accuracy(model, eval_set.pairs, humans, tie, device)
+    champion = _champion_accuracy(root, model, eval_set, humans, tie, device)
+    decision = decide(
+        {d: a.accuracy for d, a in new.per_dimension.items()},
+        {d: a.accuracy for d, a in champion.per_dimension.items()} if champion else None,
+        best_recorded(root, eval_set.digest), config,
+    )
     report = EvalReport(
-        dimensions=tuple(model.dimensions), tie_threshold=tie_threshold, test_pairs=len(test_pairs), human_pairs=len(humans),
-        model=new, champion=champion,
+        dimensions=tuple(model.dimensions), tie_threshold=tie, test_pairs=len(eval_set.pairs), human_pairs=len(humans),
+        model=new, champion=champion, eval_set=eval_set.digest,
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
     )
     report.markdown = render_markdown(report)
-    report_dir = root.root / "reports" / f"eval-{trained.run_key}-v{trained.version}"
+    report_dir = root.root / REPORTS / f"eval-{trained.run_key}-v{trained.version}"
     report.plots = render_plots(report, report_dir)
     write_text(report_dir / "report.md", report.markdown)
-    write_json(report_dir / "report.json", report.as_dict())
-    passed, reason = no_regression(report, tolerance)
-    return EvalOutcome(report, passed, reason, report_dir, promoted=False)
+    write_json(report_dir / "report.json", {**report.as_dict(), "gate": {"passed": decision.passed, "reasons": decision.reasons}})
+    return EvalOutcome(report, decision, report_dir, eval_set)
 
 
-def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel) -> EvalOutcome:
-    """Copy the model to the champion folder; MLflow's alias is moved by the caller's tracking client."""
+def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
+    """On a passed gate: champion folder and alias move together, then the champion history records it."""
     if outcome.passed:
-        promote(root, Path(trained.model_dir), {**trained.__dict__, "headline": outcome.report.headline().as_dict()})
+        accuracy = {d: a.accuracy for d, a in outcome.report.model.per_dimension.items()}
+        promote_champion(root, trained, tracking, {"eval_set": outcome.eval_set.digest, "accuracy": accuracy})
+        record_champion(root, trained.version, outcome.eval_set.digest, accuracy)
         outcome.promoted = True
     return outcome

@@ -419,6 +419,12 @@ def alignment_parts(a: Analysis, elements: Elements) -> dict[str, float]:
 
 
 # --- the judge's scores ----------------------------------------------------------------
+def image_file_scores(path: str, prompt: str) -> dict[str, float]:
+    """Unit scores of an image file (the heuristic baseline on human picks)."""
+    with Image.open(path) as image:
+        return unit_scores(image.convert("RGB"), prompt)
+
+
 def unit_scores(image: Image.Image, prompt: str) -> dict[str, float]:
     """All five dimensions in [0, 1] for one image and its generation prompt."""
     analysis = analyse(image)

@@ -5,7 +5,7 @@ For each head d and pair i with teacher scores (s_w, s_l):
     y_i   = sign(s_w - s_l)                          (the loser may win a sub-dimension)
     m_i   = |s_w - s_l| > tie_threshold              (near-ties say nothing: masked)
     L_d   = sum_i m_i a_i softplus(-y_i (f_d(w_i) - f_d(l_i))) / sum_i m_i a_i
-    total = sum_d weight_d L_d
+    objective = sum_d weight_d L_d
 
 ``a_i`` is 1, or with margin weighting the teacher gap |s_w - s_l| (normalised by the
 weighted mean, so a confident verdict counts more than a marginal one). Every head's
@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Teacher scores closer than this (on the judge's 0-10 scale) count as a tie for that head.
-DEFAULT_TIE_THRESHOLD = 0.5
+
+def decisive(teacher_gap, tie_threshold: float):
+    """Pairs whose teacher gap is wider than the tie threshold (torch or numpy): the only ones a head learns or is scored on."""
+    return abs(teacher_gap) > tie_threshold
 
 
 class RankingLossConfig(BaseModel):
@@ -32,7 +34,9 @@ class RankingLossConfig(BaseModel):
     dimension_weights: dict[str, float] = Field(
         default_factory=dict, description="weight per dimension; a dimension left out gets weight 1"
     )
-    tie_threshold: float = Field(default=DEFAULT_TIE_THRESHOLD, ge=0.0)
+    tie_threshold: float = Field(
+        default=0.5, ge=0.0, description="Teacher gaps at or below this (on the judge's scale) are ties: masked for that head."
+    )
     margin_weighting: bool = Field(default=False, description="weight each pair by its teacher gap")
 
     @model_validator(mode="after")
@@ -45,14 +49,16 @@ class RankingLossConfig(BaseModel):
 
 @dataclass
 class RankingLossOutput:
-    total: torch.Tensor
+    objective: torch.Tensor  # sum_d weight_d L_d: what the optimizer minimises
     per_head: dict[str, torch.Tensor]
     counted_pairs: dict[str, int]  # pairs left for each head after tie masking
 
     def log_values(self) -> dict[str, float]:
-        """Flat floats for a tracker: total and every head's loss."""
-        values = {"loss/total": float(self.total.detach())}
-        values.update({f"loss/{dim}": float(loss.detach()) for dim, loss in self.per_head.items()})
+        """Flat floats for a tracker: ``loss/objective`` (the minimised sum) and ``loss/head/<dim>`` per head.
+
+        A head may be called ``total``, so the combined loss never shares a name with a head."""
+        values = {"loss/objective": float(self.objective.detach())}
+        values.update({f"loss/head/{dim}": float(loss.detach()) for dim, loss in self.per_head.items()})
         return values
 
 
@@ -83,12 +89,12 @@ class CombinedRankingLoss(torch.nn.Module):
             per_head[dim], counted[dim] = self._head_loss(winner_logits[dim] - loser_logits[dim], gap)
             weighted = self.weights[dim] * per_head[dim]
             total = weighted if total is None else total + weighted
-        return RankingLossOutput(total=total, per_head=per_head, counted_pairs=counted)
+        return RankingLossOutput(objective=total, per_head=per_head, counted_pairs=counted)
 
     def _head_loss(self, logit_gap: torch.Tensor, teacher_gap: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Bradley-Terry on one head; zero (with a zero gradient) when every pair is a tie."""
         target = torch.sign(teacher_gap)
-        keep = teacher_gap.abs() > self.config.tie_threshold
+        keep = decisive(teacher_gap, self.config.tie_threshold)
         pair_weight = keep.to(logit_gap.dtype)
         if self.config.margin_weighting:
             pair_weight = pair_weight * teacher_gap.abs()

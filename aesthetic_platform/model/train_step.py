@@ -131,22 +131,7 @@ class PairStep:
 
 
 def pair_loss(model: AestheticScorer, batch: PairBatch, loss_fn: CombinedRankingLoss) -> PairStep:
-    """Forward both sides and the combined ranking loss (call ``.loss.total.backward()``)."""
+    """Forward both sides and the combined ranking loss (call ``.loss.objective.backward()``)."""
     winners, losers = score_pairs(model, batch)
     loss = loss_fn(winners, losers, batch.teacher_winner, batch.teacher_loser)
     return PairStep(loss=loss, winner_logits=winners, loser_logits=losers)
-
-
-def pairwise_agreement(
-    step: PairStep, teacher_winner: torch.Tensor, teacher_loser: torch.Tensor, dimensions: Sequence[str],
-    tie_threshold: float,
-) -> dict[str, tuple[int, int]]:
-    """{dim: (pairs ordered as the teacher orders them, pairs counted)}; teacher near-ties are skipped."""
-    agreement: dict[str, tuple[int, int]] = {}
-    for column, dim in enumerate(dimensions):
-        teacher_gap = teacher_winner[:, column] - teacher_loser[:, column]
-        counted = teacher_gap.abs() > tie_threshold
-        model_gap = (step.winner_logits[dim] - step.loser_logits[dim]).detach()
-        agrees = (torch.sign(model_gap) == torch.sign(teacher_gap)) & counted
-        agreement[dim] = (int(agrees.sum()), int(counted.sum()))
-    return agreement

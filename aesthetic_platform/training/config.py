@@ -1,48 +1,104 @@
-"""Every training knob in one pydantic model: the launchpad, the CLI and torchrun share it."""
+"""Every training knob, nested as the model, the loss and the optimizer see them.
+
+The launchpad, the CLI and torchrun share this one model; the Dagster form subclasses
+it. ``TrainConfig.loss`` is the loss's own config (the tie threshold lives there once),
+and a trained model carries its ``TrainConfig`` beside its weights (``training.json``)
+so evaluation uses the very threshold the model was trained with.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aesthetic_platform.schemas import DEFAULT_DIMENSIONS
+from aesthetic_platform.atomic import write_json
+from aesthetic_platform.model.config import ModelConfig, named_config
+from aesthetic_platform.model.loss import RankingLossConfig
 
 Precision = Literal["auto", "fp32", "bf16"]
+TRAINING_FILE = "training.json"
 
 
-class TrainConfig(BaseModel):
+class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(default="tiny", description="named model config (tiny, vit-l-14-xlmr-base, vit-l-14-xlmr-large)")
-    image_pretrained: str | None = Field(default=None, description="override the image tower's OpenCLIP pretrained tag")
-    text_pretrained: str | None = Field(default=None, description="override the text tower's HF name or folder")
-    image_trainable_blocks: int | None = Field(default=None, ge=0, description="unfreeze the last N ViT blocks (None: config default)")
-    text_trainable_blocks: int | None = Field(default=None, ge=0, description="unfreeze the last N text layers (None: config default)")
-    dimensions: tuple[str, ...] = Field(default=DEFAULT_DIMENSIONS, description="scoring heads, one per dimension")
-    loss_weights: dict[str, float] = Field(default_factory=dict, description="weight per dimension (missing = 1)")
-    tie_threshold: float = Field(default=0.5, ge=0, description="teacher gaps below this are ties, masked per head")
-    margin_weighting: bool = Field(default=False, description="weight pairs by the teacher gap")
-    head_dropout: float | None = Field(default=None, ge=0, lt=1, description="override the heads' dropout")
-    tower_dropout: float | None = Field(default=None, ge=0, lt=1, description="override every dropout inside both towers")
-    head_lr: float = Field(default=1e-3, gt=0, description="learning rate of projections and heads")
-    tower_lr: float = Field(default=1e-4, gt=0, description="learning rate of the unfrozen tower blocks")
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_steps: int = Field(default=10, ge=0)
-    epochs: int = Field(default=8, ge=1)
-    batch_size: int = Field(default=16, ge=1, description="global batch of pairs (split over DDP ranks)")
-    patch_budget: int | None = Field(default=None, gt=0, description="override the image patch budget")
-    precision: Precision = Field(default="auto", description="auto = bf16 autocast on CUDA, fp32 on CPU")
-    seed: int = Field(default=0)
-    max_steps: int | None = Field(default=None, ge=1, description="stop after this many optimizer steps")
-    checkpoint_every: int = Field(default=25, ge=1, description="save a resumable checkpoint every N steps")
-    grad_clip: float = Field(default=1.0, gt=0)
-    early_stopping_patience: int = Field(default=3, ge=1, description="epochs without val improvement before stopping")
-    gradient_checkpointing: bool = False
+
+class ImageTowerOverrides(_Config):
+    pretrained: str | None = Field(default=None, description="OpenCLIP pretrained tag or checkpoint (None: the named config's).")
+    trainable_blocks: int | None = Field(default=None, ge=0, description="Unfreeze the last N ViT blocks (None: the named config's).")
+    patch_budget: int | None = Field(default=None, gt=0, description="Most patches per image (None: the named config's).")
+
+
+class TextTowerOverrides(_Config):
+    pretrained: str | None = Field(default=None, description="HF model name or folder (None: the named config's).")
+    trainable_blocks: int | None = Field(default=None, ge=0, description="Unfreeze the last N text layers (None: the named config's).")
+
+
+class ModelOverrides(_Config):
+    """Changes to the named model config, field by field as ``ModelConfig`` names them."""
+
+    dimensions: list[str] | None = Field(default=None, description="Scoring heads, one per dimension (None: the named config's).")
+    image: ImageTowerOverrides = Field(default_factory=ImageTowerOverrides)
+    text: TextTowerOverrides = Field(default_factory=TextTowerOverrides)
+    head_dropout: float | None = Field(default=None, ge=0, lt=1, description="The heads' dropout (None: the named config's).")
+    tower_dropout: float | None = Field(default=None, ge=0, lt=1, description="Every dropout inside both towers (None: as built).")
+
+    def apply(self, base: ModelConfig) -> ModelConfig:
+        image = {**base.image.model_dump(), **self.image.model_dump(exclude_none=True)}
+        text = base.text.model_dump()
+        if self.text.pretrained is not None:
+            text.update({"pretrained": self.text.pretrained, "architecture": None})
+        if self.text.trainable_blocks is not None:
+            text["trainable_blocks"] = self.text.trainable_blocks
+        values = {**base.model_dump(), "image": image, "text": text}
+        if self.dimensions is not None:
+            values["dimensions"] = tuple(self.dimensions)
+        if self.head_dropout is not None:
+            values["head_dropout"] = self.head_dropout
+        return ModelConfig.model_validate(values)
+
+
+class OptimizerConfig(_Config):
+    head_lr: float = Field(default=1e-3, gt=0, description="Learning rate of projections and heads.")
+    tower_lr: float = Field(default=1e-4, gt=0, description="Learning rate of the unfrozen tower blocks.")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(default=10, ge=0, description="Linear warm-up steps before the cosine decay.")
+    grad_clip: float = Field(default=1.0, gt=0, description="Gradient norm clip.")
+
+
+class TrainConfig(_Config):
+    model: str = Field(default="tiny", description="Named model config (tiny, vit-l-14-xlmr-base, vit-l-14-xlmr-large).")
+    overrides: ModelOverrides = Field(default_factory=ModelOverrides)
+    loss: RankingLossConfig = Field(default_factory=RankingLossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    epochs: int = Field(default=8, ge=1, description="Passes over the train split.")
+    batch_size: int = Field(default=16, ge=1, description="Global batch of pairs (split over DDP ranks).")
+    precision: Precision = Field(default="auto", description="auto = bf16 autocast on CUDA, fp32 on CPU.")
+    seed: int = Field(default=0, description="Seeds weights, shuffling and dropout.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    checkpoint_every: int = Field(default=25, ge=1, description="Save a resumable checkpoint every N steps.")
+    early_stopping_patience: int = Field(default=3, ge=1, description="Epochs without val improvement before stopping.")
+    gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in both towers.")
+
+    def model_config_for(self) -> ModelConfig:
+        """The named model config with this run's overrides applied."""
+        return self.overrides.apply(named_config(self.model))
 
     def fingerprint(self, data_fingerprint: str) -> str:
         """Identity of a run: same config + same training pairs -> resume instead of restart."""
         payload = json.dumps({"config": self.model_dump(mode="json"), "data": data_fingerprint}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def save_training_config(model_dir: Path, config: TrainConfig) -> None:
+    write_json(Path(model_dir) / TRAINING_FILE, config.model_dump(mode="json"))
+
+
+def load_training_config(model_dir: Path) -> TrainConfig | None:
+    """The config a saved model was trained with (None for a model saved outside training)."""
+    path = Path(model_dir) / TRAINING_FILE
+    return TrainConfig.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None

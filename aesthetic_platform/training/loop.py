@@ -22,13 +22,12 @@ import torch
 from torch import nn
 
 from aesthetic_platform.atomic import write_with
-from aesthetic_platform.evaluation.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.model.batching import RatioBucketSampler
-from aesthetic_platform.model.config import ModelConfig, named_config
-from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossConfig
+from aesthetic_platform.model.loss import CombinedRankingLoss
+from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.train_step import PairCollator, PreferencePairDataset, pair_loss
-from aesthetic_platform.training.config import TrainConfig
+from aesthetic_platform.training.config import TrainConfig, save_training_config
 from aesthetic_platform.training.distributed import DistContext, barrier, init_distributed
 
 CHECKPOINT_DIR = "checkpoint"
@@ -71,29 +70,8 @@ class PairLossModule(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, batch):  # noqa: D401 - nn.Module protocol
+    def forward(self, batch):
         return pair_loss(self.model, batch, self.loss_fn)
-
-
-def model_config_for(config: TrainConfig) -> ModelConfig:
-    """The named model config with the training run's overrides applied."""
-    base = named_config(config.model)
-    image = base.image.model_dump()
-    text = base.text.model_dump()
-    if config.image_pretrained is not None:
-        image["pretrained"] = config.image_pretrained
-    if config.image_trainable_blocks is not None:
-        image["trainable_blocks"] = config.image_trainable_blocks
-    if config.patch_budget is not None:
-        image["patch_budget"] = config.patch_budget
-    if config.text_pretrained is not None:
-        text.update({"pretrained": config.text_pretrained, "architecture": None})
-    if config.text_trainable_blocks is not None:
-        text["trainable_blocks"] = config.text_trainable_blocks
-    values = {**base.model_dump(), "dimensions": tuple(config.dimensions), "image": image, "text": text}
-    if config.head_dropout is not None:
-        values["head_dropout"] = config.head_dropout
-    return ModelConfig.model_validate(values)
 
 
 def set_tower_dropout(model: AestheticScorer, p: float) -> None:
@@ -163,9 +141,165 @@ def _optimizer_step(trainable: nn.Module, batch, config: TrainConfig, context: D
     """Forward + backward + clipping; the caller steps the optimizer."""
     with autocast_for(config, context.device):
         result = trainable(batch)
-    result.loss.total.backward()
-    torch.nn.utils.clip_grad_norm_(trainable.parameters(), config.grad_clip)
+    result.loss.objective.backward()
+    torch.nn.utils.clip_grad_norm_(trainable.parameters(), config.optimizer.grad_clip)
     return result
+
+
+@dataclass
+class _Progress:
+    """Everything a checkpoint must restore besides weights and optimizer state."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float = -1.0
+    patience: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+@dataclass
+class _Run:
+    """A run's model, data and optimizer, built once from the config."""
+
+    config: TrainConfig
+    context: DistContext
+    run_dir: Path
+    model: AestheticScorer
+    dataset: PreferencePairDataset
+    collate: PairCollator
+    sampler: RatioBucketSampler
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    total_steps: int
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_DIR / STATE_FILE
+
+
+def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, context: DistContext) -> _Run:
+    model = AestheticScorer(config.model_config_for()).to(context.device)
+    if config.overrides.tower_dropout is not None:
+        set_tower_dropout(model, config.overrides.tower_dropout)
+    model.set_gradient_checkpointing(config.gradient_checkpointing)
+    dataset = PreferencePairDataset(train_pairs, model)
+    sampler = RatioBucketSampler(dataset.item_grids(), batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    steps_per_epoch = len(sampler)
+    total_steps = min(config.max_steps or steps_per_epoch * config.epochs, steps_per_epoch * config.epochs)
+    optim = config.optimizer
+    optimizer = torch.optim.AdamW(model.param_groups(optim.head_lr, optim.tower_lr, optim.weight_decay))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(optim.warmup_steps, total_steps))
+    return _Run(config, context, run_dir, model, dataset, PairCollator.for_model(model), sampler, optimizer, scheduler, total_steps)
+
+
+def _resume(run: _Run) -> _Progress:
+    """The saved progress of this run (same config, same data), or a fresh start."""
+    if not run.state_path.exists():
+        return _Progress(patience=run.config.early_stopping_patience)
+    state = torch.load(run.state_path, map_location=run.context.device, weights_only=False)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    _restore_rng(state["rng"])
+    return _Progress(
+        step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"], best=state["best"],
+        patience=state["patience"], history=state["history"],
+    )
+
+
+def _checkpoint(run: _Run, progress: _Progress, next_epoch: int, next_batch: int) -> None:
+    if run.context.is_main:
+        _save_state(run.state_path, {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+            "step": progress.step, "epoch": next_epoch, "batch_in_epoch": next_batch, "best": progress.best,
+            "patience": progress.patience, "history": progress.history, "rng": _rng_state(), "run_key": run.run_dir.name,
+        })
+    barrier(run.context)
+
+
+def _wrap_for_ddp(run: _Run, loss_fn: CombinedRankingLoss) -> nn.Module:
+    trainable: nn.Module = PairLossModule(run.model, loss_fn)
+    if run.context.enabled:
+        # towers built from hub classes may carry parts the score never uses (e.g. XLM-R's pooler)
+        trainable = nn.parallel.DistributedDataParallel(
+            trainable, device_ids=[run.context.local_rank] if run.context.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    return trainable
+
+
+def _train_epoch(run: _Run, trainable: nn.Module, progress: _Progress, logger: MetricsLogger | None,
+                 on_step: Callable[[int], None] | None, throughput: _Throughput) -> bool:
+    """Steps through the rest of the current epoch; False when ``total_steps`` cut it short."""
+    run.sampler.set_epoch(progress.epoch)
+    batches = run.sampler.batches()
+    for index in range(progress.batch_in_epoch, len(batches)):
+        shard = run.context.shard(batches[index])
+        if shard:
+            batch = run.collate([run.dataset[i] for i in shard]).to(run.context.device)
+            result = _optimizer_step(trainable, batch, run.config, run.context)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            progress.step += 1
+            throughput.pairs += len(batches[index])
+            if run.context.is_main and logger is not None:
+                metrics = result.loss.log_values()
+                metrics["lr/heads"] = run.scheduler.get_last_lr()[0]
+                metrics["throughput/pairs_per_s"] = throughput.rate()
+                logger.log_metrics(metrics, progress.step)
+            if on_step is not None:
+                on_step(progress.step)
+            if progress.step % run.config.checkpoint_every == 0:
+                _checkpoint(run, progress, progress.epoch, index + 1)
+        if progress.step >= run.total_steps and index + 1 < len(batches):
+            return False
+    return True
+
+
+def _end_of_epoch(run: _Run, progress: _Progress, val_pairs: Sequence, logger: MetricsLogger | None) -> None:
+    """Validate, keep the best weights, count down the early-stopping patience, checkpoint."""
+    progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
+    accuracy = validation_accuracy(run.model, val_pairs, run.config.loss.tie_threshold, run.context.device)
+    if accuracy:
+        metrics = {f"val_accuracy/{d}": a for d, a in accuracy.items()}
+        progress.history.append({"epoch": progress.epoch, "step": progress.step, **metrics})
+        if run.context.is_main and logger is not None:
+            logger.log_metrics(metrics, progress.step)
+        headline = float(np.nanmean(list(accuracy.values())))  # every head counts, not only total
+        if headline > progress.best:
+            progress.best, progress.patience = headline, run.config.early_stopping_patience
+            if run.context.is_main:
+                run.model.save_pretrained(run.run_dir / BEST_DIR)
+        else:
+            progress.patience -= 1
+            progress.stopped_early = progress.patience <= 0
+    _checkpoint(run, progress, progress.epoch, 0)
+
+
+@dataclass
+class _Throughput:
+    pairs: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def rate(self) -> float:
+        return self.pairs / max(time.perf_counter() - self.started, 1e-9)
+
+
+def _save_final(run: _Run) -> Path:
+    """The best validated weights (else the last) as ``model/``, with the training config beside them."""
+    final_dir = run.run_dir / MODEL_DIR
+    if run.context.is_main:
+        model = run.model
+        if (run.run_dir / BEST_DIR / "model.safetensors").exists():
+            model = AestheticScorer.from_pretrained(run.run_dir / BEST_DIR).to(run.context.device)
+        model.save_pretrained(final_dir)
+        save_training_config(final_dir, run.config)
+        run.model = model
+    barrier(run.context)
+    return final_dir
 
 
 def train(
@@ -181,112 +315,22 @@ def train(
     if not train_pairs:
         raise ValueError("no training pairs: materialize preference_pairs first (train split, consistent verdicts)")
     context = context or init_distributed()
-    run_key = config.fingerprint(data_fingerprint(train_pairs))
-    run_dir = Path(runs_dir) / run_key
-    state_path = run_dir / CHECKPOINT_DIR / STATE_FILE
+    run_dir = Path(runs_dir) / config.fingerprint(data_fingerprint(train_pairs))
     seed_everything(config.seed)
-
-    model = AestheticScorer(model_config_for(config)).to(context.device)
-    if config.tower_dropout is not None:
-        set_tower_dropout(model, config.tower_dropout)
-    model.set_gradient_checkpointing(config.gradient_checkpointing)
-    loss_fn = CombinedRankingLoss(
-        model.dimensions,
-        RankingLossConfig(dimension_weights=config.loss_weights, tie_threshold=config.tie_threshold, margin_weighting=config.margin_weighting),
-    )
-    dataset = PreferencePairDataset(train_pairs, model)
-    collate = PairCollator.for_model(model)
-    sampler = RatioBucketSampler(dataset.item_grids(), batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    steps_per_epoch = len(sampler)
-    total_steps = min(config.max_steps or steps_per_epoch * config.epochs, steps_per_epoch * config.epochs)
-    optimizer = torch.optim.AdamW(model.param_groups(config.head_lr, config.tower_lr, config.weight_decay))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(config.warmup_steps, total_steps))
-
-    step, epoch, batch_in_epoch, best, patience, history = 0, 0, 0, -1.0, config.early_stopping_patience, []
-    if state_path.exists():
-        state = torch.load(state_path, map_location=context.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        best, patience, history = state["best"], state["patience"], state["history"]
-        _restore_rng(state["rng"])
-    resumed_from = step
-
-    trainable: nn.Module = PairLossModule(model, loss_fn)
-    if context.enabled:
-        # towers built from hub classes may carry parts the score never uses (e.g. XLM-R's pooler)
-        trainable = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[context.local_rank] if context.device.type == "cuda" else None,
-            find_unused_parameters=True,
-        )
-
-    def checkpoint(next_epoch: int, next_batch: int) -> None:
-        if context.is_main:
-            _save_state(state_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step, "epoch": next_epoch, "batch_in_epoch": next_batch, "best": best, "patience": patience,
-                "history": history, "rng": _rng_state(), "run_key": run_key,
-            })
-        barrier(context)
-
-    padded = sampler.padded_fraction()
-    pairs_seen, started = 0, time.perf_counter()
-    stopped_early = False
-    model.train()
-    while epoch < config.epochs and step < total_steps and not stopped_early:
-        sampler.set_epoch(epoch)
-        batches = sampler.batches()
-        completed = True
-        for index in range(batch_in_epoch, len(batches)):
-            shard = context.shard(batches[index])
-            if shard:
-                result = _optimizer_step(trainable, collate([dataset[i] for i in shard]).to(context.device), config, context)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                pairs_seen += len(batches[index])
-                if context.is_main and logger is not None:
-                    metrics = result.loss.log_values()
-                    metrics["lr/heads"] = scheduler.get_last_lr()[0]
-                    metrics["throughput/pairs_per_s"] = pairs_seen / max(time.perf_counter() - started, 1e-9)
-                    logger.log_metrics(metrics, step)
-                if on_step is not None:
-                    on_step(step)
-                if step % config.checkpoint_every == 0:
-                    checkpoint(epoch, index + 1)
-            if step >= total_steps and index + 1 < len(batches):
-                completed = False
-                break
-        if not completed:
+    run = _build_run(config, train_pairs, run_dir, context)
+    progress = _resume(run)
+    resumed_from = progress.step
+    trainable = _wrap_for_ddp(run, CombinedRankingLoss(run.model.dimensions, config.loss))
+    throughput = _Throughput()
+    run.model.train()
+    while progress.epoch < config.epochs and progress.step < run.total_steps and not progress.stopped_early:
+        if not _train_epoch(run, trainable, progress, logger, on_step, throughput):
             break
-        epoch, batch_in_epoch = epoch + 1, 0
-        accuracy = validation_accuracy(model, val_pairs, config.tie_threshold, context.device)
-        if accuracy:
-            history.append({"epoch": epoch, "step": step, **{f"val_accuracy/{d}": a for d, a in accuracy.items()}})
-            if context.is_main and logger is not None:
-                logger.log_metrics({f"val_accuracy/{d}": a for d, a in accuracy.items()}, step)
-            headline = float(np.nanmean(list(accuracy.values())))  # every head counts, not only total
-            if headline > best:
-                best, patience = headline, config.early_stopping_patience
-                if context.is_main:
-                    model.save_pretrained(run_dir / BEST_DIR)
-            else:
-                patience -= 1
-                stopped_early = patience <= 0
-        checkpoint(epoch, 0)
-
-    final_dir = run_dir / MODEL_DIR
-    if context.is_main:
-        if (run_dir / BEST_DIR / "model.safetensors").exists():
-            model = AestheticScorer.from_pretrained(run_dir / BEST_DIR)
-        model.save_pretrained(final_dir)
-    barrier(context)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    final_val = validation_accuracy(model.to(context.device), val_pairs, config.tie_threshold, context.device) if context.is_main else {}
+        _end_of_epoch(run, progress, val_pairs, logger)
+    final_dir = _save_final(run)
+    final_val = validation_accuracy(run.model, val_pairs, config.loss.tie_threshold, context.device) if context.is_main else {}
     return TrainResult(
-        run_key=run_key, model_dir=final_dir, steps=step, resumed_from_step=resumed_from, epochs_completed=epoch,
-        stopped_early=stopped_early, val_accuracy=final_val, padded_fraction=padded,
-        pairs_per_second=pairs_seen / elapsed, history=history,
+        run_key=run_dir.name, model_dir=final_dir, steps=progress.step, resumed_from_step=resumed_from,
+        epochs_completed=progress.epoch, stopped_early=progress.stopped_early, val_accuracy=final_val,
+        padded_fraction=run.sampler.padded_fraction(), pairs_per_second=throughput.rate(), history=progress.history,
     )

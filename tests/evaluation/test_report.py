@@ -2,7 +2,8 @@ import datetime as dt
 
 import numpy as np
 
-from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, no_regression, render_markdown, render_plots
+from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, render_markdown, render_plots
+from aesthetic_platform.evaluation.gate import GateConfig, decide
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.config import named_config
 from aesthetic_platform.model.scorer_model import AestheticScorer
@@ -34,10 +35,11 @@ def _report(new: float, champion: float | None) -> EvalReport:
 
 
 def test_champion_check():
-    assert no_regression(_report(0.6, None), 0.02)[0]
-    assert no_regression(_report(0.69, 0.70), 0.02)[0]
-    passed, reason = no_regression(_report(0.60, 0.70), 0.02)
-    assert not passed and "is worse than champion" in reason
+    config = GateConfig(total_tolerance=0.02)
+    assert decide({"total": 0.6}, None, {}, config).passed
+    assert decide({"total": 0.69}, {"total": 0.70}, {}, config).passed
+    decision = decide({"total": 0.60}, {"total": 0.70}, {}, config)
+    assert not decision.passed and "regresses below" in decision.summary
 
 
 def test_report_on_teacher_and_human_pairs(data_root, tmp_path):

@@ -19,7 +19,7 @@ def _logits(values: dict[str, list[float]]) -> dict[str, torch.Tensor]:
 def _run(loss_fn, winner, loser, teacher_w, teacher_l):
     w, l = _logits(winner), _logits(loser)
     out = loss_fn(w, l, torch.tensor(teacher_w), torch.tensor(teacher_l))
-    out.total.backward()
+    out.objective.backward()
     return out, w, l
 
 
@@ -37,7 +37,7 @@ def test_gradients_push_winner_up_and_loser_down():
         assert (l[dim].grad > 0).all(), "gradient descent must lower the loser's logit"
     expected = (F.softplus(torch.tensor(0.0)) + F.softplus(torch.tensor(0.2))) / 2
     assert torch.isclose(out.per_head["total"], expected)
-    assert torch.isclose(out.total, 3 * expected)
+    assert torch.isclose(out.objective, 3 * expected)
 
 
 def test_loser_winning_a_dimension_pushes_that_head_the_other_way():
@@ -81,7 +81,7 @@ def test_a_head_with_only_ties_contributes_zero_and_no_gradient():
     )
     assert out.per_head["composition"].item() == 0.0 and out.per_head["color"].item() == 0.0
     assert w["composition"].grad.item() == 0.0
-    assert torch.isclose(out.total, out.per_head["total"])
+    assert torch.isclose(out.objective, out.per_head["total"])
 
 
 def test_dimension_weights_scale_each_head():
@@ -89,11 +89,14 @@ def test_dimension_weights_scale_each_head():
     loss_fn = CombinedRankingLoss(DIMS, RankingLossConfig(dimension_weights=weights))
     out, w, _ = _run(loss_fn, {d: [0.0] for d in DIMS}, {d: [0.0] for d in DIMS}, [[8.0, 8.0, 8.0]], [[5.0, 5.0, 5.0]])
     expected = sum(weights[d] * out.per_head[d] for d in DIMS)
-    assert torch.isclose(out.total, expected)
+    assert torch.isclose(out.objective, expected)
     assert torch.isclose(w["total"].grad, 4 * w["composition"].grad)
     assert w["color"].grad.item() == 0.0
     assert out.per_head["color"].item() > 0, "a zero-weight head is still reported"
-    assert set(out.log_values()) == {"loss/total", *(f"loss/{d}" for d in DIMS)}
+    logged = out.log_values()
+    assert set(logged) == {"loss/objective", *(f"loss/head/{d}" for d in DIMS)}
+    # the minimised objective is logged, not overwritten by the head called "total"
+    assert logged["loss/objective"] == pytest.approx(float(expected)) != pytest.approx(logged["loss/head/total"])
 
 
 def test_margin_weighting_favours_confident_pairs():

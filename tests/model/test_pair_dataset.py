@@ -51,5 +51,5 @@ def test_preference_pairs_train_through_a_bucketed_loader(tmp_path, tiny_model):
     assert bool((pure.teacher_loser[:, color] > pure.teacher_winner[:, color]).all())
     with torch.no_grad():
         step = pair_loss(tiny_model, pure, loss_fn)
-    assert torch.isfinite(step.loss.total)
+    assert torch.isfinite(step.loss.objective)
     assert set(step.loss.per_head) == set(tiny_model.dimensions)

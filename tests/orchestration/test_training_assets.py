@@ -15,7 +15,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.registry import champion_info, has_champion
+import json
+
+from aesthetic_platform.registry import CHAMPION_INFO, champion_dir, has_champion
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, TrackingConfig
 from aesthetic_platform.training import TrainConfig
@@ -34,9 +36,16 @@ def _resources(root: DataRoot) -> dict:
 def _train_eval(root: DataRoot, instance, train: dict, tolerance: float = 0.02, **kwargs):
     return dg.materialize(
         ALL_ASSETS, selection=["aesthetic_model", "eval_report"], instance=instance, resources=_resources(root),
-        run_config={**QUIET, "ops": {"aesthetic_model": {"config": train}, "eval_report": {"config": {"champion_tolerance": tolerance}}}},
+        run_config={**QUIET, "ops": {"aesthetic_model": {"config": train}, "eval_report": {"config": {"total_tolerance": tolerance}}}},
         **kwargs,
     )
+
+
+def champion_info(root: DataRoot) -> dict:
+    return json.loads((champion_dir(root) / CHAMPION_INFO).read_text())
+
+
+FAST_LR = {"optimizer": {"head_lr": 3e-3, "tower_lr": 1e-3}}
 
 
 def _client(root: DataRoot) -> MlflowClient:
@@ -71,16 +80,24 @@ def test_whole_chain_in_process(data_root):
     run = client.get_run(run_id)
     assert run.data.tags["dagster.run_id"] == result.run_id
     assert run.info.status == "FINISHED"
-    for dim in ("total", "composition", "color", "style_fit", "prompt_alignment"):
-        history = client.get_metric_history(run_id, f"loss.{dim}")
+    for key in ("loss.objective", *(f"loss.head.{d}" for d in ("total", "composition", "color", "style_fit", "prompt_alignment"))):
+        history = client.get_metric_history(run_id, key)
         assert len(history) == model_md["steps"].value >= 2
-    assert "test.accuracy.total" in run.data.metrics
+    objective = client.get_metric_history(run_id, "loss.objective")[-1].value
+    assert objective != client.get_metric_history(run_id, "loss.head.total")[-1].value  # the sum, not the head called total
+    assert run.data.params["loss.tie_threshold"] == "0.5" and run.info.run_name.startswith("train-tiny")
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["preference_pairs"]
+    (evaluation,) = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    assert "test.accuracy.total" in evaluation.data.metrics
+    assert [d.dataset.digest for d in evaluation.inputs.dataset_inputs] == [report_md["eval_set"].value]
     version = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
     assert version.run_id == run_id
     assert check.passed and report_md["promoted"].value is True
     assert "95% CIs" in report_md["report"].value and "| total |" in report_md["report"].value
     assert has_champion(data_root)
-    artifacts = {a.path for a in client.list_artifacts(run_id, "eval_report")}
+    artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id, "eval_report")}
     assert "eval_report/report.md" in artifacts and "eval_report/accuracy_per_dimension.png" in artifacts
     # the registered pyfunc: image paths + prompts in, one column per dimension out
     pair = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(data_root.table("preference_pairs")))[0]
@@ -103,14 +120,14 @@ def _corrupt_training_labels(root: DataRoot) -> None:
 def test_worse_model_fails_the_blocking_check_and_keeps_the_champion(data_root):
     write_synthetic_pairs(data_root, pairs=60)
     with dg.instance_for_test() as instance:
-        good = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, "head_lr": 3e-3, "tower_lr": 1e-3})
+        good = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, **FAST_LR})
         assert good.success
         first = champion_info(data_root)
         _corrupt_training_labels(data_root)  # a bad batch of teacher labels: the new model learns the opposite
-        bad = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, "head_lr": 3e-3, "tower_lr": 1e-3}, raise_on_error=False)
+        bad = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, **FAST_LR}, raise_on_error=False)
         (check,) = bad.get_asset_check_evaluations()
     assert not check.passed, check.metadata["reason"].value
-    assert "is worse than champion" in check.metadata["reason"].value
+    assert "regresses below the best recorded" in check.metadata["reason"].value
     assert champion_info(data_root)["version"] == first["version"] == "1"
     assert str(_client(data_root).get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS).version) == "1"
 

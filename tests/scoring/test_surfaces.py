@@ -12,7 +12,7 @@ from PIL import Image
 
 from aesthetic_platform.model.config import named_config
 from aesthetic_platform.model.scorer_model import AestheticScorer
-from aesthetic_platform.registry import promote
+from aesthetic_platform.registry import champion_swap
 from aesthetic_platform.schemas import DEFAULT_DIMENSIONS
 from aesthetic_platform.scoring import Scorer
 from aesthetic_platform.serving import create_app, rank_best_of
@@ -55,7 +55,8 @@ def test_cli_score_uses_the_champion_and_explains_when_there_is_none(model_dir, 
     env = {**os.environ, "AESTHETIC_HOME": str(data_root.root)}
     missing = subprocess.run([AESTHETIC, "score", str(pngs[0]), "-p", "x"], cwd=REPO, env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no champion model" in missing.stdout
-    promote(data_root, model_dir, {"version": "1"})
+    with champion_swap(data_root, model_dir, {"version": "1"}):
+        pass
     out = subprocess.run([AESTHETIC, "score", str(pngs[0]), "-p", "x", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["model"].endswith("champion")
 

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from aesthetic_platform.training import TrainConfig, load_pair_splits, train
+from aesthetic_platform.training.config import ModelOverrides, OptimizerConfig
 from aesthetic_platform.training.loop import CHECKPOINT_DIR, STATE_FILE
 from tests.fixtures.pairs import write_synthetic_pairs
 
@@ -31,10 +32,13 @@ def test_learns_logs_every_head_and_saves(data_root):
     write_synthetic_pairs(data_root, pairs=36)
     splits = load_pair_splits(data_root.table("preference_pairs"))
     recorder = Recorder()
-    config = TrainConfig(epochs=6, batch_size=8, tower_lr=1e-3, head_lr=3e-3, warmup_steps=2, early_stopping_patience=10)
+    config = TrainConfig(
+        epochs=6, batch_size=8, optimizer=OptimizerConfig(tower_lr=1e-3, head_lr=3e-3, warmup_steps=2), early_stopping_patience=10
+    )
     result = train(config, splits.train, splits.val, data_root.models / "runs", logger=recorder)
     step_keys = set(recorder.rows[0][1])
-    assert {f"loss/{d}" for d in config.dimensions} | {"loss/total", "throughput/pairs_per_s"} <= step_keys
+    dims = config.model_config_for().dimensions
+    assert {f"loss/head/{d}" for d in dims} | {"loss/objective", "throughput/pairs_per_s"} <= step_keys
     assert any("val_accuracy/color" in m for _, m in recorder.rows)
     assert result.steps == max(step for step, _ in recorder.rows)
     assert (result.model_dir / "model.safetensors").exists()
@@ -89,7 +93,9 @@ def test_killed_training_resumes_from_its_checkpoint(data_root, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_reach_the_same_weights(data_root, tmp_path):
     write_synthetic_pairs(data_root, pairs=16, ratios=("1:1",), splits=("train",))
-    config = TrainConfig(epochs=2, batch_size=8, head_dropout=0.0, tower_dropout=0.0, warmup_steps=0, seed=3)
+    config = TrainConfig(
+        epochs=2, batch_size=8, overrides=ModelOverrides(head_dropout=0.0, tower_dropout=0.0), optimizer=OptimizerConfig(warmup_steps=0), seed=3
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single_root, ddp_root = tmp_path / "single", tmp_path / "ddp"
     args = _entry_args(data_root, config, tmp_path / "single.json")

@@ -10,8 +10,6 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from aesthetic_platform.tracking import CHAMPION_ALIAS
-
 PYFUNC_NAME = "aesthetic_scorer"
 INPUT_COLUMNS = ("image_path", "prompt")
 
@@ -50,7 +48,3 @@ def log_and_register(model_dir: Path, dimensions: list[str], registered_model: s
         pip_requirements=["aesthetic-platform", "torch", "open_clip_torch", "transformers", "pillow", "pandas"],
     )
     return str(info.registered_model_version)
-
-
-def set_champion(registered_model: str, version: str) -> None:
-    mlflow.MlflowClient().set_registered_model_alias(registered_model, CHAMPION_ALIAS, version)

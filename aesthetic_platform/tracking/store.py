@@ -1,4 +1,4 @@
-"""MLflow wiring: one tracking store per data root, unless a server URI is given.
+"""MLflow store wiring: one tracking store per data root, unless a server URI is given.
 
 Local default is SQLite under the data root (``$AESTHETIC_HOME/mlflow/mlflow.db``)
 with artifacts beside it; the experiment is created with an explicit artifact

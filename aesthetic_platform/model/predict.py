@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from aesthetic_platform.model.batching import RatioBucketSampler
+from aesthetic_platform.model.loss import decisive
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.train_step import PairCollator, PreferencePairDataset, score_pairs
 
@@ -47,7 +48,8 @@ def teacher_gaps(pairs: Sequence, dimensions: Sequence[str]) -> np.ndarray:
 
 
 def agreement(winner_logits: np.ndarray, loser_logits: np.ndarray, gaps: np.ndarray, tie_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(correct [N, D] bool, counted [N, D] bool): does the student order each pair as the teacher does?"""
-    counted = np.abs(gaps) > tie_threshold
+    """(correct [N, D] bool, counted [N, D] bool): does the student order each pair as the teacher does?
+    Only decisive pairs count, with the very rule the loss masks ties by."""
+    counted = decisive(gaps, tie_threshold)
     correct = np.sign(winner_logits - loser_logits) == np.sign(gaps)
     return correct & counted, counted

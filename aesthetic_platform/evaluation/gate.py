@@ -1,0 +1,92 @@
+"""The champion gate: a candidate replaces the champion only if it is not worse, on the same set.
+
+Both models are scored on the frozen evaluation set. The reference for every dimension
+is the better of the current champion and the best champion ever recorded on that set
+(``models/champion_history.jsonl``), so a chain of small, tolerated regressions cannot
+walk the champion down: the total may sit at most ``total_tolerance`` below the best
+recorded, each other dimension at most ``dimension_tolerance``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aesthetic_platform.atomic import append_jsonl, read_jsonl
+from aesthetic_platform.paths import DataRoot
+
+HISTORY_FILE = "champion_history.jsonl"
+HEADLINE_DIMENSION = "total"
+
+
+class GateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total_tolerance: float = Field(default=0.01, ge=0, le=1, description="How far below the best recorded champion `total` may be.")
+    dimension_tolerance: float = Field(
+        default=0.03, ge=0, le=1, description="How far below the best recorded champion any other dimension may be."
+    )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: list[str]
+    reference: dict[str, float]
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def history_path(root: DataRoot):
+    return root.models / HISTORY_FILE
+
+
+def best_recorded(root: DataRoot, eval_set_digest: str) -> dict[str, float]:
+    """Per dimension, the best accuracy any promoted champion had on this evaluation set."""
+    best: dict[str, float] = {}
+    path = history_path(root)
+    for record in read_jsonl(path) if path.exists() else []:
+        if record.get("eval_set") != eval_set_digest:
+            continue
+        for dim, accuracy in record["accuracy"].items():
+            if accuracy is not None and not math.isnan(accuracy):
+                best[dim] = max(best.get(dim, accuracy), accuracy)
+    return best
+
+
+def record_champion(root: DataRoot, version: str, eval_set_digest: str, accuracy: Mapping[str, float]) -> None:
+    append_jsonl(history_path(root), {
+        "version": version, "eval_set": eval_set_digest, "accuracy": dict(accuracy),
+        "promoted_at": dt.datetime.now(dt.UTC).isoformat(),
+    })
+
+
+def decide(
+    candidate: Mapping[str, float], champion: Mapping[str, float] | None, recorded: Mapping[str, float], config: GateConfig
+) -> GateDecision:
+    """Pass only if no dimension falls below its reference by more than its tolerance."""
+    reference = {d: max(v for v in (recorded.get(d), (champion or {}).get(d)) if v is not None and not math.isnan(v))
+                 for d in candidate if _known(d, champion, recorded)}
+    if not reference:
+        return GateDecision(True, ["no champion recorded on this evaluation set: the candidate becomes champion"], {})
+    reasons, passed = [], True
+    for dim, ref in reference.items():
+        tolerance = config.total_tolerance if dim == HEADLINE_DIMENSION else config.dimension_tolerance
+        value = candidate[dim]
+        ok = not math.isnan(value) and value >= ref - tolerance
+        passed &= ok
+        if not ok or dim == HEADLINE_DIMENSION:
+            verb = "keeps up with" if ok else "regresses below"
+            reasons.append(f"{dim} {value:.1%} {verb} the best recorded {ref:.1%} (tolerance {tolerance:.1%})")
+    return GateDecision(passed, reasons, reference)
+
+
+def _known(dim: str, champion: Mapping[str, float] | None, recorded: Mapping[str, float]) -> bool:
+    values = [recorded.get(dim), (champion or {}).get(dim)]
+    return any(v is not None and not math.isnan(v) for v in values)

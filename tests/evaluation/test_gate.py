@@ -1,0 +1,49 @@
+"""The champion gate: the same frozen set across re-splits, per-dimension tolerance, no drift."""
+
+import polars as pl
+
+from aesthetic_platform.evaluation.gate import GateConfig, best_recorded, decide, record_champion
+from aesthetic_platform.evaluation.run import evaluation_set
+from aesthetic_platform.schemas import PREFERENCE_PAIRS
+from aesthetic_platform.training.data import held_out_prompts, load_pair_splits
+from tests.fixtures.pairs import write_synthetic_pairs
+
+CONFIG = GateConfig(total_tolerance=0.01, dimension_tolerance=0.03)
+GOOD = {"total": 0.70, "color": 0.65, "composition": 0.55}
+
+
+def test_a_per_dimension_regression_blocks_even_when_total_improves():
+    candidate = {**GOOD, "total": 0.75, "color": 0.60}  # color 5 points down, tolerance 3
+    decision = decide(candidate, GOOD, {}, CONFIG)
+    assert not decision.passed
+    assert any(reason.startswith("color 60.0% regresses below") for reason in decision.reasons)
+    assert decide({**GOOD, "color": 0.63}, GOOD, {}, CONFIG).passed  # within tolerance
+
+
+def test_three_small_regressions_cannot_walk_the_champion_down(data_root):
+    digest = "set-1"
+    record_champion(data_root, "1", digest, GOOD)
+    v2 = {**GOOD, "total": 0.695}
+    assert decide(v2, GOOD, best_recorded(data_root, digest), CONFIG).passed
+    record_champion(data_root, "2", digest, v2)
+    v3 = {**GOOD, "total": 0.689}
+    # against the current champion alone v3 would pass (0.689 >= 0.695 - 0.01) ...
+    assert decide(v3, v2, {}, CONFIG).passed
+    # ... but not against the best champion ever recorded on this set
+    decision = decide(v3, v2, best_recorded(data_root, digest), CONFIG)
+    assert not decision.passed and decision.reference["total"] == 0.70
+    assert best_recorded(data_root, "another-set") == {}
+
+
+def test_the_evaluation_set_survives_a_re_split_and_never_trains(data_root):
+    write_synthetic_pairs(data_root, pairs=40)
+    frozen = evaluation_set(data_root)
+    assert frozen.pairs and {p.split for p in frozen.pairs} == {"test"}
+    # re-split: every pair moves to train (other fractions, another salt)
+    table = data_root.table("preference_pairs")
+    PREFERENCE_PAIRS.write(PREFERENCE_PAIRS.read(table).with_columns(pl.lit("train").alias("split")), table)
+    again = evaluation_set(data_root)
+    assert again.digest == frozen.digest and len(again.pairs) == len(frozen.pairs)
+    splits = load_pair_splits(table, held_out_prompts(data_root))
+    assert splits.train and not {p.prompt_hash for p in splits.train} & frozen.prompt_hashes
+    assert evaluation_set(data_root, refresh=False).digest == frozen.digest
