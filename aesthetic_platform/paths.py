@@ -73,6 +73,15 @@ class DataRoot:
         return self.root / "models"
 
     @property
+    def training_runs(self) -> Path:
+        """Resumable training runs, one folder per (config, data) fingerprint."""
+        return self.models / "runs"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
     def inbox(self) -> Path:
         return self.root / "inbox"
 
@@ -106,6 +115,20 @@ class DataRoot:
     @property
     def db_url(self) -> str:
         return f"sqlite:///{self.store_db}"
+
+    # --- relocatable references -----------------------------------------------------
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """A path under the root as stored in records (POSIX, relative), so a copied or moved root stays valid."""
+        absolute = Path(path).resolve()
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(absolute)  # outside the root: kept absolute on purpose
+
+    def resolve(self, stored: str | os.PathLike[str]) -> Path:
+        """The inverse of ``relative``: a stored reference read against this root."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.root / path
 
     # --- files -------------------------------------------------------------------
     def table(self, name: str, batch: str | None = None) -> Path:
