@@ -157,7 +157,7 @@ class Crawler:
     async def _image(self, item: FrontierItem) -> None:
         fetched = await self.fetcher.fetch(item.url, "image")
         self.report.images_fetched += 1
-        info = validate_image_bytes(fetched.body, self.config.max_image_pixels, self.config.min_image_side)
+        info = validate_image_bytes(fetched.body, self.config.max_image_pixels, self.config.min_image_side, name=item.url)
         digest = sha256_bytes(fetched.body)
         if self.frontier.stored(digest):
             self.report.duplicates += 1

@@ -1,19 +1,21 @@
-"""Validation of fetched image bytes: decoded, size and pixel limits, bombs refused.
+"""Validation of fetched image bytes through the platform's one image loader.
 
-The platform has no shared image loader yet, so this is the one small Pillow function
-the crawler validates with; it reads only the header before deciding on the pixel
-count, so a decompression bomb is refused without being decoded.
+``aesthetic_platform.images`` reads the header first and refuses a canvas over the
+pixel limit (decompression bombs included) before anything is decoded; this module
+adds what a crawler needs on top: the web formats it stores, a shortest-side minimum,
+the file suffix of the stored copy, and short machine-readable reasons for the frontier.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-#: Pillow format name -> file suffix of the stored copy.
+from aesthetic_platform.images import ImageTooLargeError, UnreadableImageError, image_size, load_image
+
+#: Formats the crawler stores -> file suffix of the stored copy.
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
 
 
@@ -38,36 +40,30 @@ class ImageInfo:
         return SUFFIXES[self.format]
 
 
-def validate_image_bytes(data: bytes, max_pixels: int, min_side: int = 1) -> ImageInfo:
+def validate_image_bytes(data: bytes, max_pixels: int, min_side: int = 1, name: str = "<download>") -> ImageInfo:
     """Decode ``data`` fully and check it, or raise ``ImageRejected`` with the reason.
 
-    Reasons: ``not_an_image`` (no known image header), ``unsupported_format``,
-    ``too_many_pixels`` (width x height above ``max_pixels``, checked from the header
-    before any pixel is decoded; Pillow's own bomb guard maps here too), ``too_small``
-    and ``decode_failed`` (truncated or corrupt pixel data).
+    Reasons: ``not_an_image`` (no readable image header), ``too_many_pixels`` (width x
+    height above ``max_pixels``, decided from the header before any pixel is decoded),
+    ``unsupported_format`` (readable, but not JPEG/PNG/WEBP/GIF), ``too_small`` and
+    ``decode_failed`` (truncated or corrupt pixel data).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected("too_many_pixels", str(exc)) from None
-        except UnidentifiedImageError:
-            raise ImageRejected("not_an_image", f"{len(data)} bytes with no known image header, starting {data[:16]!r}") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageRejected("decode_failed", str(exc)) from None
-        with image:
-            if image.format not in SUFFIXES:
-                raise ImageRejected("unsupported_format", str(image.format))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageRejected("too_many_pixels", f"{width}x{height} = {width * height} pixels > {max_pixels}")
-            if min(width, height) < min_side:
-                raise ImageRejected("too_small", f"{width}x{height}, shorter side < {min_side}")
-            try:
-                image.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise ImageRejected("too_many_pixels", str(exc)) from None
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                raise ImageRejected("decode_failed", str(exc)) from None
-            return ImageInfo(image.format, width, height, image.mode)
+    try:
+        width, height = image_size(data, name=name, max_pixels=max_pixels)
+    except ImageTooLargeError as exc:
+        raise ImageRejected("too_many_pixels", exc.problem) from None
+    except UnreadableImageError as exc:
+        raise ImageRejected("not_an_image", f"{exc.problem}; {len(data)} bytes starting {data[:16]!r}") from None
+    with Image.open(io.BytesIO(data)) as header:  # header only: the loader above has accepted it
+        fmt, mode = header.format or "", header.mode
+    if fmt not in SUFFIXES:
+        raise ImageRejected("unsupported_format", fmt)
+    if min(width, height) < min_side:
+        raise ImageRejected("too_small", f"{width}x{height}, shorter side < {min_side}")
+    try:
+        load_image(data, name=name, max_pixels=max_pixels)
+    except ImageTooLargeError as exc:
+        raise ImageRejected("too_many_pixels", exc.problem) from None
+    except UnreadableImageError as exc:
+        raise ImageRejected("decode_failed", exc.problem) from None
+    return ImageInfo(fmt, width, height, mode)

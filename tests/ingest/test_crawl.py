@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import polars as pl
 import pytest
+from PIL import Image
 
 from aesthetic_platform.ingest import CrawlSource, Frontier, ImageRejected, crawl, validate_image_bytes
 from aesthetic_platform.ingest.html import read_html
@@ -112,6 +114,10 @@ def test_image_validation_refuses_bombs_and_broken_files():
         assert caught.value.reason == reason, (reason, caught.value)
     with pytest.raises(ImageRejected, match="too_many_pixels"):
         validate_image_bytes(good, max_pixels=160 * 128 - 1)
+    bmp = io.BytesIO()
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(bmp, "BMP")
+    with pytest.raises(ImageRejected, match="unsupported_format"):
+        validate_image_bytes(bmp.getvalue(), max_pixels=1_000_000)
 
 
 def test_gallery_adapter_reads_the_recorded_structure():
