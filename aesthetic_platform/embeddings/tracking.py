@@ -1,0 +1,61 @@
+"""Embedding classifiers in MLflow: params, per-epoch metrics, test metrics, plots, a registered pyfunc.
+
+The pyfunc takes a DataFrame with an ``embedding`` column (one vector of the classifier's
+embedding model per row) and returns one probability column per class.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from aesthetic_platform.embeddings.classifier import ClassifierResult, load_classifier, plots
+
+EXPERIMENT = "embedding-classifiers"
+PYFUNC_NAME = "embedding_classifier"
+
+
+def registered_name(task: str) -> str:
+    return f"embedding-classifier-{task}"
+
+
+class EmbeddingClassifierPyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        self.classifier = load_classifier(context.artifacts["classifier"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "embedding" not in model_input.columns:
+            raise ValueError("input lacks the 'embedding' column")
+        X = np.stack([np.asarray(v, dtype=np.float32) for v in model_input["embedding"]])
+        return pd.DataFrame(self.classifier.predict_proba(X), columns=self.classifier.classes)
+
+
+def log_classifier(
+    result: ClassifierResult, tracking: Any, registered_model: str = "", tags: dict[str, str] | None = None
+) -> dict[str, str]:
+    """One MLflow run (in ``tracking``'s store, a ``TrackingConfig``) with everything; returns run id, experiment id, version."""
+    experiment_id = tracking.activate()
+    registered_model = registered_model or registered_name(result.settings.task)
+    with mlflow.start_run(experiment_id=experiment_id, tags={"task": result.settings.task, **(tags or {})}) as run:
+        params = {**result.settings.model_dump(), "embedding_model": result.model_id, "classes": ",".join(result.classes),
+                  "positive": result.positive or "", **{f"{k}_items": v for k, v in result.split_sizes.items()}}
+        mlflow.log_params(params)
+        for epoch, metrics in enumerate(result.history, start=1):
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, step=epoch)
+        mlflow.log_metrics({f"test_{k}": v for k, v in result.test.items() if np.isfinite(v)})
+        mlflow.log_metric("best_epoch", result.best_epoch)
+        with tempfile.TemporaryDirectory(prefix="classifier-") as tmp:
+            for path in plots(result, Path(tmp) / "plots").values():
+                mlflow.log_artifact(str(path), artifact_path="plots")
+            folder = result.save(Path(tmp) / "classifier")
+            info = mlflow.pyfunc.log_model(
+                name=PYFUNC_NAME, python_model=EmbeddingClassifierPyfunc(), artifacts={"classifier": str(folder)},
+                registered_model_name=registered_model, pip_requirements=["aesthetic-platform", "torch", "numpy", "pandas"],
+            )
+    return {"run_id": run.info.run_id, "experiment_id": experiment_id, "registered_model": registered_model,
+            "version": str(info.registered_model_version), "model_uri": info.model_uri}

