@@ -2,7 +2,13 @@
 
 from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
-from aesthetic_platform.assets.embeddings import image_embeddings, label_review_queue, label_snapshot, prompt_embeddings
+from aesthetic_platform.assets.embeddings import (
+    embedding_classifier,
+    image_embeddings,
+    label_review_queue,
+    label_snapshot,
+    prompt_embeddings,
+)
 from aesthetic_platform.assets.golden_noise import golden_noise_analysis, human_preferences
 from aesthetic_platform.assets.ingest import reference_images
 from aesthetic_platform.assets.judging import judge_calibration, judgments, preference_pairs
@@ -12,7 +18,7 @@ ALL_ASSETS = [prompts, candidate_images, judgments, judge_calibration, preferenc
 ALL_ASSETS += [human_preferences, golden_noise_analysis]
 ALL_ASSETS += [aesthetic_model, eval_report]
 ALL_ASSETS += [content_audit, reference_images]
-ALL_ASSETS += [image_embeddings, prompt_embeddings, label_snapshot, label_review_queue]
+ALL_ASSETS += [image_embeddings, prompt_embeddings, label_snapshot, label_review_queue, embedding_classifier]
 
 __all__ = [
     "ALL_ASSETS",
@@ -23,6 +29,7 @@ __all__ = [
     "candidate_images",
     "golden_noise_analysis",
     "human_preferences",
+    "embedding_classifier",
     "image_embeddings",
     "label_review_queue",
     "label_snapshot",

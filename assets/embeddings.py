@@ -7,6 +7,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.embeddings.classifier import ClassifierSettings, labelled_vectors, train_classifier
 from aesthetic_platform.embeddings.config import ImageEmbeddingSettings, PromptEmbeddingSettings
 from aesthetic_platform.embeddings.embedders import embedder_from_settings, image_item, text_item
 from aesthetic_platform.embeddings.flow import EmbedReport, embed_missing
@@ -15,6 +16,7 @@ from aesthetic_platform.generation.candidates import load_manifest
 from aesthetic_platform.prompts import load_prompts
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
+from aesthetic_platform.resources.tracking import MLflowResource
 
 GROUP = "embeddings"
 
@@ -156,5 +158,45 @@ def label_review_queue(data_root: DataRootResource) -> dg.MaterializeResult:
         metadata={
             "items": len(rows), "per_task": dg.MetadataValue.json(per_task),
             "preview": dg.MetadataValue.md(_preview(rows)), "table": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+class EmbeddingClassifierConfig(dg.Config, ClassifierSettings):
+    """The launchpad form of ``ClassifierSettings`` (same fields, same defaults)."""
+
+
+@dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"pytorch", "mlflow"})
+def embedding_classifier(
+    context: dg.AssetExecutionContext,
+    config: EmbeddingClassifierConfig,
+    data_root: DataRootResource,
+    embedding_store: EmbeddingStoreResource,
+    mlflow_tracking: MLflowResource,
+) -> dg.MaterializeResult:
+    """A classifier of one label task on cached embeddings, tracked in MLflow and registered as embedding-classifier-<task>."""
+    from aesthetic_platform.embeddings.tracking import EXPERIMENT, log_classifier
+    from aesthetic_platform.tracking import TrackingConfig
+
+    root = data_root.root()
+    settings = ClassifierSettings.model_validate(config.model_dump(include=set(ClassifierSettings.model_fields)))
+    with embedding_store.open(root) as store:
+        data = labelled_vectors(store, settings.task, settings.embedding_model, settings.min_agreement)
+    context.log.info(f"{len(data.hashes)} labelled items of {settings.task!r} with {data.model_id} vectors")
+    result = train_classifier(data, settings, on_epoch=lambda e, m: context.log.debug(f"epoch {e}: {m}"))
+    tracking = TrackingConfig.for_root(root, mlflow_tracking.tracking_uri or None, EXPERIMENT)
+    logged = log_classifier(result, tracking, tags={"dagster.run_id": context.run_id})
+    return dg.MaterializeResult(
+        metadata={
+            "task": settings.task,
+            "embedding_model": data.model_id,
+            "classes": result.classes,
+            "positive": result.positive or "",
+            "items": dg.MetadataValue.json(result.split_sizes),
+            "best_epoch": result.best_epoch,
+            **{f"test_{k}": dg.MetadataValue.float(v) for k, v in result.test.items()},
+            "mlflow_run_id": logged["run_id"],
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
+            "registered_model": f"{logged['registered_model']} v{logged['version']}",
         }
     )

@@ -73,28 +73,38 @@ def test_too_few_labels_is_a_clear_error(demo_store) -> None:
         labelled_vectors(store, "no_such_task")
 
 
-def test_classifier_tracked_and_registered_in_mlflow(demo_store, trained, tmp_path: Path) -> None:
+def test_classifier_asset_tracks_and_registers_in_mlflow(demo_store, tmp_path: Path) -> None:
+    """The Dagster asset trains from launchpad config, logs to MLflow and registers a pyfunc."""
+    import dagster as dg
     import mlflow
-
-    from aesthetic_platform.embeddings.tracking import EXPERIMENT, log_classifier
-    from aesthetic_platform.paths import DataRoot
-    from aesthetic_platform.tracking import TrackingConfig
-
-    store, _ = demo_store
-    data, result = trained
-    tracking = TrackingConfig.for_root(DataRoot(tmp_path / "home"), None, EXPERIMENT)
-    logged = log_classifier(result, tracking)
-    assert logged["version"] == "1" and logged["registered_model"] == "embedding-classifier-food_or_drink"
-    run = mlflow.get_run(logged["run_id"])
-    assert run.data.params["embedding_model"] == data.model_id and run.data.params["head"] == "logistic"
-    assert run.data.metrics["test_auc"] == pytest.approx(result.test["auc"])
-    history = mlflow.MlflowClient().get_metric_history(logged["run_id"], "val_f1")
-    assert len(history) == len(result.history)
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"], "plots")}
-    assert artifacts == {"plots/confusion_matrix.png", "plots/pr_curve.png"}
-    model = mlflow.pyfunc.load_model(f"models:/{logged['registered_model']}/1")
     import pandas as pd
 
+    from aesthetic_platform.assets.embeddings import embedding_classifier
+    from aesthetic_platform.resources import DataRootResource, EmbeddingStoreResource, MLflowResource
+
+    store, folder = demo_store
+    resources = {
+        "data_root": DataRootResource(home=str(tmp_path / "home")),
+        "embedding_store": EmbeddingStoreResource(db_url=f"sqlite:///{folder}/store.db"),
+        "mlflow_tracking": MLflowResource(),
+    }
+    config = {"task": "food_or_drink", "epochs": 150, "patience": 25}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([embedding_classifier], instance=instance, resources=resources,
+                                run_config={"ops": {"embedding_classifier": {"config": config}}})
+    assert result.success
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("embedding_classifier")[0].metadata.items()}
+    assert meta["test_auc"] > 0.8 and meta["test_accuracy"] > meta["test_majority_baseline_accuracy"]
+    assert meta["registered_model"] == "embedding-classifier-food_or_drink v1"
+    run = mlflow.get_run(meta["mlflow_run_id"])
+    assert run.data.params["embedding_model"] == meta["embedding_model"] and run.data.params["head"] == "logistic"
+    assert run.data.tags["dagster.run_id"] == result.run_id
+    assert run.data.metrics["test_auc"] == pytest.approx(meta["test_auc"])
+    client = mlflow.MlflowClient()
+    assert len(client.get_metric_history(meta["mlflow_run_id"], "val_f1")) >= meta["best_epoch"]
+    assert {a.path for a in client.list_artifacts(meta["mlflow_run_id"], "plots")} == {"plots/confusion_matrix.png", "plots/pr_curve.png"}
+    model = mlflow.pyfunc.load_model("models:/embedding-classifier-food_or_drink/1")
+    data = labelled_vectors(store, "food_or_drink")
     vectors = store.get_many(data.model_id, data.hashes[:5])
     probs = model.predict(pd.DataFrame({"embedding": [vectors[h].tolist() for h in data.hashes[:5]]}))
-    assert list(probs.columns) == result.classes and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert list(probs.columns) == meta["classes"] and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
