@@ -43,6 +43,8 @@ from PIL import ExifTags, Image
 MAX_IMAGE_PIXELS = 64_000_000
 #: A reduced image keeps at least this factor over the target on each side, for a clean final resize.
 REDUCE_MARGIN = 2
+#: Pixels of full-resolution canvas reduced at a time (a band of rows), so no whole-canvas copy is made.
+BAND_PIXELS = 2_000_000
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "TGA", "QOI")
 WHITE = (255, 255, 255)
 EIGHT_BIT_MAX = 255.0
@@ -73,7 +75,7 @@ class ImageInputError(ValueError):
 
     def __init__(self, source: str, problem: str, index: int | None = None) -> None:
         self.source, self.problem, self.index = source, problem, index
-        prefix = f"image {index} ({source})" if index is not None else source
+        prefix = f"image {index}: {source}" if index is not None else source
         super().__init__(f"{prefix}: {problem}")
 
     def at(self, index: int, source: str | None = None) -> ImageInputError:
@@ -180,16 +182,33 @@ def _draft_jpeg(image: Image.Image, fit_pixels: int | None) -> None:
 
 
 def _reduce(image: Image.Image, fit_pixels: int | None) -> Image.Image:
-    """Box-reduce a decoded image by an integer factor (palette and bilevel images are expanded first)."""
+    """Box-reduce a decoded image by an integer factor, one band of rows at a time.
+
+    Working in bands keeps the extra memory to one band: Pillow's own ``reduce`` of an
+    alpha image, and any palette expansion or 16-bit widening, would otherwise copy the
+    whole full-resolution canvas. Bands start at multiples of the factor, so the result
+    equals one ``reduce`` of the whole image.
+    """
     factor = reduce_factor(image.width, image.height, fit_pixels)
     if factor <= 1:
         return image
-    if image.mode in ("P", "PA", "1"):
-        image = _expand_palette(image)
-    if image.mode in _INT_MODES[1:]:
-        size = (math.ceil(image.width / factor), math.ceil(image.height / factor))
-        return image.resize(size, Image.Resampling.BOX)
-    return image.reduce(factor)
+    width, height = image.size
+    band_rows = factor * max(1, BAND_PIXELS // (width * factor))
+    reduced: Image.Image | None = None
+    for top in range(0, height, band_rows):
+        band = image.crop((0, top, width, min(height, top + band_rows)))
+        if band.mode in ("P", "PA", "1"):
+            band = _expand_palette(band)
+        elif band.mode in ("L", "RGB") and "transparency" in band.info:
+            band = band.convert("RGBA")  # a transparent colour key means nothing once pixels are averaged
+        elif band.mode in _INT_MODES[1:]:
+            band = band.convert("I")
+        small = band.reduce(factor)
+        if reduced is None:
+            reduced = Image.new(small.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+        reduced.paste(small, (0, top // factor))
+    assert reduced is not None
+    return reduced
 
 
 def _expand_palette(image: Image.Image) -> Image.Image:

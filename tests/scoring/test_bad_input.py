@@ -198,7 +198,7 @@ def test_unreadable_files_name_their_index(scorer, tmp_path, content, error, pro
     with pytest.raises(error) as refused:
         scorer.score([encoded(photo(), "PNG"), encoded(photo(), "PNG"), path], PROMPT)
     assert refused.value.index == 2
-    assert f"image 2 ({path})" in str(refused.value) and problem in str(refused.value)
+    assert f"image 2: {path}: " in str(refused.value) and problem in str(refused.value)
 
 
 def test_a_missing_file_is_a_value_error_and_a_file_not_found_error(scorer, tmp_path):

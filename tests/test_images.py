@@ -1,0 +1,50 @@
+"""The shared image loader keeps no full-resolution copy: peak memory of one decode is about one canvas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SIDE = 6000
+
+PROBE = f"SIDE = {SIDE}\n" + textwrap.dedent(
+    """
+    import gc, io, sys
+    from pathlib import Path
+    from PIL import Image
+    from aesthetic_platform.images import load_image
+
+    def peak_mb():
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+    mode = sys.argv[1]
+    load_image(Image.new(mode, (64, 64)), fit_pixels=16)  # plugins and code paths warmed up before measuring
+    buffer = io.BytesIO()
+    source = Image.new(mode, (SIDE, SIDE))
+    source.save(buffer, "PNG")
+    del source
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = peak_mb()
+    image = load_image(buffer.getvalue(), fit_pixels=128 * 128)
+    print(peak_mb() - before, image.size[0])
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+@pytest.mark.parametrize(("mode", "bytes_per_pixel"), [("RGBA", 4), ("P", 1), ("I;16", 2)])
+def test_a_reduced_decode_costs_about_one_canvas(mode, bytes_per_pixel):
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    rise_mb, width = out.split()
+    canvas_mb = SIDE * SIDE * bytes_per_pixel / 2**20
+    assert int(width) < SIDE / 4
+    # the decoded canvas itself plus one band at a time; a whole-canvas conversion or copy would double it or more
+    assert float(rise_mb) < 1.5 * canvas_mb, (mode, rise_mb, canvas_mb)
