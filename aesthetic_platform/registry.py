@@ -7,7 +7,6 @@ so the CLI, the HTTP server and the workbench can load it without a tracking ser
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -79,8 +78,3 @@ def champion_swap(root: DataRoot, model_dir: Path, info: dict) -> Iterator[Path]
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def champion_info(root: DataRoot) -> dict | None:
-    info = champion_dir(root) / CHAMPION_INFO
-    return json.loads(info.read_text()) if info.exists() else None

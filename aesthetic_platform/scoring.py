@@ -18,7 +18,6 @@ would otherwise be cut off silently).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 from PIL import Image
 
 from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageInputError
-from aesthetic_platform.model.batching import Grid, budget_pixels, collate_images, prepare_image, tensor_grid
+from aesthetic_platform.model.batching import RatioBucketSampler, budget_pixels, collate_images, prepare_image, tensor_grid
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
 
@@ -117,14 +116,8 @@ class Scorer:
 
     def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
         """Indices grouped by patch grid, in chunks of ``batch_size``: no padding inside a batch."""
-        by_grid: dict[Grid, list[int]] = defaultdict(list)
-        for index, tensor in enumerate(tensors):
-            by_grid[tensor_grid(tensor, self.model.preprocess.patch_size)].append(index)
-        return [
-            members[start : start + self.batch_size]
-            for members in by_grid.values()
-            for start in range(0, len(members), self.batch_size)
-        ]
+        grids = [(tensor_grid(tensor, self.model.preprocess.patch_size),) for tensor in tensors]
+        return RatioBucketSampler(grids, self.batch_size, shuffle=False, mix_leftovers=False).batches()
 
     def _score_batch(self, tensors: list[torch.Tensor], prompts: list[str]) -> dict[str, torch.Tensor]:
         images = collate_images(tensors, self.model.preprocess.patch_size).to(self.device)

@@ -19,8 +19,6 @@ from pathlib import Path
 
 from aesthetic_platform.paths import DataRoot
 
-LOCALHOST = "127.0.0.1"
-
 
 @dataclass
 class Service:

@@ -173,7 +173,9 @@ class RatioBucketSampler:
 
     Items with identical grids fill whole batches first (no padding at all); the leftovers
     of every group are sorted by aspect ratio and chunked, so a mixed batch only mixes
-    neighbouring ratios. Batch order is shuffled per epoch (``set_epoch``).
+    neighbouring ratios (with ``mix_leftovers=False`` each group's leftovers stay a
+    smaller batch of their own: never any padding, as scoring wants). Batch order is
+    shuffled per epoch (``set_epoch``).
     Works for single images (one grid per item) and pairs (winner grid, loser grid),
     where each side is padded separately.
     """
@@ -185,6 +187,7 @@ class RatioBucketSampler:
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        mix_leftovers: bool = True,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -198,6 +201,7 @@ class RatioBucketSampler:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.mix_leftovers = mix_leftovers
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -215,8 +219,11 @@ class RatioBucketSampler:
             if self.shuffle:
                 rng.shuffle(members)
             full = len(members) - len(members) % self.batch_size
+            if not self.mix_leftovers and not self.drop_last:
+                full = len(members)
             batches.extend(members[start : start + self.batch_size] for start in range(0, full, self.batch_size))
-            leftovers.extend(members[full:])
+            if self.mix_leftovers:
+                leftovers.extend(members[full:])
         leftovers.sort(key=lambda index: (_aspect_key(self.item_grids[index]), index))
         for start in range(0, len(leftovers), self.batch_size):
             chunk = leftovers[start : start + self.batch_size]

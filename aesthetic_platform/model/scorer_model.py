@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from aesthetic_platform.atomic import write_json, write_with
-from aesthetic_platform.model.batching import ImageBatch, collate_images, prepare_image
+from aesthetic_platform.model.batching import ImageBatch
 from aesthetic_platform.model.config import ImageTowerConfig, ModelConfig, TextTowerConfig
 from aesthetic_platform.model.text import masked_mean, tokenize
 from aesthetic_platform.model.towers import (
@@ -134,11 +134,6 @@ class AestheticScorer(nn.Module):
         return self.score_features(self.encode_images(images), self.encode_text(input_ids, attention_mask))
 
     # ---- convenience for callers that hold PIL images / paths -------------------------------
-
-    def prepare_images(self, images) -> ImageBatch:
-        """Paths/PIL images of any size -> one padded batch (aspect kept, no crop)."""
-        tensors = [prepare_image(image, self.preprocess, self.config.image.patch_budget) for image in images]
-        return collate_images(tensors, self.preprocess.patch_size)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         return tokenize(self.tokenizer, prompts, self.config.text.max_length)

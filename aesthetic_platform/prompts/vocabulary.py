@@ -134,7 +134,3 @@ def parse_elements(text: str) -> Elements:
     return Elements(
         tuple(palette), layouts[0] if layouts else "", subjects[0] if subjects else "", styles[0] if styles else ""
     )
-
-
-def colour_rgb(name: str) -> tuple[int, int, int]:
-    return COLOURS[name][0]

@@ -43,13 +43,9 @@ class AssistStatus:
         return {"available": self.available, "reason": self.reason, "name": self.name}
 
 
-def _dimension_values(result: Any, count: int) -> list[float]:
-    """The ``total`` of each image from a scorer result: per-image dicts, or one dict of per-image values."""
-    if isinstance(result, Mapping):
-        values = result[ASSIST_DIMENSION]
-        values = values.tolist() if hasattr(values, "tolist") else list(values)
-    else:
-        values = [row[ASSIST_DIMENSION] for row in result]
+def _dimension_values(result: Sequence[Mapping[str, float]], count: int) -> list[float]:
+    """The ``total`` of each image from ``Scorer.score``'s per-image dicts."""
+    values = [row[ASSIST_DIMENSION] for row in result]
     if len(values) != count:
         raise ValueError(f"scorer returned {len(values)} '{ASSIST_DIMENSION}' values for {count} images")
     return [float(v) for v in values]
@@ -60,10 +56,7 @@ def load_champion(root: DataRoot) -> tuple[AssistScorer | None, AssistStatus]:
     folder = champion_dir(root)
     if not has_champion(root):
         return None, AssistStatus(False, f"no registered aesthetic scorer (no champion model at {folder})")
-    try:
-        from aesthetic_platform.scoring import Scorer  # type: ignore[import-not-found]
-    except ImportError as exc:
-        return None, AssistStatus(False, f"the scoring package cannot be imported: {exc}")
+    from aesthetic_platform.scoring import Scorer
     try:
         model = Scorer.from_pretrained(folder)
     except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable", shown to the person

@@ -54,3 +54,11 @@ def build_tiny_model(**overrides):
 def tiny_model():
     """Eval-mode tiny model shared by read-only tests (never trained or mutated)."""
     return build_tiny_model().eval()
+
+
+def image_batch(model, images):
+    """Paths/PIL images of any size -> one padded batch for ``model`` (aspect kept, no crop)."""
+    from aesthetic_platform.model.batching import collate_images, prepare_image
+
+    tensors = [prepare_image(image, model.preprocess, model.config.image.patch_budget) for image in images]
+    return collate_images(tensors, model.preprocess.patch_size)

@@ -9,7 +9,7 @@ from aesthetic_platform.model import AestheticScorer
 from aesthetic_platform.model.config import ImageTowerConfig, TextTowerConfig, named_config
 from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.train_step import PairCollator, PairExample, pair_loss
-from tests.model.conftest import MODEL_SEED, build_tiny_model
+from tests.model.conftest import MODEL_SEED, build_tiny_model, image_batch
 
 
 def _with_trainable(image_blocks, text_blocks) -> AestheticScorer:
@@ -67,7 +67,7 @@ def test_gradient_checkpointing_keeps_gradients(sample_images):
     for module in model.modules():  # dropout off so two passes are comparable
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    prep = [model.prepare_images([image]).pixels[0] for image in
+    prep = [image_batch(model, [image]).pixels[0] for image in
             (sample_images["poster_16:9"], sample_images["poster_1:1"], sample_images["poster_9:16"], sample_images["astronaut"])]
     examples = [
         PairExample(prep[0], prep[1], "红色海报", torch.full((5,), 8.0), torch.full((5,), 3.0)),

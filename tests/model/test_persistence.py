@@ -10,14 +10,14 @@ from safetensors.torch import load_file
 
 from aesthetic_platform.model import AestheticScorer
 from aesthetic_platform.model.scorer_model import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
-from tests.model.conftest import build_tiny_model
+from tests.model.conftest import build_tiny_model, image_batch
 
 PROMPTS = ["国潮风格的月饼礼盒海报", "a minimalist blue coffee poster"]
 
 
 def _outputs(model, images, prompts):
     with torch.no_grad():
-        return model(model.prepare_images(images), **model.tokenize(prompts))
+        return model(image_batch(model, images), **model.tokenize(prompts))
 
 
 def test_round_trip_gives_identical_outputs(tmp_path, sample_images):

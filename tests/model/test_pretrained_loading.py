@@ -15,6 +15,7 @@ from aesthetic_platform.model import AestheticScorer
 from aesthetic_platform.model.config import TINY_OPEN_CLIP_CONFIG, TINY_XLMR_ARCHITECTURE, named_config
 from aesthetic_platform.model.text import build_tiny_tokenizer
 from aesthetic_platform.model.towers import register_open_clip_config
+from tests.model.conftest import image_batch
 
 TINY_VIT = "aesthetic-tiny-vit"
 
@@ -59,10 +60,10 @@ def test_pretrained_towers_load_their_weights_and_survive_a_checkpoint(tmp_path,
     images = [sample_images["poster_4:3"]]
     prompts = ["蓝色、青色与白色的极简海报"]
     with torch.no_grad():
-        before = model(model.prepare_images(images), **model.tokenize(prompts))
+        before = model(image_batch(model, images), **model.tokenize(prompts))
     reloaded = AestheticScorer.from_pretrained(model.save_pretrained(tmp_path / "ckpt")).eval()
     assert reloaded.config.text.pretrained is None and reloaded.config.image.pretrained is None
     with torch.no_grad():
-        after = reloaded(reloaded.prepare_images(images), **reloaded.tokenize(prompts))
+        after = reloaded(image_batch(reloaded, images), **reloaded.tokenize(prompts))
     for dim in model.dimensions:
         assert torch.equal(before[dim], after[dim])

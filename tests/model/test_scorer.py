@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from aesthetic_platform.scoring import Scorer
+from tests.model.conftest import image_batch
 
 PROMPT = "国潮风格的月饼礼盒海报，红色与金色"
 TOLERANCE = 1e-4
@@ -44,7 +45,7 @@ def test_scores_follow_the_model_and_the_prompt(checkpoint, sample_images, tiny_
     scorer = Scorer.from_pretrained(checkpoint, device="cpu")
     image = sample_images["poster_3:4"]
     with torch.no_grad():
-        expected = tiny_model(tiny_model.prepare_images([image]), **tiny_model.tokenize([PROMPT]))
+        expected = tiny_model(image_batch(tiny_model, [image]), **tiny_model.tokenize([PROMPT]))
     got = scorer.score([image], [PROMPT])[0]
     for dim in scorer.dimensions:
         assert got[dim] == pytest.approx(float(expected[dim][0]), abs=1e-6)

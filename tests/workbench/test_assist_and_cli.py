@@ -35,7 +35,6 @@ def test_no_champion_means_unavailable_with_the_reason(data_root):
 
 def test_per_dimension_results_in_either_layout():
     assert _dimension_values([{"total": 1, "color": 0}, {"total": 2.5}], 2) == [1.0, 2.5]
-    assert _dimension_values({"total": [0.5, -1]}, 2) == [0.5, -1.0]
 
 
 def _save_champion(data_root) -> None:
