@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -116,6 +117,7 @@ class Store:
         self.backend = engine.dialect.name
         self._models: dict[tuple[str, str], ModelRecord] = {}
         self._pgvector_version: tuple[int, ...] | None = None
+        self._matrices: dict[int, tuple[int, list[str], np.ndarray]] = {}  # SQLite search: model id -> (rows, hashes, unit rows)
 
     @classmethod
     def open(cls, config: EmbeddingStoreConfig | None = None, root: DataRoot | None = None) -> Store:
@@ -200,18 +202,38 @@ class Store:
         return record
 
     def _ensure_pg_column(self, record: ModelRecord) -> None:
-        column = record.pg_column
         kind = "halfvec" if record.dtype == "float16" else "vector"
         with self.engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7416310022)"))
-            conn.execute(sa.text(f"ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS {column} {kind}({record.dimension})"))
-            if record.pg_indexed:
-                conn.execute(
-                    sa.text(
-                        f"CREATE INDEX IF NOT EXISTS embeddings_hnsw_model_{record.id} ON embeddings "
-                        f"USING hnsw ({column} {kind}_cosine_ops) WHERE model_id = {int(record.id)}"
-                    )
-                )
+            conn.execute(sa.text(f"ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS {record.pg_column} {kind}({record.dimension})"))
+            self._create_index(conn, record)
+
+    def _create_index(self, conn: sa.Connection, record: ModelRecord) -> None:
+        if not record.pg_indexed:
+            return
+        kind = "halfvec" if record.dtype == "float16" else "vector"
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))  # an HNSW build that fits in memory is many times faster
+        conn.execute(
+            sa.text(
+                f"CREATE INDEX IF NOT EXISTS embeddings_hnsw_model_{int(record.id)} ON embeddings "
+                f"USING hnsw ({record.pg_column} {kind}_cosine_ops) WHERE model_id = {int(record.id)}"
+            )
+        )
+
+    @contextmanager
+    def deferred_index(self, model: ModelRecord | ModelSpec | str) -> Iterator[ModelRecord]:
+        """Bulk load: on Postgres drop the model's HNSW index, and build it once afterwards (also when the load fails)."""
+        record = self._record(model)
+        if self.backend != "postgresql" or not record.pg_indexed:
+            yield record
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f"DROP INDEX IF EXISTS embeddings_hnsw_model_{int(record.id)}"))
+        try:
+            yield record
+        finally:
+            with self.engine.begin() as conn:
+                self._create_index(conn, record)
 
     def find_model(self, name: str, version: str) -> ModelRecord | None:
         key = (name, version)
@@ -344,6 +366,7 @@ class Store:
                     stmt = sqlite_insert(db.embeddings).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
                     stmt = stmt.returning(db.embeddings.c.sha256)
                 inserted += len(conn.execute(stmt).all())  # RETURNING names only the rows actually inserted
+        self._matrices.pop(record.id, None)
         return inserted
 
     def count(self, model: ModelRecord | ModelSpec | str) -> int:
@@ -372,9 +395,20 @@ class Store:
         if self.backend == "postgresql":
             hits = self._pg_search(record, q, k, exact, ef_search)
         else:
-            hits = exact_top_k(*self.all_vectors(record), q, k)
+            hits = exact_top_k(*self._unit_matrix(record), q, k)
         found = self.get_items([sha for sha, _ in hits])
         return [Neighbor(sha, sim, found.get(sha)) for sha, sim in hits]
+
+    def _unit_matrix(self, record: ModelRecord) -> tuple[list[str], np.ndarray]:
+        """The model's L2-normalised vectors, kept between searches while the row count is unchanged."""
+        rows = self.count(record)
+        cached = self._matrices.get(record.id)
+        if cached is None or cached[0] != rows:
+            hashes, matrix = self.all_vectors(record)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            cached = (rows, hashes, matrix / np.where(norms == 0, 1.0, norms))
+            self._matrices[record.id] = cached
+        return cached[1], cached[2]
 
     def _pg_search(self, record: ModelRecord, q: np.ndarray, k: int, exact: bool, ef_search: int | None) -> list[tuple[str, float]]:
         table = self._pg_table(record)

@@ -120,6 +120,20 @@ def test_search_finds_nearest_and_joins_items(store: Store) -> None:
     assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
     approximate = store.search(model, query, k=5)
     assert approximate[0].sha256 == sha(7)
+    store.put_many(model, {sha("new"): query * 3})  # a later write is searched too
+    assert store.search(model, query, k=1)[0].sha256 == sha("new")
+
+
+def test_deferred_index_bulk_load(store: Store) -> None:
+    model = store.register_model(ModelSpec("bulk", "1", 8, "text"))
+    data = vectors(500, 8, seed=4)
+    with store.deferred_index(model) as record:
+        store.put_many(record, {sha(i): data[i] for i in range(500)})
+    if store.backend == "postgresql":
+        with store.engine.connect() as conn:
+            names = conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings'")).scalars().all()
+        assert f"embeddings_hnsw_model_{model.id}" in names
+    assert store.search(model, data[42], k=1)[0].sha256 == sha(42)
 
 
 def test_items_upsert(store: Store) -> None:
