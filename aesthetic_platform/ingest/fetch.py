@@ -1,9 +1,9 @@
 """The polite HTTP layer of the crawler: one ``Fetcher`` per crawl.
 
 - **Rate and concurrency per host**: a ``HostLimiter`` per ``scheme://host:port`` holds a
-  semaphore (requests in flight) and hands out start slots spaced ``1/rate`` seconds
-  apart; a request first takes a semaphore place, then waits for its slot, so a queue of
-  waiting requests can never start in a burst. Every request counts: robots.txt, each
+  semaphore (requests in flight) and lets a request start only ``1/rate`` seconds after
+  the previous start on that host; a request first takes a semaphore place, then waits
+  for its start, so a queue of waiting requests can never start in a burst. Every request counts: robots.txt, each
   redirect hop and each retry.
 - **Retries**: ``httpx`` retries only failed connection attempts (``transport retries``) and
   has no policy for HTTP status codes or ``Retry-After``, so retries are ``tenacity``'s:
@@ -126,7 +126,7 @@ class HostLimiter:
     def __init__(self, rate: float, concurrency: int) -> None:
         self.interval = 1.0 / rate
         self.semaphore = asyncio.Semaphore(concurrency)
-        self._next_start = 0.0
+        self._last_start = float("-inf")
         self._paused_until = 0.0
 
     def slow_down(self, interval: float) -> None:
@@ -137,14 +137,18 @@ class HostLimiter:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     async def _start_slot(self) -> None:
+        """Return when this request may start: ``interval`` after the previous *actual* start, outside any pause.
+
+        The spacing is checked against the time a request really starts (not a slot booked in
+        advance), so a stalled event loop can delay requests but never release them in a burst.
+        """
         while True:
             now = time.monotonic()
-            start = max(now, self._next_start, self._paused_until)
-            self._next_start = start + self.interval
-            if start > now:
-                await asyncio.sleep(start - now)
-            if time.monotonic() >= self._paused_until:
+            start = max(self._last_start + self.interval, self._paused_until)
+            if start <= now:
+                self._last_start = now
                 return
+            await asyncio.sleep(start - now)
 
     async def __aenter__(self) -> HostLimiter:
         await self.semaphore.acquire()
