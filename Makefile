@@ -26,7 +26,12 @@ dagster-home:
 demo: install dagster-home
 	$(VENV)/bin/aesthetic demo --home $(AESTHETIC_HOME)
 
-test: install dagster-home browser
+# Style and the layer contracts of ARCHITECTURE §1 (.importlinter); part of `make test`.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: install dagster-home browser lint
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PY) -m pytest
 

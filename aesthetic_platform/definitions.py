@@ -20,12 +20,12 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
-from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
 from aesthetic_platform.assets.partitions import prompt_batch  # noqa: E402
 from aesthetic_platform.jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
+from aesthetic_platform.paths import DataRoot  # noqa: E402
 from aesthetic_platform.resources import DataRootResource, resources_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

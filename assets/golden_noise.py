@@ -47,7 +47,9 @@ class GoldenNoiseConfig(dg.Config, SelectorConfig):
 
 
 @dg.asset(group_name=GROUP, deps=[human_preferences], kinds={"python", "png"})
-def golden_noise_analysis(context: dg.AssetExecutionContext, config: GoldenNoiseConfig, data_root: DataRootResource) -> dg.MaterializeResult:
+def golden_noise_analysis(
+    context: dg.AssetExecutionContext, config: GoldenNoiseConfig, data_root: DataRootResource
+) -> dg.MaterializeResult:
     """Golden vs bad seeds through their regenerated initial latent noise: statistics, t-SNE, seed-selector AUC."""
     root = data_root.root()
     report = analyse_golden_noise(root, config)
@@ -63,7 +65,8 @@ def golden_noise_analysis(context: dg.AssetExecutionContext, config: GoldenNoise
         "summary": dg.MetadataValue.md(Path(report["markdown_path"]).read_text(encoding="utf-8")),
     }
     if selector["status"] == "evaluated":
-        metadata.update({"auc": selector["auc"], "auc_ci_low": selector["auc_ci"][0], "auc_ci_high": selector["auc_ci"][1], "permutation_p": selector["permutation_p"]})
+        low, high = selector["auc_ci"]
+        metadata.update({"auc": selector["auc"], "auc_ci_low": low, "auc_ci_high": high, "permutation_p": selector["permutation_p"]})
     if report["tsne"]["status"] == "plotted":
         metadata["tsne_plot"] = dg.MetadataValue.path(report["tsne"]["path"])
     return dg.MaterializeResult(metadata=metadata)

@@ -58,7 +58,8 @@ def main() -> None:
             ms, batch = _timed(lambda: client.post("/generate_batch").json())
             (warm if batch["prefetched"] else cold).append(ms)
             seeds = [image["seed"] for image in batch["images"]]
-            ms, _ = _timed(lambda: client.post("/submit_selection", json={"batch_id": batch["batch_id"], "golden_seeds": seeds[:1]}).json())
+            selection = {"batch_id": batch["batch_id"], "golden_seeds": seeds[:1]}
+            ms, _ = _timed(lambda body=selection: client.post("/submit_selection", json=body).json())
             submit.append(ms)
     print(json.dumps({
         "benchmark": "workbench_latency",

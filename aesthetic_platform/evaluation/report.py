@@ -81,7 +81,9 @@ def _accuracy_for(correct: np.ndarray, counted: np.ndarray, clusters: np.ndarray
     return bootstrap_accuracy(correct[counted].astype(float), clusters[counted])
 
 
-def model_accuracy(model, pairs: Sequence[PreferencePair], humans: Sequence[HumanPreference], tie_threshold: float, device="cpu") -> ModelAccuracy:
+def model_accuracy(
+    model, pairs: Sequence[PreferencePair], humans: Sequence[HumanPreference], tie_threshold: float, device="cpu"
+) -> ModelAccuracy:
     dims = tuple(model.dimensions)
     winners, losers = pair_logits(model, pairs, device=device)
     gaps = teacher_gaps(pairs, dims)
@@ -146,7 +148,8 @@ def render_markdown(report: EvalReport) -> str:
     for dim in report.dimensions:
         champion = report.champion.per_dimension.get(dim) if report.champion else None
         lines.append(f"| {dim} | {_fmt(report.model.per_dimension[dim])} | {_fmt(champion)} |")
-    lines += ["", f"## Per aspect ratio ({HEADLINE_DIMENSION}; a pair counts for both its images' ratios)", "", "| ratio | student |", "| --- | --- |"]
+    lines += ["", f"## Per aspect ratio ({HEADLINE_DIMENSION}; a pair counts for both its images' ratios)", ""]
+    lines += ["| ratio | student |", "| --- | --- |"]
     lines += [f"| {ratio} | {_fmt(acc)} |" for ratio, acc in report.model.per_ratio.items()]
     lines += ["", f"## Accuracy against the teacher's margin ({HEADLINE_DIMENSION})", "", "| margin | student |", "| --- | --- |"]
     lines += [
@@ -178,7 +181,8 @@ def render_plots(report: EvalReport, folder: Path) -> dict[str, Path]:
     accs = [report.model.per_dimension[d] for d in dims]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(dims))
-    ax.bar(x, [a.accuracy for a in accs], yerr=[[a.accuracy - a.ci_low for a in accs], [a.ci_high - a.accuracy for a in accs]], capsize=4, label="student")
+    errors = [[a.accuracy - a.ci_low for a in accs], [a.ci_high - a.accuracy for a in accs]]
+    ax.bar(x, [a.accuracy for a in accs], yerr=errors, capsize=4, label="student")
     if report.champion:
         champ = [report.champion.per_dimension[d] for d in dims]
         ax.scatter(x, [a.accuracy for a in champ], color="black", marker="_", s=400, label="champion", zorder=3)
@@ -194,9 +198,9 @@ def render_plots(report: EvalReport, folder: Path) -> dict[str, Path]:
     if report.model.by_margin:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         mids = [(b["margin_low"] + b["margin_high"]) / 2 for b in report.model.by_margin]
-        ax.errorbar(mids, [b["accuracy"] for b in report.model.by_margin],
-                    yerr=[[b["accuracy"] - b["ci_low"] for b in report.model.by_margin], [b["ci_high"] - b["accuracy"] for b in report.model.by_margin]],
-                    marker="o", capsize=4)
+        bins = report.model.by_margin
+        errors = [[b["accuracy"] - b["ci_low"] for b in bins], [b["ci_high"] - b["accuracy"] for b in bins]]
+        ax.errorbar(mids, [b["accuracy"] for b in bins], yerr=errors, marker="o", capsize=4)
         ax.axhline(CHANCE, color="grey", linestyle="--")
         ax.set_xlabel(f"teacher margin on {HEADLINE_DIMENSION}")
         ax.set_ylabel("pairwise accuracy")

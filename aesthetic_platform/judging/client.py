@@ -215,5 +215,5 @@ def _describe_api_error(exc: BaseException, attempts: int) -> str:
 def _capture(errors: list[BaseException], fn: Any, *args: Any) -> None:
     try:
         fn(*args)
-    except BaseException as exc:  # re-raised in the caller's thread
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
         errors.append(exc)

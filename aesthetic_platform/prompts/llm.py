@@ -16,13 +16,12 @@ from aesthetic_platform.prompts.vocabulary import COLOURS, LAYOUTS
 
 PROMPT_MODEL_ENV = "AESTHETIC_PROMPT_MODEL"
 SYSTEM_PROMPT = """You write prompts for a text-to-image model that makes advertising key visuals and posters.
-Reply with JSON only: {"prompts": [{"text": ..., "language": "zh"|"en", "category": ..., "subject": ...,
-"style": ..., "palette": [colour, ...], "layout": ..., "slogan": ...}]}.
+Reply with JSON only: {{"prompts": [{{"text": ..., "language": "zh"|"en", "category": ..., "subject": ...,
+"style": ..., "palette": [colour, ...], "layout": ..., "slogan": ...}}]}}.
 Each text names its subject, style, colour palette, layout and headline slogan explicitly.
-Colours must come from: %(colours)s. Layouts must come from: %(layouts)s.""" % {
-    "colours": ", ".join(sorted(COLOURS)),
-    "layouts": ", ".join(sorted(LAYOUTS)),
-}
+Colours must come from: {colours}. Layouts must come from: {layouts}.""".format(
+    colours=", ".join(sorted(COLOURS)), layouts=", ".join(sorted(LAYOUTS))
+)
 
 
 class PromptLLMConfig(EndpointSettings):

@@ -243,14 +243,25 @@ def seed_selector_baseline(samples: list[NoiseSample], config: SelectorConfig = 
     ci_low, ci_high = _cluster_bootstrap_auc(y, scores, groups, config)
     above = p_value < config.alpha and auc > 0.5
     return {
-        **counts, "status": "evaluated", "model": "logistic regression on noise features", "features": list(FEATURES),
-        "folds": folds, "auc": auc, "auc_ci": [ci_low, ci_high], "confidence": config.confidence,
-        "permutation_p": p_value, "permutations": config.permutations,
+        **counts,
+        "status": "evaluated",
+        "model": "logistic regression on noise features",
+        "features": list(FEATURES),
+        "folds": folds,
+        "auc": auc,
+        "auc_ci": [ci_low, ci_high],
+        "confidence": config.confidence,
+        "permutation_p": p_value,
+        "permutations": config.permutations,
         "null_auc_mean": float(null.mean()),
         "verdict": "above chance" if above else "chance",
         "interpretation": (
             f"held-out-prompt AUC {auc:.3f} [{ci_low:.3f}, {ci_high:.3f}], permutation p = {p_value:.3f}: "
-            + ("noise statistics carry signal about golden seeds" if above else "chance level; these noise statistics do not predict golden seeds")
+            + (
+                "noise statistics carry signal about golden seeds"
+                if above
+                else "chance level; these noise statistics do not predict golden seeds"
+            )
         ),
     }
 
@@ -282,7 +293,10 @@ def tsne_plot(samples: list[NoiseSample], target: Path, random_state: int = 0) -
     fig.tight_layout()
     write_with(target, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
-    return {"status": "plotted", "points": len(used), "excluded_other_geometry": len(samples) - len(used), "perplexity": perplexity, "path": str(target)}
+    return {
+        "status": "plotted", "points": len(used), "excluded_other_geometry": len(samples) - len(used),
+        "perplexity": perplexity, "path": str(target),
+    }
 
 
 def analysis_dir(root: DataRoot) -> Path:
@@ -292,19 +306,27 @@ def analysis_dir(root: DataRoot) -> Path:
 def _markdown(report: dict[str, Any]) -> str:
     selector = report["seed_selector"]
     lines = [
-        "# Golden vs bad seeds: initial latent noise", "",
+        "# Golden vs bad seeds: initial latent noise",
+        "",
         f"{report['selections']} selections, {report['samples']} judged images over {report['prompts']} prompts "
-        f"({report['golden']} golden, {report['bad']} bad).", "",
+        f"({report['golden']} golden, {report['bad']} bad).",
+        "",
         f"Noise drawn by the generator itself for {report['pipeline_noise_samples']} images; the rest (poster renderer) "
-        "use the FLUX.1 convention, which did not draw those images.", "",
-        "## Seed selector (held-out prompts)", "",
-        selector.get("interpretation") or f"{selector['status']}: {selector.get('reason', '')}", "",
-        "## Noise features, golden vs bad", "",
-        "| feature | golden mean | bad mean | Cohen's d | Mann-Whitney p |", "| --- | --- | --- | --- | --- |",
+        "use the FLUX.1 convention, which did not draw those images.",
+        "",
+        "## Seed selector (held-out prompts)",
+        "",
+        selector.get("interpretation") or f"{selector['status']}: {selector.get('reason', '')}",
+        "",
+        "## Noise features, golden vs bad",
+        "",
+        "| feature | golden mean | bad mean | Cohen's d | Mann-Whitney p |",
+        "| --- | --- | --- | --- | --- |",
     ]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for row in report["summary"]:
-        lines.append(f"| {row['feature']} | {fmt(row['golden_mean'])} | {fmt(row['bad_mean'])} | {fmt(row['cohens_d'])} | {fmt(row['mann_whitney_p'])} |")
+        cells = [fmt(row[key]) for key in ("golden_mean", "bad_mean", "cohens_d", "mann_whitney_p")]
+        lines.append(f"| {row['feature']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.assets import candidate_images, judge_calibration, judgments, preference_pairs, prompts
 from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
 from tests.fixtures.judge_server import running_judge_server
 
@@ -89,13 +89,35 @@ def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "AESTHETIC_HOME": str(home)}
     out = subprocess.run(
-        [AESTHETIC, "demo", "--home", str(home), "--batches", "2", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096", "--no-train"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            AESTHETIC,
+            "demo",
+            "--home",
+            str(home),
+            "--batches",
+            "2",
+            "--prompts",
+            "3",
+            "--per-prompt",
+            "3",
+            "--pixel-budget",
+            "4096",
+            "--no-train",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "preference pairs" in out.stdout
     pairs_path = home / "tables" / "preference_pairs.parquet"
-    code = "import sys, polars as pl; df = pl.read_parquet(sys.argv[1]); print(df.height, df['batch'].n_unique(), sorted(df['split'].unique()))"
-    read = subprocess.run([sys.executable, "-c", code, str(pairs_path)], capture_output=True, text=True, check=True).stdout.split(maxsplit=2)
+    code = (
+        "import sys, polars as pl; df = pl.read_parquet(sys.argv[1]); "
+        "print(df.height, df['batch'].n_unique(), sorted(df['split'].unique()))"
+    )
+    read = subprocess.run([sys.executable, "-c", code, str(pairs_path)], capture_output=True, text=True, check=True)
+    read = read.stdout.split(maxsplit=2)
     assert int(read[0]) > 10 and read[1] == "2"  # 2 batches x 3 prompts x 3 pairs, minus ties
     assert (home / "reports" / "judge_calibration.md").exists()

@@ -84,7 +84,13 @@ def test_init_model_reports_generator_size_and_assist(client, data_root):
 
 @pytest.mark.parametrize(
     ("settings", "field"),
-    [({"steps": 0}, "steps"), ({"generator": "dalle"}, "generator"), ({"ratio": "2:1"}, "ratio"), ({"batch_size": 1}, "batch_size"), ({"cfg": 3}, "cfg")],
+    [
+        ({"steps": 0}, "steps"),
+        ({"generator": "dalle"}, "generator"),
+        ({"ratio": "2:1"}, "ratio"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"cfg": 3}, "cfg"),
+    ],
 )
 def test_init_model_refuses_bad_settings_naming_the_field(client, settings, field):
     reply = client.post("/init_model", json=settings)
@@ -161,7 +167,8 @@ def test_assist_unavailable_shows_no_number(ready):
 def test_assist_scores_come_from_the_given_scorer(data_root):
     with TestClient(create_app(data_root, "alice", scorer=fake_scorer)) as client:
         client.post("/upload_prompts", files={"file": ("prompts.csv", PROMPTS_CSV, "text/csv")})
-        assert client.post("/init_model", json=SMALL).json()["assist"] == {"available": True, "reason": "scorer given at start-up", "name": "fake_scorer"}
+        expected = {"available": True, "reason": "scorer given at start-up", "name": "fake_scorer"}
+        assert client.post("/init_model", json=SMALL).json()["assist"] == expected
         client.post("/get_next_prompt")
         batch = client.post("/generate_batch").json()
         for image in batch["images"]:
@@ -253,7 +260,8 @@ def test_ties_and_all_bad_are_allowed(ready, data_root):
     batch = ready.post("/generate_batch").json()
     seeds = [image["seed"] for image in batch["images"]]
     assert ready.post("/submit_selection", json={"batch_id": batch["batch_id"], "golden_seeds": []}).status_code == 200
-    assert ready.post("/submit_selection", json={"batch_id": batch["batch_id"], "golden_seeds": seeds, "annotator": "bob"}).status_code == 200
+    selection = {"batch_id": batch["batch_id"], "golden_seeds": seeds, "annotator": "bob"}
+    assert ready.post("/submit_selection", json=selection).status_code == 200
     all_bad, all_golden = _log_lines(data_root)
     assert all_bad["golden_seeds"] == [] and all_bad["bad_seeds"] == seeds
     assert all_golden["golden_seeds"] == seeds and all_golden["annotator"] == "bob"
@@ -301,7 +309,8 @@ def test_concurrent_submissions_from_several_annotators_lose_nothing(data_root):
             with httpx.Client(base_url=url, timeout=30) as own:
                 start.wait()
                 for k in range(per_annotator):
-                    reply = own.post("/submit_selection", json={"batch_id": batch["batch_id"], "golden_seeds": seeds[: k % 3], "annotator": who})
+                    selection = {"batch_id": batch["batch_id"], "golden_seeds": seeds[: k % 3], "annotator": who}
+                    reply = own.post("/submit_selection", json=selection)
                     if reply.status_code != 200:
                         errors.append(reply.text)
                     else:
