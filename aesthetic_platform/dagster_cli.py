@@ -140,7 +140,9 @@ def demo(
     console.print(f"done in {time.perf_counter() - started:.1f}s")
     console.rule("next steps")
     console.print(f"browse runs, lineage and MLflow:  aesthetic ui --home {root.root}")
-    console.print(f"read the pairs:                   python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\"")
+    console.print(
+        f"read the pairs:                   python -c \"import polars as pl; print(pl.read_parquet('{root.table('preference_pairs')}'))\""
+    )
     if train:
         console.print(f"score images:                     aesthetic score --home {root.root} --prompt '...' IMAGE.png")
     console.print("more batches (one backfill):      aesthetic materialize --batch b-0002 --batch b-0003")
@@ -156,7 +158,9 @@ def _demo_training_config(epochs: int) -> dict[str, Any]:
         **QUIET_LOGS,
         "ops": {
             **DEMO_SPLIT,
-            "aesthetic_model": {"config": {"model": "tiny", "epochs": epochs, "optimizer": {"tower_lr": 1e-3, "head_lr": 1e-3}, "batch_size": 32}},
+            "aesthetic_model": {
+                "config": {"model": "tiny", "epochs": epochs, "optimizer": {"tower_lr": 1e-3, "head_lr": 1e-3}, "batch_size": 32}
+            },
         },
     }
 

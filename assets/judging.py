@@ -2,7 +2,6 @@
 
 
 import dagster as dg
-from pydantic import Field
 
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
@@ -145,10 +144,16 @@ class PreferencePairsConfig(dg.Config, SplitConfig):
     deps=[judgments],
     kinds={"polars", "parquet"},
     check_specs=[
-        dg.AssetCheckSpec("pairs_schema", asset="preference_pairs", description="The Parquet file reads back with the PreferencePair schema."),
+        dg.AssetCheckSpec(
+            "pairs_schema", asset="preference_pairs", description="The Parquet file reads back with the PreferencePair schema."
+        ),
         dg.AssetCheckSpec("pairs_winner_beats_loser", asset="preference_pairs", description="Every winner's total is above its loser's."),
-        dg.AssetCheckSpec("pairs_no_prompt_in_two_splits", asset="preference_pairs", description="Each prompt hash is in exactly one split."),
-        dg.AssetCheckSpec("pairs_all_ratios_present", asset="preference_pairs", description="All five aspect ratios appear among the pairs' images."),
+        dg.AssetCheckSpec(
+            "pairs_no_prompt_in_two_splits", asset="preference_pairs", description="Each prompt hash is in exactly one split."
+        ),
+        dg.AssetCheckSpec(
+            "pairs_all_ratios_present", asset="preference_pairs", description="All five aspect ratios appear among the pairs' images."
+        ),
     ],
 )
 def preference_pairs(
@@ -178,8 +183,12 @@ def preference_pairs(
         },
         check_results=[
             dg.AssetCheckResult(check_name="pairs_schema", passed=not schema_problem, metadata={"problem": schema_problem}),
-            dg.AssetCheckResult(check_name="pairs_winner_beats_loser", passed=not bad_winners, metadata={"bad_pairs": bad_winners[:MAX_LISTED]}),
-            dg.AssetCheckResult(check_name="pairs_no_prompt_in_two_splits", passed=not leaked, metadata={"leaked_prompt_hashes": leaked[:MAX_LISTED]}),
+            dg.AssetCheckResult(
+                check_name="pairs_winner_beats_loser", passed=not bad_winners, metadata={"bad_pairs": bad_winners[:MAX_LISTED]}
+            ),
+            dg.AssetCheckResult(
+                check_name="pairs_no_prompt_in_two_splits", passed=not leaked, metadata={"leaked_prompt_hashes": leaked[:MAX_LISTED]}
+            ),
             dg.AssetCheckResult(check_name="pairs_all_ratios_present", passed=not missing, metadata={"missing": missing}),
         ],
     )

@@ -44,7 +44,10 @@ def main() -> None:
     args = parser.parse_args()
     config = JudgingConfig(both_orders=False, max_pairs_per_prompt=0)
     results = []
-    with tempfile.TemporaryDirectory(prefix="judge-bench-") as tmp, running_judge_server(JudgeServerState(latency_s=args.latency)) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="judge-bench-") as tmp,
+        running_judge_server(JudgeServerState(latency_s=args.latency)) as server,
+    ):
         root = DataRoot(Path(tmp)).ensure()
         prepare(root, "bench", args.pairs)
         for concurrency in args.concurrency:

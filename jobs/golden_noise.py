@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from aesthetic_platform.workbench.selections import selections_path
 from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.workbench.selections import selections_path
 
 SELECTIONS_INTERVAL_S = 30
 

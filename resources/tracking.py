@@ -8,7 +8,10 @@ from aesthetic_platform.tracking import EXPERIMENT, REGISTERED_MODEL, TrackingCo
 
 
 class MLflowResource(dg.ConfigurableResource):
-    tracking_uri: str = Field(default="", description="MLflow tracking URI (a server); empty = SQLite under the data root. The profiles fill it from $MLFLOW_TRACKING_URI.")
+    tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking URI (a server); empty = SQLite under the data root. The profiles fill it from $MLFLOW_TRACKING_URI.",
+    )
     experiment: str = Field(default=EXPERIMENT, description="Experiment for training runs.")
     registered_model: str = Field(default=REGISTERED_MODEL, description="Registered model name.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI base URL, for links in asset metadata.")

@@ -70,7 +70,9 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path):
 
 def test_jsonl_appends_concurrently_and_skips_torn_tail(tmp_path: Path):
     log = tmp_path / "log.jsonl"
-    threads = [threading.Thread(target=lambda i=i: [append_jsonl(log, {"i": i, "k": k, "pad": "x" * 500}) for k in range(25)]) for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: [append_jsonl(log, {"i": i, "k": k, "pad": "x" * 500}) for k in range(25)]) for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -201,7 +201,9 @@ def _draw_subject(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r
     elif shape == "arc":
         draw.arc((cx - r, cy - r, cx + r, cy + r), start=180, end=360, fill=colour, width=max(2, int(r * 0.2)))
         for side in (-1, 1):
-            draw.rounded_rectangle((cx + side * r - r * 0.25, cy - r * 0.1, cx + side * r + r * 0.25, cy + r * 0.6), radius=r * 0.1, fill=colour)
+            draw.rounded_rectangle(
+                (cx + side * r - r * 0.25, cy - r * 0.1, cx + side * r + r * 0.25, cy + r * 0.6), radius=r * 0.1, fill=colour
+            )
     elif shape == "triangle":
         draw.polygon([(cx, cy - r), (cx - r * 1.2, cy + r * 0.8), (cx + r * 1.2, cy + r * 0.8)], fill=colour)
         draw.polygon([(cx, cy - r), (cx - r * 0.3, cy - r * 0.5), (cx + r * 0.3, cy - r * 0.5)], fill=highlight)

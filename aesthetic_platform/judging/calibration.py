@@ -204,7 +204,9 @@ def calibrate(
         other_judges_rows=len(judgments) - len(own), repeat_calls=repeat_calls, human_calls=human_calls,
     )
     if report.other_judges_rows:
-        report.notes.append(f"{report.other_judges_rows} judgment row(s) come from another judge or prompt version and are not calibrated here.")
+        report.notes.append(
+            f"{report.other_judges_rows} judgment row(s) come from another judge or prompt version and are not calibrated here."
+        )
     if not humans:
         report.notes.append("No human_preferences table yet: agreement with humans is not measured (the workbench builds it).")
     return report

@@ -43,7 +43,9 @@ class JudgingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    both_orders: bool = Field(default=True, description="Judge each pair in both orders; pairs whose winner flips are flagged inconsistent.")
+    both_orders: bool = Field(
+        default=True, description="Judge each pair in both orders; pairs whose winner flips are flagged inconsistent."
+    )
     max_pairs_per_prompt: int = Field(default=0, ge=0, description="0: all pairs among a prompt's candidates; N: a fixed sample of N.")
     max_failure_rate: float = Field(
         default=0.1, ge=0, le=1, description="The run fails above this share of failed calls (after writing what succeeded)."

@@ -172,7 +172,13 @@ def render_batch(
             raise RuntimeError(f"assist scorer {scorer.name} returned {len(scores)} scores for {len(seeds)} images")
     folder = images_dir(root) / check_key("prompt id", prompt.prompt_id) / generator_key(generator)
     images = [
-        JudgedImage(seed=seed, path=str(write_bytes(folder / f"{seed}_{width}x{height}.png", _png(picture))), width=width, height=height, score=score)
+        JudgedImage(
+            seed=seed,
+            path=str(write_bytes(folder / f"{seed}_{width}x{height}.png", _png(picture))),
+            width=width,
+            height=height,
+            score=score,
+        )
         for seed, picture, score in zip(seeds, pictures, scores, strict=True)
     ]
     steps, guidance, scheduler = sampling_params(generator)

@@ -2,8 +2,8 @@ import datetime as dt
 
 import numpy as np
 
-from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, render_markdown, render_plots
 from aesthetic_platform.evaluation.gate import GateConfig, decide
+from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, render_markdown, render_plots
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.config import named_config
 from aesthetic_platform.model.scorer_model import AestheticScorer

@@ -67,7 +67,9 @@ def test_no_prompt_in_two_splits():
     assert not train & test
     assert split_for(text_hash("x"), (0.8, 0.1, 0.1), "a") == split_for(text_hash("x"), (0.8, 0.1, 0.1), "a")
     # the check catches a leak when there is one
-    leaked = frame.with_columns(pl.when(pl.col("pair_id") == frame["pair_id"][0]).then(pl.lit("test")).otherwise(pl.col("split")).alias("split"))
+    leaked = frame.with_columns(
+        pl.when(pl.col("pair_id") == frame["pair_id"][0]).then(pl.lit("test")).otherwise(pl.col("split")).alias("split")
+    )
     if frame["split"][0] != "test":
         assert prompts_in_several_splits(leaked) == [frame["prompt_hash"][0]]
 

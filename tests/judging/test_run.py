@@ -22,7 +22,9 @@ def test_every_fault_type_ends_judged_or_failed_and_a_rerun_only_judges_the_fail
         state.inject(fault)
     run = judge_batch(batch_root, BATCH, local_judge(judge_server))
     assert len(run.rows) == CALLS
-    assert all(state.outcomes[f] >= 1 for f in ("rate_limit", "server_error", "slow", "malformed", "out_of_range", "missing_dimension", "refusal"))
+    assert all(
+        state.outcomes[f] >= 1 for f in ("rate_limit", "server_error", "slow", "malformed", "out_of_range", "missing_dimension", "refusal")
+    )
     assert all(r.status in ("judged", "failed") for r in run.rows)
     assert all(r.scores_a is None and r.winner == "" and r.error for r in run.failed)
     assert all(r.scores_a is not None and r.winner in ("a", "b") for r in run.rows if r.status == "judged")

@@ -1,5 +1,6 @@
 """Training and evaluation as Dagster assets: MLflow run, registered model, report, champion check."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,15 +15,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from aesthetic_platform.assets import ALL_ASSETS
 from aesthetic_platform.paths import DataRoot
-import json
-
 from aesthetic_platform.registry import CHAMPION_INFO, champion_dir, has_champion
+from aesthetic_platform.resources import DataRootResource, MLflowResource, resources_for
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, TrackingConfig
 from aesthetic_platform.training import TrainConfig
-from aesthetic_platform.assets import ALL_ASSETS
-from aesthetic_platform.resources import DataRootResource, MLflowResource, resources_for
 from tests.fixtures.pairs import write_synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[2]

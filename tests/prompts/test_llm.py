@@ -25,10 +25,17 @@ def client_answering(content: str, seen: list | None = None) -> OpenAI:
 
 
 REPLY = json.dumps(
-    {"prompts": [
-        {"text": "A minimalist poster of a perfume bottle, pink and white palette, centered composition", "language": "en", "palette": ["pink", "white"], "layout": "centered"},
-        {"text": "一张国潮风格的海报，主体是一盏灯笼，配色为红色与金色", "language": "zh"},
-    ]}
+    {
+        "prompts": [
+            {
+                "text": "A minimalist poster of a perfume bottle, pink and white palette, centered composition",
+                "language": "en",
+                "palette": ["pink", "white"],
+                "layout": "centered",
+            },
+            {"text": "一张国潮风格的海报，主体是一盏灯笼，配色为红色与金色", "language": "zh"},
+        ]
+    }
 )
 
 

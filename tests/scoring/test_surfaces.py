@@ -57,7 +57,9 @@ def test_cli_score_uses_the_champion_and_explains_when_there_is_none(model_dir, 
     assert missing.returncode == 2 and "no champion model" in missing.stdout
     with champion_swap(data_root, model_dir, {"version": "1"}):
         pass
-    out = subprocess.run([AESTHETIC, "score", str(pngs[0]), "-p", "x", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [AESTHETIC, "score", str(pngs[0]), "-p", "x", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout)["model"].endswith("champion")
 
 

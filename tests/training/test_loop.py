@@ -94,7 +94,11 @@ def test_killed_training_resumes_from_its_checkpoint(data_root, tmp_path):
 def test_ddp_two_cpu_processes_reach_the_same_weights(data_root, tmp_path):
     write_synthetic_pairs(data_root, pairs=16, ratios=("1:1",), splits=("train",))
     config = TrainConfig(
-        epochs=2, batch_size=8, overrides=ModelOverrides(head_dropout=0.0, tower_dropout=0.0), optimizer=OptimizerConfig(warmup_steps=0), seed=3
+        epochs=2,
+        batch_size=8,
+        overrides=ModelOverrides(head_dropout=0.0, tower_dropout=0.0),
+        optimizer=OptimizerConfig(warmup_steps=0),
+        seed=3,
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single_root, ddp_root = tmp_path / "single", tmp_path / "ddp"

@@ -10,7 +10,10 @@ import polars as pl
 import pytest
 import torch
 
+from aesthetic_platform.assets.golden_noise import golden_noise_analysis, human_preferences
+from aesthetic_platform.jobs.golden_noise import workbench_selections_sensor
 from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.workbench.noise import (
     FEATURES,
     LatentGeometry,
@@ -34,9 +37,6 @@ from aesthetic_platform.workbench.selections import (
     selections_path,
     utc_now,
 )
-from aesthetic_platform.assets.golden_noise import golden_noise_analysis, human_preferences
-from aesthetic_platform.jobs.golden_noise import workbench_selections_sensor
-from aesthetic_platform.resources import DataRootResource
 from tests.fixtures.tiny_diffusers import tiny_flux_pipeline
 
 #: fast but still meaningful settings for the selector's significance machinery
