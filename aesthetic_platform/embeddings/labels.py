@@ -1,7 +1,8 @@
 """Multi-annotator labels: append-only rows, effective labels, consensus, review queue, agreement.
 
 - **Effective label**: the latest label per (item, task, annotator); a change of mind is a new
-  row, never an update (ties in ``created_at`` go to the row written last).
+  row, never an update (ties in ``created_at`` go to the row written last); an undo appends the
+  previous label again, or a ``RETRACTED`` row when there was none.
 - **Consensus** per (item, task): the label of a strict majority of the annotators' effective
   labels; ``None`` on a tie. ``agreement`` = share of annotators behind the most common label.
 - **Review queue**: items whose annotators do not all agree (ties first, then lowest agreement,
@@ -32,6 +33,8 @@ from aesthetic_platform.embeddings import db
 from aesthetic_platform.embeddings.store import Store, as_of
 
 LABEL_FIELDS = ("item", "task", "annotator", "label", "created_at")
+#: A row with this label withdraws the annotator's label of that item (the labelling tab's undo); rows are never deleted.
+RETRACTED = "(retracted)"
 _NAME = r"^[^\s].{0,99}$"
 
 
@@ -130,7 +133,7 @@ def label_history(store: Store, task: str | None = None) -> list[EffectiveLabel]
 
 
 def effective_labels(store: Store, task: str | None = None, items: Sequence[str] | None = None) -> list[EffectiveLabel]:
-    """The latest label per (item, task, annotator), in one statement (a window function)."""
+    """The latest label per (item, task, annotator), in one statement (a window function); a latest ``RETRACTED`` means none."""
     t = db.labels
     rank = sa.func.row_number().over(
         partition_by=(t.c.item_sha256, t.c.task, t.c.annotator), order_by=(t.c.created_at.desc(), t.c.id.desc())
@@ -145,7 +148,7 @@ def effective_labels(store: Store, task: str | None = None, items: Sequence[str]
         .order_by(sub.c.task, sub.c.item_sha256, sub.c.annotator)
     )
     with store.engine.connect() as conn:
-        rows = [EffectiveLabel(i, k, a, lab, as_of(c)) for i, k, a, lab, c in conn.execute(stmt)]
+        rows = [EffectiveLabel(i, k, a, lab, as_of(c)) for i, k, a, lab, c in conn.execute(stmt) if lab != RETRACTED]
     if items is not None:
         wanted = set(items)
         rows = [r for r in rows if r.item in wanted]

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
+from aesthetic_platform.embeddings.labelling import labelling_router
 from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.prompts import PromptFileError
@@ -123,6 +124,7 @@ def create_app(
     app = FastAPI(title="aesthetic_platform golden-seed workbench", version="1", lifespan=lifespan)
     app.state.workbench = bench
     app.mount("/static", StaticFiles(directory=_static_dir()), name="static")
+    app.include_router(labelling_router(root))  # the Labels tab: multi-annotator labels in the embedding and label store
 
     @app.exception_handler(WorkbenchError)
     async def _refused(_: Request, exc: WorkbenchError) -> JSONResponse:
