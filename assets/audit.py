@@ -6,7 +6,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
-from aesthetic_platform.audit import AuditConfig, audit_batch, flagged_share, load_audit, load_image_classifier
+from aesthetic_platform.audit import AuditConfig, audit_batch, check_flagged_share, earlier_shares, flagged_share, load_image_classifier
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.moderation import ModerationResource
 
@@ -15,17 +15,6 @@ MAX_LISTED = 20
 
 class ContentAuditConfig(dg.Config, AuditConfig):
     """``AuditConfig`` on the launchpad (same fields, same defaults)."""
-
-
-def earlier_share(root, batches: list[str]) -> float | None:
-    """Mean flagged share over the audit tables of every other batch; None when there is none."""
-    shares = []
-    for path in root.batch_tables("content_audit"):
-        if path.stem not in batches:
-            rows = load_audit(root, path.stem)
-            if rows:
-                shares.append(flagged_share(rows))
-    return sum(shares) / len(shares) if shares else None
 
 
 @dg.asset(
@@ -53,7 +42,7 @@ def content_audit(
         settings = settings.model_copy(update={"moderation": True})
     client = moderation.client(settings.score_thresholds) if settings.moderation or settings.moderate_images else None
     classifier = load_image_classifier(settings.image_classifier)
-    baseline = earlier_share(root, list(context.partition_keys))
+    earlier = earlier_shares(root, list(context.partition_keys))
     runs = []
     for batch in context.partition_keys:
         run = audit_batch(root, batch, settings, client, classifier)
@@ -63,9 +52,7 @@ def content_audit(
             f"{run.moderation_calls} moderation calls, {run.reused} reused -> {run.path}"
         )
     rows = [r for run in runs for r in run.rows]
-    share = flagged_share(rows)
-    jump = share - baseline if baseline is not None else 0.0
-    passed = share <= settings.max_flagged_share and jump <= settings.max_flagged_jump
+    check = check_flagged_share(flagged_share(rows), earlier, settings)
     flagged = [r for r in rows if r.status == "flagged"]
     unaudited = [r for r in rows if r.status == "unaudited"]
     return dg.MaterializeResult(
@@ -73,7 +60,7 @@ def content_audit(
             "items": len(rows),
             "flagged": len(flagged),
             "unaudited": len(unaudited),
-            "flagged_share": share,
+            "flagged_share": check.share,
             "categories": dict(Counter(c for r in flagged for c in r.categories)),
             "flagged_items": [f"{r.kind} {r.item_id}: {r.reason[:160]}" for r in flagged[:MAX_LISTED]],
             "unaudited_items": [f"{r.kind} {r.item_id}: {r.error[:160]}" for r in unaudited[:MAX_LISTED]],
@@ -85,10 +72,10 @@ def content_audit(
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="content_audit_flagged_share", passed=passed,
+                check_name="content_audit_flagged_share", passed=check.passed,
                 metadata={
-                    "flagged_share": share, "max_flagged_share": settings.max_flagged_share,
-                    "earlier_batches_share": baseline if baseline is not None else -1.0, "jump": jump,
+                    "flagged_share": check.share, "max_flagged_share": settings.max_flagged_share,
+                    "earlier_batches_share": check.baseline if check.baseline is not None else -1.0, "jump": check.jump,
                     "max_flagged_jump": settings.max_flagged_jump,
                 },
             )

@@ -9,7 +9,17 @@ from aesthetic_platform.audit.config import DEFAULT_MODERATION_MODEL, AuditConfi
 from aesthetic_platform.audit.images import NO_IMAGE_MODEL, ImageSafetyClassifier, ImageVerdict, load_image_classifier
 from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
 from aesthetic_platform.audit.rules import RuleHit, TermRules, builtin_terms, normalize
-from aesthetic_platform.audit.run import AuditRun, audit_batch, excluded_candidates, flagged_share, load_audit, prompt_text
+from aesthetic_platform.audit.run import (
+    AuditRun,
+    ShareCheck,
+    audit_batch,
+    check_flagged_share,
+    earlier_shares,
+    excluded_candidates,
+    flagged_share,
+    load_audit,
+    prompt_text,
+)
 
 __all__ = [
     "DEFAULT_MODERATION_MODEL",
@@ -21,10 +31,13 @@ __all__ = [
     "ModerationClient",
     "ModerationOutcome",
     "RuleHit",
+    "ShareCheck",
     "TermRules",
     "UnauditedPolicy",
     "audit_batch",
     "builtin_terms",
+    "check_flagged_share",
+    "earlier_shares",
     "excluded_candidates",
     "flagged_share",
     "load_audit",

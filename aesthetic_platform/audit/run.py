@@ -76,6 +76,30 @@ def flagged_share(rows: Sequence[ContentAudit]) -> float:
     return sum(r.status == "flagged" for r in rows) / len(rows) if rows else 0.0
 
 
+@dataclass(frozen=True)
+class ShareCheck:
+    passed: bool
+    share: float
+    baseline: float | None  # mean share of earlier batches; None when there are none
+    jump: float
+
+
+def check_flagged_share(share: float, earlier: Sequence[float], config: AuditConfig) -> ShareCheck:
+    """Fails above ``max_flagged_share``, or more than ``max_flagged_jump`` above the mean of ``earlier`` batch shares."""
+    baseline = sum(earlier) / len(earlier) if earlier else None
+    jump = share - baseline if baseline is not None else 0.0
+    return ShareCheck(share <= config.max_flagged_share and jump <= config.max_flagged_jump, share, baseline, jump)
+
+
+def earlier_shares(root: DataRoot, exclude: Sequence[str]) -> list[float]:
+    """Flagged share of every audited batch not in ``exclude``."""
+    shares = []
+    for path in root.batch_tables(TABLE):
+        if path.stem not in exclude and (rows := load_audit(root, path.stem)):
+            shares.append(flagged_share(rows))
+    return shares
+
+
 def _config_hash(config: AuditConfig, rules: TermRules | None, moderation: ModerationClient | None, classifier: str) -> str:
     settings = {
         "rules": rules.fingerprint() if rules else None,

@@ -50,16 +50,6 @@ def test_content_audit_asset_and_its_flagged_share_check(data_root):
         assert not _check(strict).passed and _check(strict).metadata["earlier_batches_share"].value == (1 / 12 + 3 / 12) / 2
 
 
-def test_a_jump_above_earlier_batches_fails_the_check(data_root):
-    make_audit_batch(data_root, "b1", ["A calm river poster", "A bright orchard poster", "极简风格的山脉海报"])
-    make_audit_batch(data_root, "b2", ["A calm river poster", "A bloodbath festival flyer", "极简风格的山脉海报"])
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(prompt_batch.name, ["b1", "b2"])
-        assert _check(_run(instance, data_root, "b1")).passed
-        jumped = _check(_run(instance, data_root, "b2"))  # 1/9 is under max_flagged_share but 0.11 above b1's 0
-        assert not jumped.passed and jumped.metadata["jump"].value > 0.1 and jumped.metadata["flagged_share"].value < 0.2
-
-
 def test_moderation_resource_switches_the_endpoint_on(data_root, moderation_server):
     make_audit_batch(data_root, "b1", TEXTS)
     with dg.instance_for_test() as instance:

@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from aesthetic_platform.audit import NO_IMAGE_MODEL, AuditConfig, ImageVerdict, audit_batch, excluded_candidates, load_audit
+from aesthetic_platform.audit import (
+    NO_IMAGE_MODEL,
+    AuditConfig,
+    ImageVerdict,
+    audit_batch,
+    check_flagged_share,
+    earlier_shares,
+    excluded_candidates,
+    load_audit,
+)
 from aesthetic_platform.generation import load_manifest
 from aesthetic_platform.schemas import CONTENT_AUDIT
 from tests.audit.conftest import client_for, make_audit_batch
@@ -112,3 +121,21 @@ def test_the_image_classifier_plug_point(data_root):
     assert again.reused == 12  # same classifier, same bytes: the verdicts are reused, the classifier is not asked
     broken = audit_batch(data_root, "b1", AuditConfig(), image_classifier=_RedFlagger(fail=True, name="image:test-safety-v2"))
     assert all(r.status == "unaudited" and "classifier weights missing" in r.error for r in broken.rows if r.kind == "image")
+
+
+def test_flagged_share_check_absolute_and_jump():
+    config = AuditConfig(max_flagged_share=0.2, max_flagged_jump=0.1)
+    assert check_flagged_share(0.15, [], config).passed  # no history: only the absolute threshold
+    assert not check_flagged_share(0.25, [], config).passed
+    jumped = check_flagged_share(0.15, [0.0, 0.02], config)  # under 0.2, but 0.14 above the mean of earlier batches
+    assert not jumped.passed and jumped.baseline == pytest.approx(0.01) and jumped.jump == pytest.approx(0.14)
+    assert check_flagged_share(0.15, [0.1], config).passed
+
+
+def test_earlier_shares_read_the_other_batches(data_root):
+    make_audit_batch(data_root, "b1", ["A calm river poster", "A gory poster"], per_prompt=2)
+    make_audit_batch(data_root, "b2", ["A calm river poster", "A bright orchard poster"], per_prompt=2)
+    audit_batch(data_root, "b1", AuditConfig())
+    audit_batch(data_root, "b2", AuditConfig())
+    assert earlier_shares(data_root, ["b2"]) == [pytest.approx(1 / 6)]
+    assert sorted(earlier_shares(data_root, [])) == [0.0, pytest.approx(1 / 6)]
