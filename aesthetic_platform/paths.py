@@ -104,6 +104,11 @@ class DataRoot:
         return self.uploads / f"{check_key('batch', batch)}{suffix}"
 
     @property
+    def classifier_sweeps(self) -> Path:
+        """Classifier sweep requests waiting for the sweep sensor (``submitted/`` once their runs are queued)."""
+        return self.root / "sweeps"
+
+    @property
     def db_dir(self) -> Path:
         """The embedding and label store's SQLite database (when ``AESTHETIC_DB_URL`` names no server)."""
         return self.root / "db"

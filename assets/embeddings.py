@@ -7,7 +7,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
-from aesthetic_platform.embeddings.classifier import ClassifierSettings, labelled_vectors, train_classifier
+from aesthetic_platform.embeddings.classifier import ClassifierJobSettings, ClassifierSettings, labelled_vectors, train_classifier
 from aesthetic_platform.embeddings.config import ImageEmbeddingSettings, PromptEmbeddingSettings
 from aesthetic_platform.embeddings.embedders import embedder_from_settings, image_item, text_item
 from aesthetic_platform.embeddings.flow import EmbedReport, embed_missing
@@ -162,8 +162,8 @@ def label_review_queue(data_root: DataRootResource) -> dg.MaterializeResult:
     )
 
 
-class EmbeddingClassifierConfig(dg.Config, ClassifierSettings):
-    """The launchpad form of ``ClassifierSettings`` (same fields, same defaults)."""
+class EmbeddingClassifierConfig(dg.Config, ClassifierJobSettings):
+    """The launchpad form of ``ClassifierJobSettings`` (same fields, same defaults)."""
 
 
 @dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"pytorch", "mlflow"})
@@ -185,7 +185,7 @@ def embedding_classifier(
     context.log.info(f"{len(data.hashes)} labelled items of {settings.task!r} with {data.model_id} vectors")
     result = train_classifier(data, settings, on_epoch=lambda e, m: context.log.debug(f"epoch {e}: {m}"))
     tracking = TrackingConfig.for_root(root, mlflow_tracking.tracking_uri or None, EXPERIMENT)
-    logged = log_classifier(result, tracking, tags={"dagster.run_id": context.run_id})
+    logged = log_classifier(result, tracking, tags={"dagster.run_id": context.run_id}, parent_run_id=config.mlflow_parent_run_id)
     return dg.MaterializeResult(
         metadata={
             "task": settings.task,

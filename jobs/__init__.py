@@ -7,6 +7,7 @@ from aesthetic_platform.jobs.chains import (
     train_and_evaluate_job,
     weekly_retrain_schedule,
 )
+from aesthetic_platform.jobs.embeddings import classifier_sweep_sensor, embedding_classifier_job
 from aesthetic_platform.jobs.golden_noise import golden_noise_job, workbench_selections_sensor
 from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
 from aesthetic_platform.jobs.ingest import crawl_job, incremental_crawl_schedule
@@ -16,3 +17,5 @@ ALL_SCHEDULES = [weekly_retrain_schedule]
 ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor]
 ALL_JOBS += [crawl_job]
 ALL_SCHEDULES += [incremental_crawl_schedule]
+ALL_JOBS += [embedding_classifier_job]
+ALL_SENSORS += [classifier_sweep_sensor]

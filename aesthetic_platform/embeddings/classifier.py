@@ -46,6 +46,12 @@ class ClassifierSettings(BaseModel):
     seed: int = Field(default=0, description="Seed of the split, the initialisation and the batch order.")
 
 
+class ClassifierJobSettings(ClassifierSettings):
+    """A training run: the classifier's knobs, and the MLflow run it belongs to when it is part of a sweep."""
+
+    mlflow_parent_run_id: str = Field(default="", description="MLflow parent run of a sweep; empty for a single run.")
+
+
 class ClassifierError(ValueError):
     """The labelled set cannot train a classifier (too few items or classes)."""
 

@@ -17,6 +17,8 @@ db_app = typer.Typer(help="The embedding and label store's database.", no_args_i
 labels_app = typer.Typer(help="Multi-annotator labels: import, export, review queue, agreement.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(labels_app, name="labels")
+classifier_app = typer.Typer(help="Classifiers on cached embeddings.", no_args_is_help=True)
+app.add_typer(classifier_app, name="classifier")
 console = Console()
 
 HomeOption = Annotated[
@@ -163,3 +165,26 @@ def similar(
     for row in rows:
         table.add_row(str(row["rank"]), f"{row['similarity']:.4f}", row["sha256"][:12], row["path"] or "")
     console.print(table)
+
+
+@classifier_app.command("sweep")
+def classifier_sweep(
+    task: Annotated[str, typer.Option("--task", help="Label task to learn.")],
+    grid: Annotated[list[str], typer.Option("--grid", help="NAME=V1,V2: values to try for one classifier setting (repeatable).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE: a setting for every run (repeatable).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Request a grid sweep: the classifier_sweep_sensor queues one embedding_classifier run per grid point."""
+    from pydantic import ValidationError
+
+    from aesthetic_platform.embeddings.classifier import ClassifierSettings
+    from aesthetic_platform.embeddings.sweep import new_sweep, parse_grid, submit_sweep
+
+    try:
+        base_values = {k: v[0] for k, v in parse_grid(set_ or []).items()}
+        spec = new_sweep(ClassifierSettings.model_validate({**base_values, "task": task}), parse_grid(grid))
+    except (ValueError, ValidationError) as exc:
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    path = submit_sweep(DataRoot.from_env(home), spec)
+    console.print(f"sweep {spec.sweep_id}: {len(spec.configs())} runs requested -> {path} (queued by classifier_sweep_sensor)")

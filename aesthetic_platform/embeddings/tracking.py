@@ -35,13 +35,24 @@ class EmbeddingClassifierPyfunc(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(self.classifier.predict_proba(X), columns=self.classifier.classes)
 
 
+def start_sweep_run(tracking: Any, sweep_id: str, task: str, configs: int, grid: dict[str, list]) -> str:
+    """The parent run of a sweep (ended at once; children name it as ``mlflow.parentRunId``); returns its id."""
+    experiment_id = tracking.activate()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"sweep {sweep_id}", tags={"task": task, "sweep": sweep_id}) as run:
+        params = {"sweep_id": sweep_id, "task": task, "configs": configs}
+        mlflow.log_params({**params, **{f"grid.{k}": ",".join(map(str, v)) for k, v in grid.items()}})
+    return run.info.run_id
+
+
 def log_classifier(
-    result: ClassifierResult, tracking: Any, registered_model: str = "", tags: dict[str, str] | None = None
+    result: ClassifierResult, tracking: Any, registered_model: str = "", tags: dict[str, str] | None = None, parent_run_id: str = ""
 ) -> dict[str, str]:
-    """One MLflow run (in ``tracking``'s store, a ``TrackingConfig``) with everything; returns run id, experiment id, version."""
+    """One MLflow run (in ``tracking``'s store, a ``TrackingConfig``) with everything; returns run id, experiment id, version.
+    With ``parent_run_id`` it is a child run of that sweep."""
     experiment_id = tracking.activate()
     registered_model = registered_model or registered_name(result.settings.task)
-    with mlflow.start_run(experiment_id=experiment_id, tags={"task": result.settings.task, **(tags or {})}) as run:
+    run_tags = {"task": result.settings.task, **(tags or {}), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
         params = {**result.settings.model_dump(), "embedding_model": result.model_id, "classes": ",".join(result.classes),
                   "positive": result.positive or "", **{f"{k}_items": v for k, v in result.split_sizes.items()}}
         mlflow.log_params(params)

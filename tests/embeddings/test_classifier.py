@@ -108,3 +108,45 @@ def test_classifier_asset_tracks_and_registers_in_mlflow(demo_store, tmp_path: P
     vectors = store.get_many(data.model_id, data.hashes[:5])
     probs = model.predict(pd.DataFrame({"embedding": [vectors[h].tolist() for h in data.hashes[:5]]}))
     assert list(probs.columns) == meta["classes"] and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_sweep_queues_one_run_per_grid_point_as_mlflow_children(demo_store, tmp_path: Path) -> None:
+    import dagster as dg
+    import mlflow
+    from typer.testing import CliRunner
+
+    from aesthetic_platform.assets.embeddings import embedding_classifier
+    from aesthetic_platform.cli import app
+    from aesthetic_platform.jobs.embeddings import SWEEP_TAG, classifier_sweep_sensor
+    from aesthetic_platform.resources import DataRootResource, EmbeddingStoreResource, MLflowResource
+
+    _, folder = demo_store
+    home = tmp_path / "home"
+    runner = CliRunner()
+    bad = runner.invoke(app, ["classifier", "sweep", "--task", "food_or_drink", "--grid", "heads=mlp", "--home", str(home)])
+    assert bad.exit_code == 2 and "unknown classifier settings in the grid: heads" in bad.output
+    ok = runner.invoke(app, ["classifier", "sweep", "--task", "food_or_drink", "--grid", "head=logistic,mlp",
+                             "--grid", "learning_rate=0.01,0.003", "--set", "epochs=30", "--home", str(home)])
+    assert ok.exit_code == 0 and "4 runs requested" in ok.output, ok.output
+    resources = {"data_root": DataRootResource(home=str(home)), "mlflow_tracking": MLflowResource()}
+    with dg.instance_for_test() as instance:
+        result = classifier_sweep_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        requests = result.run_requests
+        assert len(requests) == 4 and len({r.run_key for r in requests}) == 4
+        configs = [r.run_config["ops"]["embedding_classifier"]["config"] for r in requests]
+        grid = sorted((c["head"], c["learning_rate"]) for c in configs)
+        assert grid == [("logistic", 0.003), ("logistic", 0.01), ("mlp", 0.003), ("mlp", 0.01)]
+        assert all(c["epochs"] == 30 and c["task"] == "food_or_drink" for c in configs)
+        parent = configs[0]["mlflow_parent_run_id"]
+        assert parent and all(c["mlflow_parent_run_id"] == parent for c in configs)
+        assert mlflow.get_run(parent).data.params["configs"] == "4"
+        again = classifier_sweep_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [r.run_key for r in again.run_requests] == [r.run_key for r in requests]  # no run yet: asked again, same keys
+        assert again.run_requests[0].run_config["ops"]["embedding_classifier"]["config"]["mlflow_parent_run_id"] == parent
+
+        child = dg.materialize([embedding_classifier], instance=instance, run_config=requests[0].run_config, tags=requests[0].tags,
+                               resources={**resources, "embedding_store": EmbeddingStoreResource(db_url=f"sqlite:///{folder}/store.db")})
+        assert child.success
+        run_id = child.asset_materializations_for_node("embedding_classifier")[0].metadata["mlflow_run_id"].value
+        assert mlflow.get_run(run_id).data.tags["mlflow.parentRunId"] == parent
+        assert instance.get_runs_count(dg.RunsFilter(tags={SWEEP_TAG: requests[0].tags[SWEEP_TAG]})) == 1
