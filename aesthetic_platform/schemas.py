@@ -210,6 +210,8 @@ REFERENCE_IMAGES = Table("reference_images", ReferenceImage)
 
 AuditStatus = Literal["passed", "flagged", "unaudited"]
 AuditKind = Literal["prompt", "image"]
+#: What judging does with an unaudited item (its auditor failed): leave it out, or judge it anyway.
+UnauditedPolicy = Literal["skip", "include"]
 
 
 class ContentAudit(_Row):
@@ -229,6 +231,7 @@ class ContentAudit(_Row):
     error: str = ""
     attempts: int = Field(default=0, ge=0, description="HTTP attempts of the moderation call (0: no call)")
     config_hash: str = Field(description="hash of the audit settings that produced the row")
+    unaudited_policy: UnauditedPolicy = Field(default="skip", description="the policy judging applies to unaudited items of this audit")
     audited_at: dt.datetime
 
 

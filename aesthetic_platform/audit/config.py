@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-#: What judging does with an item whose audit failed (moderation outage): leave it out, or judge it anyway.
-UnauditedPolicy = Literal["skip", "include"]
+from aesthetic_platform.schemas import UnauditedPolicy
+
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
@@ -16,7 +14,9 @@ class AuditConfig(BaseModel):
 
     ``unaudited_policy`` is the documented choice for a moderation outage: the audit
     never marks an item ``passed`` when its auditor failed; it marks it ``unaudited``
-    with the error, and judging then ``skip``s it (default) or ``include``s it.
+    with the error, records this policy with the batch's audit, and judging then
+    ``skip``s it (default) or ``include``s it (``excluded_candidates`` reads the
+    recorded policy unless the caller names one).
     """
 
     rules: bool = Field(default=True, description="Screen prompts with the term rules (offline, no endpoint).")

@@ -146,7 +146,7 @@ def audit_batch(
     def reusable(kind: str, item_id: str, content_hash: str) -> ContentAudit | None:
         old = previous.get((kind, item_id))
         if old and old.content_hash == content_hash and old.config_hash == config_hash and old.status != "unaudited":
-            return old
+            return old.model_copy(update={"unaudited_policy": config.unaudited_policy})
         return None
 
     # --- prompts ------------------------------------------------------------------------
@@ -174,6 +174,7 @@ def audit_batch(
             categories=categories, reason=reason, rule_hits=[h.label() for h in hits],
             scores_json=json.dumps(outcome.scores if outcome else {}, sort_keys=True), auditor=auditor or "none", error=error,
             attempts=outcome.attempts if outcome else 0, config_hash=config_hash, audited_at=now,
+            unaudited_policy=config.unaudited_policy,
         )
 
     # --- images -------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def audit_batch(
             calls += 1
         rows[("image", candidate.image_id)] = _image_row(
             batch, candidate, verdict, verdict_error, classifier_name, outcome, moderation, config_hash, now
-        )
+        ).model_copy(update={"unaudited_policy": config.unaudited_policy})
     ordered = [rows[("prompt", p.prompt_id)] for p in prompts] + [rows[("image", c.image_id)] for c in candidates]
     path = CONTENT_AUDIT.write(ordered, root.table(TABLE, batch))
     reused = sum(r.audited_at != now for r in ordered)
@@ -244,20 +245,24 @@ def _image_row(
     )
 
 
-def excluded_candidates(root: DataRoot, batch: str, policy: UnauditedPolicy = "skip") -> dict[str, str]:
+def excluded_candidates(root: DataRoot, batch: str, policy: UnauditedPolicy | None = None) -> dict[str, str]:
     """``{image_id: reason}`` of the batch's candidate images that judging must leave out.
 
     Flagged prompts and images are always excluded. Unaudited ones (the auditor failed),
     and candidates the audit table does not cover (or covers for other bytes), are
-    excluded under ``policy='skip'`` and judged under ``policy='include'``. Raises
-    ``FileNotFoundError`` when the batch has no audit at all: judging never proceeds
-    as if content had been screened when it was not.
+    excluded under ``policy='skip'`` and judged under ``policy='include'``; ``None``
+    applies the policy recorded with the batch's audit (``AuditConfig.unaudited_policy``,
+    'skip' if its rows disagree). Raises ``FileNotFoundError`` when the batch has no
+    audit at all: judging never proceeds as if content had been screened when it was not.
     """
     from aesthetic_platform.generation import load_manifest  # deferred: generation loads diffusers
 
+    audit = load_audit(root, batch)
+    if policy is None:
+        recorded = {r.unaudited_policy for r in audit}
+        policy = recorded.pop() if len(recorded) == 1 else "skip"
     if policy not in ("skip", "include"):
         raise ValueError(f"unaudited policy must be 'skip' or 'include', not {policy!r}")
-    audit = load_audit(root, batch)
     prompts = {r.item_id: r for r in audit if r.kind == "prompt"}
     images = {r.item_id: r for r in audit if r.kind == "image"}
     excluded: dict[str, str] = {}

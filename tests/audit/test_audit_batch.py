@@ -69,6 +69,7 @@ def test_a_moderation_outage_marks_items_unaudited_and_the_policy_decides(data_r
 
     skip = excluded_candidates(data_root, "b1", "skip")
     include = excluded_candidates(data_root, "b1", "include")
+    assert excluded_candidates(data_root, "b1") == skip and {r.unaudited_policy for r in run.rows} == {"skip"}
     assert len(skip) == 8 and any("unaudited (policy skip)" in r for r in skip.values())
     flagged_images = {c.image_id for c in load_manifest(data_root, "b1") if c.prompt_id == specs[2].prompt_id}
     assert set(include) == flagged_images  # 'include' judges unaudited items, never flagged ones
@@ -80,8 +81,10 @@ def test_a_moderation_outage_marks_items_unaudited_and_the_policy_decides(data_r
     assert again.count("unaudited") == 0 and again.reused == 1  # the rule-flagged prompt
     assert moderation_server.state.requests - before == 1 + 8  # one text request (3 prompts) + one per image
     assert len(moderation_server.state.inputs[before]) == 3
-    third = audit_batch(data_root, "b1", AuditConfig(moderation=True, moderate_images=True), client_for(moderation_server))
-    assert third.reused == 12 and third.moderation_calls == 0
+    include = AuditConfig(moderation=True, moderate_images=True, unaudited_policy="include")
+    third = audit_batch(data_root, "b1", include, client_for(moderation_server))
+    assert third.reused == 12 and third.moderation_calls == 0  # the policy is not part of what was audited
+    assert {r.unaudited_policy for r in load_audit(data_root, "b1")} == {"include"}
 
 
 def test_missing_or_stale_audits_are_not_passed(data_root):
@@ -94,7 +97,10 @@ def test_missing_or_stale_audits_are_not_passed(data_root):
     CONTENT_AUDIT.write(stale, data_root.table("content_audit", "b1"))
     skipped = excluded_candidates(data_root, "b1", "skip")
     assert any("not audited" in r for r in skipped.values())
+    assert excluded_candidates(data_root, "b1") == skipped  # the recorded policy: AuditConfig's default, 'skip'
     assert not any("not audited" in r for r in excluded_candidates(data_root, "b1", "include").values())
+    CONTENT_AUDIT.write([r.model_copy(update={"unaudited_policy": "include"}) for r in stale], data_root.table("content_audit", "b1"))
+    assert not any("not audited" in r for r in excluded_candidates(data_root, "b1").values())
     with pytest.raises(ValueError, match="policy"):
         excluded_candidates(data_root, "b1", "maybe")
 
