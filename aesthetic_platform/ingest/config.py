@@ -28,7 +28,9 @@ class CrawlConfig(BaseModel):
     user_agent: str = Field(
         default=DEFAULT_USER_AGENT, description="User-Agent header; also the name robots.txt groups are matched against."
     )
-    proxy: str = Field(default="", description="HTTP(S) proxy URL for every request, e.g. http://127.0.0.1:3128; '' for none.")
+    proxy: str = Field(
+        default="", description="HTTP(S) proxy URL for every request, e.g. http://127.0.0.1:3128; '' for none (proxy env vars are ignored)."
+    )
     connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
     read_timeout_s: float = Field(default=20.0, gt=0, description="Seconds to wait for any byte of a response.")
     request_deadline_s: float = Field(default=60.0, gt=0, description="Seconds for one whole request, body included (stops slow trickles).")
