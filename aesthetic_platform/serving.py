@@ -17,8 +17,8 @@ Bad input is answered with a 4xx and a JSON body ``{"detail": ..., "field": ...,
 
 from __future__ import annotations
 
-import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -148,7 +148,7 @@ def create_app(scorer: ScoringModel, model_info: dict[str, Any], limits: Request
         form_limits={"max_files": limits.max_files, "max_fields": limits.max_files + 2},
     )
     app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
-    one_at_a_time = asyncio.Semaphore(1)
+    one_at_a_time = threading.Lock()  # decode and score one request at a time: memory stays within one budget
 
     @app.exception_handler(RequestRefused)
     async def _refused(_: Request, exc: RequestRefused) -> JSONResponse:
@@ -171,8 +171,7 @@ def create_app(scorer: ScoringModel, model_info: dict[str, Any], limits: Request
             texts = scorer.check_prompts(prompts_for(prompt, len(files)))
         except ValueError as exc:
             raise RequestRefused(422, str(exc), field="prompt", index=getattr(exc, "index", None)) from None
-        async with one_at_a_time:
-            scores = await run_in_threadpool(_decode_and_score, scorer, files, names, texts, limits)
+        scores = await run_in_threadpool(_decode_and_score, scorer, files, names, texts, limits, one_at_a_time)
         results = [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]
         body: dict[str, Any] = {"model": model_info, "results": results}
         if best_of:
@@ -188,9 +187,15 @@ def _refuse_image(exc: ImageInputError, index: int, name: str) -> RequestRefused
 
 
 def _decode_and_score(
-    scorer: ScoringModel, files: list[UploadFile], names: list[str], texts: list[str], limits: RequestLimits
+    scorer: ScoringModel,
+    files: list[UploadFile],
+    names: list[str],
+    texts: list[str],
+    limits: RequestLimits,
+    one_at_a_time: threading.Lock,
 ) -> list[dict[str, float]]:
-    """Headers first (every file, and the request's total pixels), then decode one file at a time, reduced at once."""
+    """Headers first (every file, and the request's total pixels; no lock, nothing decoded), then under the lock
+    decode one file at a time, reduced at once, and score."""
     total = 0
     for index, (upload, name) in enumerate(zip(files, names, strict=True)):
         try:
@@ -202,18 +207,19 @@ def _decode_and_score(
         raise RequestRefused(
             413, f"the images hold {total:,} pixels together; the limit is {limits.max_total_pixels:,} per request", field="files"
         )
-    images: list[Image.Image] = []
-    for index, (upload, name) in enumerate(zip(files, names, strict=True)):
+    with one_at_a_time:
+        images: list[Image.Image] = []
+        for index, (upload, name) in enumerate(zip(files, names, strict=True)):
+            try:
+                images.append(load_image(upload.file, name=name, fit_pixels=scorer.input_pixels, max_pixels=limits.max_image_pixels))
+            except ImageInputError as exc:
+                raise _refuse_image(exc, index, name) from None
+            finally:
+                upload.file.close()  # the spooled upload is not needed once its reduced pixels are in memory
         try:
-            images.append(load_image(upload.file, name=name, fit_pixels=scorer.input_pixels, max_pixels=limits.max_image_pixels))
+            return scorer.score(images, texts)
         except ImageInputError as exc:
-            raise _refuse_image(exc, index, name) from None
-        finally:
-            upload.file.close()  # the spooled upload is not needed once its reduced pixels are in memory
-    try:
-        return scorer.score(images, texts)
-    except ImageInputError as exc:
-        index = exc.index if exc.index is not None else 0
-        raise _refuse_image(exc, index, names[index]) from None
-    except ValueError as exc:
-        raise RequestRefused(422, str(exc), field="prompt", index=getattr(exc, "index", None)) from None
+            index = exc.index if exc.index is not None else 0
+            raise _refuse_image(exc, index, names[index]) from None
+        except ValueError as exc:
+            raise RequestRefused(422, str(exc), field="prompt", index=getattr(exc, "index", None)) from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import time
 
 import httpx
 import numpy as np
@@ -135,3 +137,34 @@ def test_http_and_python_give_the_same_scores_for_a_large_image(client, scorer):
 def test_health_publishes_the_limits(client):
     limits = client.get("/health").json()["limits"]
     assert limits == {"max_files": 4, "max_request_bytes": 2_000_000, "max_image_pixels": 4_000_000, "max_total_pixels": 6_000_000}
+
+
+class _SlowScorer:
+    """The real scorer, two seconds slower per request: time for other clients to knock."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.inner = scorer
+        self.input_pixels = scorer.input_pixels
+
+    def check_prompts(self, prompts):
+        return self.inner.check_prompts(prompts)
+
+    def score(self, images, prompts):
+        time.sleep(2.0)
+        return self.inner.score(images, prompts)
+
+
+def test_the_server_answers_others_while_a_request_is_scored(scorer):
+    from tests.workbench.conftest import live_server
+
+    with live_server(create_app(_SlowScorer(scorer), {})) as url:
+        slow = concurrent.futures.ThreadPoolExecutor(1).submit(
+            httpx.post, f"{url}/score", files=files(("a.png", png())), data={"prompt": PROMPT}, timeout=60
+        )
+        time.sleep(0.5)
+        started = time.perf_counter()
+        assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+        refused = httpx.post(f"{url}/score", files=files(("bomb.png", bomb_png())), data={"prompt": PROMPT}, timeout=10)
+        assert refused.status_code == 413
+        assert time.perf_counter() - started < 1.5  # not queued behind the slow request
+        assert slow.result().status_code == 200
