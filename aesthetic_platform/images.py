@@ -10,8 +10,9 @@
 * **Reduced while decoding.** Given ``fit_pixels`` (the pixel count the caller will
   resize to, e.g. the model's patch budget times the patch area), a JPEG is decoded at
   1/2, 1/4 or 1/8 scale (``Image.draft``) and any other format is box-reduced right after
-  decoding, keeping at least twice the target on each side for the final resize. No
-  full-resolution copy outlives the call.
+  decoding, one band of rows at a time, keeping at least twice the target on each side
+  for the final resize. The decoded canvas is the only full-resolution buffer, and it
+  does not outlive the call.
 * **Every mode.** 16-bit and 32-bit integer images (``I;16*``, ``I``: Pillow's decoders
   put them on a 0..65535 scale) are scaled by 255/65535, not clipped; float images
   (``F``) are scaled from the smallest of the ranges 0..1, 0..255 and 0..65535 that holds
@@ -45,7 +46,8 @@ MAX_IMAGE_PIXELS = 64_000_000
 REDUCE_MARGIN = 2
 #: Pixels of full-resolution canvas reduced at a time (a band of rows), so no whole-canvas copy is made.
 BAND_PIXELS = 2_000_000
-ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "TGA", "QOI")
+#: Pillow format names opened (JPEG includes multi-picture MPO files; PPM includes PGM and PBM).
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "TGA", "QOI")
 WHITE = (255, 255, 255)
 EIGHT_BIT_MAX = 255.0
 SIXTEEN_BIT_MAX = 65535.0
@@ -125,7 +127,7 @@ def _opened(source: ImageSource, name: str, max_pixels: int) -> Iterator[Image.I
             if not path.is_file():
                 raise ImageNotFoundError(name, "no such file" if not path.exists() else "not a regular file")
             try:
-                fp: BinaryIO = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by the ExitStack
+                fp: BinaryIO = stack.enter_context(open(path, "rb"))
             except OSError as exc:
                 raise ImageNotFoundError(name, f"cannot be opened: {exc.strerror or exc}") from None
         elif isinstance(source, (bytes, bytearray, memoryview)):
