@@ -22,23 +22,27 @@ from aesthetic_platform.paths import DataRoot, check_key
 
 batch_app = typer.Typer(help="prompt_batch partitions.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
-QUIET_LOGS: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _chain_config(source: str, count: int, file: Path | None, per_prompt: int, pixel_budget: int) -> dict[str, Any]:
-    prompts_config: dict[str, Any] = {"source": source, "count": count}
-    if file is not None:
-        prompts_config["file_path"] = str(file.resolve())
-    return {
-        **QUIET_LOGS,
-        "ops": {
-            "prompts": {"config": prompts_config},
-            "candidate_images": {"config": {"per_prompt": per_prompt, "pixel_budget": pixel_budget}},
-        },
-    }
+def _run_config(ops: dict[str, Any]) -> Any:
+    """Typed run config (Dagster ``Config`` objects per asset), console logs at WARNING."""
+    import dagster as dg
+
+    return dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": "WARNING"}}})
 
 
-def _run_chain(root: DataRoot, batches: list[str], run_config: dict[str, Any], job_name: str = "candidate_chain") -> None:
+def _chain_config(prompts: dict[str, Any], candidates: dict[str, Any]) -> Any:
+    """Only the settings given on the command line; every other field keeps its core default."""
+    from aesthetic_platform.assets.data_engine import CandidateImagesConfig, PromptsConfig
+
+    return _run_config({"prompts": PromptsConfig(**_given(prompts)), "candidate_images": CandidateImagesConfig(**_given(candidates))})
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _run_chain(root: DataRoot, batches: list[str], run_config: Any, job_name: str = "candidate_chain") -> None:
     from aesthetic_platform import definitions
 
     for batch in batches:
@@ -117,9 +121,10 @@ def demo(
     started = time.perf_counter()
     console.rule("aesthetic_platform demo")
     console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
-    _run_chain(root, keys, _chain_config("grammar", prompts, None, per_prompt, pixel_budget), job_name="judging_chain")
+    chain = _chain_config({"source": "grammar", "count": prompts}, {"per_prompt": per_prompt, "pixel_budget": pixel_budget})
+    _run_chain(root, keys, chain, job_name="judging_chain")
     with console.status("building the preference-pair dataset and the judge calibration ..."):
-        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config={**QUIET_LOGS, "ops": DEMO_SPLIT})])
+        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config=_run_config(_demo_split()))])
     console.print(_summary(root, keys))
     console.print(_pairs_summary(root))
     if train:
@@ -148,21 +153,19 @@ def demo(
     console.print("more batches (one backfill):      aesthetic materialize --batch b-0002 --batch b-0003")
 
 
-#: The demo holds out a fifth of its prompts so the headline CI is not drawn from a handful.
-DEMO_SPLIT = {"preference_pairs": {"config": {"train_fraction": 0.7, "val_fraction": 0.1}}}
+def _demo_split() -> dict[str, Any]:
+    """The demo holds out a fifth of its prompts so the headline CI is not drawn from a handful."""
+    from aesthetic_platform.assets.judging import PreferencePairsConfig
+
+    return {"preference_pairs": PreferencePairsConfig(train_fraction=0.7, val_fraction=0.1)}
 
 
-def _demo_training_config(epochs: int) -> dict[str, Any]:
+def _demo_training_config(epochs: int) -> Any:
     """The tiny student trains from random init, so its towers learn as fast as its heads."""
-    return {
-        **QUIET_LOGS,
-        "ops": {
-            **DEMO_SPLIT,
-            "aesthetic_model": {
-                "config": {"model": "tiny", "epochs": epochs, "optimizer": {"tower_lr": 1e-3, "head_lr": 1e-3}, "batch_size": 32}
-            },
-        },
-    }
+    from aesthetic_platform.assets.training import AestheticModelConfig, OptimizerSettings
+
+    model = AestheticModelConfig(model="tiny", epochs=epochs, batch_size=32, optimizer=OptimizerSettings(tower_lr=1e-3, head_lr=1e-3))
+    return _run_config({**_demo_split(), "aesthetic_model": model})
 
 
 def _eval_summary(result: Any) -> RichTable:
@@ -188,15 +191,17 @@ def materialize(
     home: HomeOption = None,
     source: Annotated[str, typer.Option(help="Prompt source: grammar, llm or file.")] = "grammar",
     file: Annotated[Path | None, typer.Option(help="CSV/JSON prompt file for --source file.", exists=True, dir_okay=False)] = None,
-    prompts: Annotated[int, typer.Option(help="Prompts per batch (grammar/llm).")] = 8,
-    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
-    pixel_budget: Annotated[int, typer.Option(help="Pixels per image.")] = 256 * 256,
+    prompts: Annotated[int | None, typer.Option(help="Prompts per batch (grammar/llm) [default: the prompts asset's].")] = None,
+    per_prompt: Annotated[int | None, typer.Option(help="Candidate images per prompt [default: the asset's].")] = None,
+    pixel_budget: Annotated[int | None, typer.Option(help="Pixels per image [default: the asset's].")] = None,
 ) -> None:
     """Create the batches (if new) and materialize prompts -> images -> judgments in one go (a backfill)."""
     if source == "file" and file is None:
         raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
     root = data_root_option(home)
-    _run_chain(root, batch, _chain_config(source, prompts, file, per_prompt, pixel_budget), job_name="judging_chain")
+    prompt_settings = {"source": source, "count": prompts, "file_path": str(file.resolve()) if file else None}
+    chain = _chain_config(prompt_settings, {"per_prompt": per_prompt, "pixel_budget": pixel_budget})
+    _run_chain(root, batch, chain, job_name="judging_chain")
     console.print(_summary(root, batch))
 
 

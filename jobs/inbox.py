@@ -9,6 +9,7 @@ crash between accepting a file and creating its run loses nothing.
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG  # the tag on runs created from a RunRequest's run_key; no public name
 
+from aesthetic_platform.assets.data_engine import PromptsConfig
 from aesthetic_platform.assets.partitions import prompt_batch
 from aesthetic_platform.jobs.chains import judging_chain_job
 from aesthetic_platform.prompts.inbox import PendingUpload, drain_inbox, mark_requested, pending_uploads
@@ -58,7 +59,7 @@ def prompt_inbox_sensor(context: dg.SensorEvaluationContext, data_root: DataRoot
             dg.RunRequest(
                 run_key=f.batch,
                 partition_key=f.batch,
-                run_config={"ops": {"prompts": {"config": {"source": "file", "file_path": str(f.upload_path)}}}},
+                run_config=dg.RunConfig(ops={"prompts": PromptsConfig(source="file", file_path=str(f.upload_path))}),
                 tags={SOURCE_TAG: "inbox"},
             )
             for f in waiting
