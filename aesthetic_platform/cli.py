@@ -178,7 +178,7 @@ def workbench(
     root = data_root_option(home)
     who = annotator or os.environ.get("USER") or getpass.getuser()
     web = create_app(root, who)
-    console.print(f"[green]workbench:[/green] http://{host}:{port}/  (annotator {who}, data {root.root / 'workbench'}); Ctrl-C stops it")
+    console.print(f"[green]workbench:[/green] http://{host}:{port}/  (annotator {who}, data {root.workbench}); Ctrl-C stops it")
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 

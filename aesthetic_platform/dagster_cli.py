@@ -136,11 +136,11 @@ def demo(
     console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
     console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
     console.print(f"judge verdicts:    {root.tables / 'judgments'}/<batch>.parquet")
-    console.print(f"judge calibration: {root.root / 'reports' / 'judge_calibration.md'}")
+    console.print(f"judge calibration: {root.reports / 'judge_calibration.md'}")
     console.print(f"preference pairs:  [bold]{root.table('preference_pairs')}[/bold]")
     if train:
-        console.print(f"champion model:    {root.models / 'champion'}")
-        console.print(f"eval reports:      {root.root / 'reports'}/eval-*/report.md")
+        console.print(f"champion model:    {root.champion}")
+        console.print(f"eval reports:      {root.reports}/eval-*/report.md")
         console.print(f"MLflow store:      sqlite:///{root.mlflow_db}")
     console.print(f"done in {time.perf_counter() - started:.1f}s")
     console.rule("next steps")
@@ -242,10 +242,10 @@ def ui(
     root = data_root_option(home)
     prepare_dagster_home(root)
     services = ui_module.build_services(root, REPO_ROOT, host, dagster_port, mlflow_port)
-    console.print(f"starting Dagster and MLflow for {root.root} (logs in {root.root / 'logs'}); Ctrl-C stops both")
+    console.print(f"starting Dagster and MLflow for {root.root} (logs in {root.logs}); Ctrl-C stops both")
     try:
         code = ui_module.run_services(
-            services, dict(os.environ), REPO_ROOT, root.root / "logs",
+            services, dict(os.environ), REPO_ROOT, root.logs,
             on_ready=lambda s: console.print(f"[green]{s.name} UI:[/green] {s.url}"),
         )
     except (RuntimeError, TimeoutError) as exc:

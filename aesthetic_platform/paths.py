@@ -78,8 +78,32 @@ class DataRoot:
         return self.models / "runs"
 
     @property
+    def champion(self) -> Path:
+        """The current champion model, mirrored from MLflow's ``champion`` alias for every scoring surface."""
+        return self.models / "champion"
+
+    @property
+    def champion_history(self) -> Path:
+        return self.models / "champion_history.jsonl"
+
+    @property
+    def judge_cache(self) -> Path:
+        return self.cache / "judge"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    def eval_report_dir(self, run_key: str, version: str) -> Path:
+        return self.reports / f"eval-{check_key('run key', run_key)}-v{check_key('model version', version)}"
+
+    @property
+    def workbench(self) -> Path:
+        return self.root / "workbench"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
 
     @property
     def inbox(self) -> Path:

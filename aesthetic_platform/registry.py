@@ -16,7 +16,6 @@ from pathlib import Path
 from aesthetic_platform.atomic import write_json
 from aesthetic_platform.paths import DataRoot
 
-CHAMPION_DIR = "champion"
 CHAMPION_INFO = "champion.json"
 
 
@@ -25,7 +24,7 @@ class NoModelError(FileNotFoundError):
 
 
 def champion_dir(root: DataRoot) -> Path:
-    return root.models / CHAMPION_DIR
+    return root.champion
 
 
 def has_champion(root: DataRoot) -> bool:

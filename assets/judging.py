@@ -23,7 +23,6 @@ from aesthetic_platform.resources import DataRootResource, JudgeResource
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
 from aesthetic_platform.tables import SchemaError
 
-REPORTS = "reports"
 MAX_LISTED = 20  # failed pairs named in metadata and errors
 
 
@@ -118,7 +117,7 @@ def judge_calibration(
     human_path = root.table("human_preferences")
     humans = HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(human_path)) if human_path.exists() else []
     report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config)
-    folder = root.root / REPORTS
+    folder = root.reports
     write_json(folder / "judge_calibration.json", report.to_json())
     write_text(folder / "judge_calibration.md", report.markdown())
     context.log.info(f"calibration: {report.metrics()}")

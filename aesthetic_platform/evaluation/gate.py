@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from aesthetic_platform.atomic import append_jsonl, read_jsonl
 from aesthetic_platform.paths import DataRoot
 
-HISTORY_FILE = "champion_history.jsonl"
 HEADLINE_DIMENSION = "total"
 
 
@@ -44,7 +43,7 @@ class GateDecision:
 
 
 def history_path(root: DataRoot):
-    return root.models / HISTORY_FILE
+    return root.champion_history
 
 
 def best_recorded(root: DataRoot, eval_set_digest: str) -> dict[str, float]:

@@ -30,7 +30,6 @@ from aesthetic_platform.training.config import load_training_config
 from aesthetic_platform.training.data import EvalSet, freeze_eval_set, load_eval_set, load_pair_splits
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
-REPORTS = "reports"
 
 
 class EvalConfig(GateConfig):
@@ -102,7 +101,7 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
     )
     report.markdown = render_markdown(report)
-    report_dir = root.root / REPORTS / f"eval-{trained.run_key}-v{trained.version}"
+    report_dir = root.eval_report_dir(trained.run_key, trained.version)
     report.plots = render_plots(report, report_dir)
     write_text(report_dir / "report.md", report.markdown)
     write_json(report_dir / "report.json", {**report.as_dict(), "gate": {"passed": decision.passed, "reasons": decision.reasons}})

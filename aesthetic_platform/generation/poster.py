@@ -92,77 +92,138 @@ def _luminance(c: RGB) -> float:
     return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
 
 
-def design_poster(prompt: str, seed: int) -> PosterDesign:
-    """Seed-driven design decisions for a prompt (see module docstring)."""
-    rng = _rng(prompt, seed)
-    elements = parse_elements(prompt)
-    named = [COLOURS[c][0] for c in elements.palette] or [COLOURS[c][0] for c in PALETTES[seed % len(PALETTES)][0]]
+@dataclass(frozen=True)
+class DesignOdds:
+    """How often the renderer breaks each rule of a good poster: the variety a judge has to see.
 
-    follows_palette = rng.random() < 0.7
-    palette = named if follows_palette else [_random_colour(rng) for _ in range(max(2, len(named)))]
+    Every probability and range of ``design_poster`` lives here, named; the defaults are the
+    embedded renderer's (changing one changes every image, and so every cached verdict)."""
+
+    follows_palette: float = 0.7
+    dark_background: float = 0.5
+    background_mix: tuple[float, float] = (0.45, 0.8)
+    second_background_mix: tuple[float, float] = (0.5, 0.85)
+    min_subject_contrast: float = 60.0
+    low_contrast: float = 0.3
+    low_contrast_mix: tuple[float, float] = (0.6, 0.85)
+    follows_subject: float = 0.8
+    follows_layout: float = 0.65
+    thirds_left: float = 0.5
+    thirds_top: float = 0.3
+    placement_jitter: float = 0.02
+    free_placement: tuple[float, float] = (0.08, 0.92)
+    cut_off: float = 0.2
+    cut_off_horizontal: float = 0.5
+    usual_scale: float = 0.8
+    scale_range: tuple[float, float] = (0.22, 0.55)
+    extreme_scales: tuple[float, ...] = (0.1, 0.85)
+    text_margins: tuple[float, ...] = (0.01, 0.05, 0.07, 0.08)
+    faded_text: float = 0.2
+    clashing_accents: float = 0.3
+    few_decorations: float = 0.75
+    few_decorations_range: tuple[int, int] = (0, 4)
+    clutter_range: tuple[int, int] = (6, 14)
+    decoration_size: tuple[float, float] = (0.03, 0.18)
+    saturations: tuple[float, ...] = (0.35, 1.0, 1.0, 1.0, 1.7)
+    grain: tuple[float, float] = (0.0, 6.0)
+
+
+ODDS = DesignOdds()
+DARK, LIGHT = (12, 12, 18), (250, 248, 242)
+
+
+def _choose_palette(rng: np.random.Generator, named: list[RGB], odds: DesignOdds) -> list[RGB]:
+    follows = rng.random() < odds.follows_palette
+    palette = named if follows else [_random_colour(rng) for _ in range(max(2, len(named)))]
     order = rng.permutation(len(palette))
-    palette = [palette[i] for i in order]
-    base = palette[0]
-    second = palette[1 % len(palette)]
-    dark_background = rng.random() < 0.5
-    bg_a = _mix(base, (12, 12, 18) if dark_background else (250, 248, 242), float(rng.uniform(0.45, 0.8)))
-    bg_b = _mix(second, (12, 12, 18) if dark_background else (250, 248, 242), float(rng.uniform(0.5, 0.85)))
+    return [palette[i] for i in order]
 
-    subject_colour = palette[-1] if len(palette) > 2 else second
-    if abs(_luminance(subject_colour) - _luminance(bg_a)) < 60:
-        subject_colour = _mix(subject_colour, (255, 255, 255) if dark_background else (0, 0, 0), 0.45)
-    if rng.random() < 0.3:  # low contrast: the subject melts into the background
-        subject_colour = _mix(subject_colour, bg_a, float(rng.uniform(0.6, 0.85)))
 
-    follows_subject = rng.random() < 0.8
-    subject = elements.subject if (elements.subject and follows_subject) else str(rng.choice(sorted(SUBJECTS)))
-    shape = SUBJECTS[subject][2]
+def _choose_background(rng: np.random.Generator, palette: list[RGB], odds: DesignOdds) -> tuple[bool, RGB, RGB]:
+    dark = rng.random() < odds.dark_background
+    tone = DARK if dark else LIGHT
+    bg_a = _mix(palette[0], tone, float(rng.uniform(*odds.background_mix)))
+    bg_b = _mix(palette[1 % len(palette)], tone, float(rng.uniform(*odds.second_background_mix)))
+    return dark, bg_a, bg_b
 
-    follows_layout = rng.random() < 0.65
-    layout = elements.layout or "centered"
-    if follows_layout:
+
+def _choose_subject_colour(rng: np.random.Generator, palette: list[RGB], dark: bool, background: RGB, odds: DesignOdds) -> RGB:
+    colour = palette[-1] if len(palette) > 2 else palette[1 % len(palette)]
+    if abs(_luminance(colour) - _luminance(background)) < odds.min_subject_contrast:
+        colour = _mix(colour, (255, 255, 255) if dark else (0, 0, 0), 0.45)
+    if rng.random() < odds.low_contrast:  # the subject melts into the background
+        colour = _mix(colour, background, float(rng.uniform(*odds.low_contrast_mix)))
+    return colour
+
+
+def _place_subject(rng: np.random.Generator, layout: str | None, odds: DesignOdds) -> tuple[float, float, float]:
+    """(x, y, scale): on the prompt's layout anchor, anywhere, or cut off at an edge."""
+    if rng.random() < odds.follows_layout:
+        layout = layout or "centered"
         x, y = LAYOUT_ANCHORS[layout]
         if layout == "thirds":
-            x = 1 / 3 if rng.random() < 0.5 else 2 / 3
-            y = 1 / 3 if rng.random() < 0.3 else 2 / 3
-        x += float(rng.normal(0, 0.02))
-        y += float(rng.normal(0, 0.02))
+            x = 1 / 3 if rng.random() < odds.thirds_left else 2 / 3
+            y = 1 / 3 if rng.random() < odds.thirds_top else 2 / 3
+        x += float(rng.normal(0, odds.placement_jitter))
+        y += float(rng.normal(0, odds.placement_jitter))
     else:
-        x, y = float(rng.uniform(0.08, 0.92)), float(rng.uniform(0.08, 0.92))
-    if rng.random() < 0.2:  # cut off at an edge
-        if rng.random() < 0.5:
+        x, y = float(rng.uniform(*odds.free_placement)), float(rng.uniform(*odds.free_placement))
+    if rng.random() < odds.cut_off:
+        if rng.random() < odds.cut_off_horizontal:
             x = float(rng.choice([-0.02, 1.02]))
         else:
             y = float(rng.choice([-0.02, 1.02]))
-    scale = float(rng.uniform(0.22, 0.55)) if rng.random() < 0.8 else float(rng.choice([0.1, 0.85]))
+    usual = rng.random() < odds.usual_scale
+    scale = float(rng.uniform(*odds.scale_range)) if usual else float(rng.choice(odds.extreme_scales))
+    return x, y, scale
 
-    quoted = _QUOTED.search(prompt)
-    text = quoted.group(1) if quoted else ""
+
+def _place_text(rng: np.random.Generator, x: float, y: float, odds: DesignOdds) -> tuple[float, float, float]:
+    """(x, y, margin) of the slogan: opposite the subject, with a sometimes cramped margin."""
     text_x = 1.0 - x if 0.2 < x < 0.8 and abs(x - 0.5) > 0.1 else float(rng.uniform(0.2, 0.8))
-    text_x = min(max(text_x, 0.0), 1.0)
     text_y = 0.16 if y > 0.45 else 0.84
-    text_margin = float(rng.choice([0.01, 0.05, 0.07, 0.08]))
-    text_colour = (245, 245, 245) if dark_background else (24, 24, 28)
-    if rng.random() < 0.2:
-        text_colour = _mix(text_colour, bg_a, 0.7)
+    return min(max(text_x, 0.0), 1.0), text_y, float(rng.choice(odds.text_margins))
 
-    clashing = rng.random() < 0.3
+
+def _decorations(rng: np.random.Generator, palette: list[RGB], odds: DesignOdds) -> list[Decoration]:
+    clashing = rng.random() < odds.clashing_accents
+    count = rng.integers(*odds.few_decorations_range) if rng.random() < odds.few_decorations else rng.integers(*odds.clutter_range)
     decorations = []
-    for _ in range(int(rng.integers(0, 4) if rng.random() < 0.75 else rng.integers(6, 14))):
+    for _ in range(int(count)):
         colour = _random_colour(rng) if clashing else palette[int(rng.integers(0, len(palette)))]
         decorations.append(
             Decoration(
                 shape=str(rng.choice(["circle", "ring", "bar", "dot"])),
                 x=float(rng.uniform(0, 1)), y=float(rng.uniform(0, 1)),
-                size=float(rng.uniform(0.03, 0.18)), colour=colour,
+                size=float(rng.uniform(*odds.decoration_size)), colour=colour,
             )
         )
-    saturation = float(rng.choice([0.35, 1.0, 1.0, 1.0, 1.7]))
+    return decorations
+
+
+def design_poster(prompt: str, seed: int, odds: DesignOdds = ODDS) -> PosterDesign:
+    """Seed-driven design decisions for a prompt (see module docstring)."""
+    rng = _rng(prompt, seed)
+    elements = parse_elements(prompt)
+    named = [COLOURS[c][0] for c in elements.palette] or [COLOURS[c][0] for c in PALETTES[seed % len(PALETTES)][0]]
+    palette = _choose_palette(rng, named, odds)
+    dark, bg_a, bg_b = _choose_background(rng, palette, odds)
+    subject_colour = _choose_subject_colour(rng, palette, dark, bg_a, odds)
+    follows_subject = rng.random() < odds.follows_subject
+    subject = elements.subject if (elements.subject and follows_subject) else str(rng.choice(sorted(SUBJECTS)))
+    x, y, scale = _place_subject(rng, elements.layout, odds)
+    quoted = _QUOTED.search(prompt)
+    text_x, text_y, text_margin = _place_text(rng, x, y, odds)
+    text_colour = (245, 245, 245) if dark else (24, 24, 28)
+    if rng.random() < odds.faded_text:
+        text_colour = _mix(text_colour, bg_a, 0.7)
+    decorations = _decorations(rng, palette, odds)
+    saturation = float(rng.choice(odds.saturations))
     return PosterDesign(
-        background=(bg_a, bg_b), gradient_angle=float(rng.uniform(0, np.pi)), subject_shape=shape,
-        subject_colour=subject_colour, subject_x=x, subject_y=y, subject_scale=scale, text=text,
+        background=(bg_a, bg_b), gradient_angle=float(rng.uniform(0, np.pi)), subject_shape=SUBJECTS[subject][2],
+        subject_colour=subject_colour, subject_x=x, subject_y=y, subject_scale=scale, text=quoted.group(1) if quoted else "",
         text_colour=text_colour, text_x=text_x, text_y=text_y, text_margin=text_margin,
-        decorations=tuple(decorations), saturation=saturation, grain=float(rng.uniform(0.0, 6.0)),
+        decorations=tuple(decorations), saturation=saturation, grain=float(rng.uniform(*odds.grain)),
         grain_seed=int(rng.integers(0, 2**31)),
     )
 

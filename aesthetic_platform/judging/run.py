@@ -28,7 +28,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 def judge_cache(root: DataRoot) -> VerdictCache:
-    return VerdictCache(root.cache / "judge")
+    return VerdictCache(root.judge_cache)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ SELECTIONS_FILE = "selections.jsonl"
 
 
 def workbench_dir(root: DataRoot) -> Path:
-    return root.root / "workbench"
+    return root.workbench
 
 
 def selections_path(root: DataRoot) -> Path:
