@@ -29,6 +29,8 @@ from aesthetic_platform.prompts.files import PromptFileError, parse_prompt_bytes
 
 PROMPT_FILE_SUFFIXES = (".csv", ".json")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Room left in a 255-byte file name for ".error.txt" and the atomic writer's temp-file prefix and suffix.
+_MAX_NOTE_STEM_BYTES = 200
 log = logging.getLogger(__name__)
 
 
@@ -84,11 +86,19 @@ def accept_file(root: DataRoot, path: Path, data: bytes, prompts: int) -> InboxF
     return InboxFile(batch, upload, prompts)
 
 
+def error_note_name(name: str) -> str:
+    """``<name>.error.txt``, shortened (with a hash) when the name is too long to carry the suffix and a temp prefix."""
+    if len(name.encode("utf-8")) <= _MAX_NOTE_STEM_BYTES:
+        return f"{name}.error.txt"
+    stem = name.encode("utf-8")[: _MAX_NOTE_STEM_BYTES - 9].decode("utf-8", errors="ignore")
+    return f"{stem}-{sha256_bytes(name.encode('utf-8'))[:8]}.error.txt"
+
+
 def reject_file(root: DataRoot, path: Path, error: str) -> RejectedFile:
     """Move a file to ``inbox/rejected/`` with its ``.error.txt``; if the move fails it is retried next pass."""
     target = root.inbox_rejected / path.name
     try:
-        write_text(root.inbox_rejected / f"{path.name}.error.txt", f"{error}\n")
+        write_text(root.inbox_rejected / error_note_name(path.name), f"{error}\n")
         os.replace(path, target)
     except OSError as exc:
         log.warning("could not move rejected prompt file %s: %s", path, exc)

@@ -10,7 +10,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.prompts.inbox import batch_key_for, drain_inbox
+from aesthetic_platform.prompts.inbox import batch_key_for, drain_inbox, error_note_name
 from aesthetic_platform.resources import DataRootResource
 
 
@@ -186,3 +186,17 @@ def test_a_lost_upload_copy_is_written_again_from_the_pending_file(tmp_path):
         (again,) = _tick(instance, tmp_path).run_requests
     assert again.run_key == request.run_key
     assert upload.read_bytes() == GOOD["spring.json"]
+
+
+def test_a_bad_file_with_a_very_long_name_is_still_rejected_with_its_note(tmp_path):
+    root = DataRoot(tmp_path).ensure()
+    name = "n" * 240 + ".json"
+    (root.inbox / name).write_bytes(b"[")
+    _drop(root, {"spring.json": GOOD["spring.json"]}, first_mtime=2_000_000)
+    with dg.instance_for_test() as instance:
+        result = _tick(instance, tmp_path)
+    assert len(result.run_requests) == 1
+    assert (root.inbox_rejected / name).is_file()
+    (note,) = root.inbox_rejected.glob("*.error.txt")
+    assert note.name == error_note_name(name) and len(note.name.encode()) < 220
+    assert "invalid JSON" in note.read_text()
