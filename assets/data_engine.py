@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
@@ -44,11 +44,10 @@ def prompts(
         text_ok &= len({s.text_hash for s in specs}) == len(specs)
         languages.update(s.language for s in specs)
         context.log.info(f"batch {batch}: {len(specs)} prompts -> {path}")
+        observe_partition(context, batch, {"prompts": len(specs), "languages": dict(Counter(s.language for s in specs))})
     return dg.MaterializeResult(
         metadata={
-            "prompts": sum(sizes.values()),
-            "batches": len(sizes),
-            "languages": dict(languages),
+            **run_totals(context, {"prompts": sum(sizes.values()), "languages": dict(languages)}),
             "source": config.source,
             "table": dg.MetadataValue.path(str(root.tables / "prompts")),
         },
@@ -95,15 +94,16 @@ def candidate_images(
         reused += run.reused
         ratios.update(row.ratio for row in run.rows)
         context.log.info(f"batch {batch}: {run.generated} generated, {run.reused} reused")
+        observe_partition(context, batch, {
+            "images": len(run.rows), "generated": run.generated, "reused": run.reused,
+            "ratios": dict(Counter(row.ratio for row in run.rows)),
+        })
     expected = set(RATIOS) if config.ratio_mode == "all" else set(config.ratios)
     total = generated + reused
     covered = expected <= set(ratios) or (config.ratio_mode == "random" and total < len(expected))
     return dg.MaterializeResult(
         metadata={
-            "images": total,
-            "generated": generated,
-            "reused": reused,
-            "ratios": dict(ratios),
+            **run_totals(context, {"images": total, "generated": generated, "reused": reused, "ratios": dict(ratios)}),
             "generator": generator.name,
             "images_dir": dg.MetadataValue.path(str(root.images)),
             "manifest": dg.MetadataValue.path(str(root.tables / "candidate_images")),

@@ -3,17 +3,19 @@
 
 import dagster as dg
 
+from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.atomic import write_json, write_text
+from aesthetic_platform.audit import excluded_candidates
 from aesthetic_platform.judging import (
     JudgingConfig,
     SplitConfig,
     build_pair_dataset,
     calibrate,
-    failure_rate,
     judge_batch,
     judge_cache,
+    judging_summary,
     load_judgments,
     write_pair_dataset,
 )
@@ -38,7 +40,7 @@ def _failed_list(rows) -> list[str]:
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
-    deps=[candidate_images],
+    deps=[candidate_images, content_audit],
     kinds={"openai", "parquet"},
     check_specs=[
         dg.AssetCheckSpec("judgments_schema", asset="judgments", description="Every batch's table reads back with the Judgment schema."),
@@ -51,7 +53,8 @@ def _failed_list(rows) -> list[str]:
 def judgments(
     context: dg.AssetExecutionContext, config: JudgmentsConfig, data_root: DataRootResource, judge: JudgeResource
 ) -> dg.MaterializeResult:
-    """One verdict per candidate pair and order: per-dimension scores, winner, reason, raw reply, provenance."""
+    """One verdict per candidate pair and order: per-dimension scores, winner, reason, raw reply, provenance.
+    Candidates the content audit excludes never reach the judge."""
     root = data_root.root()
     client = judge.build()
     runs = []
@@ -59,15 +62,21 @@ def judgments(
         run = judge_batch(
             root, batch, client, config,
             progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} judge calls"),
+            excluded=excluded_candidates(root, batch),
         )
         runs.append(run)
-        context.log.info(f"batch {batch}: {len(run.rows)} verdicts, {run.calls} judge calls, {len(run.failed)} failed -> {run.path}")
-    rows = [r for run in runs for r in run.rows]
+        context.log.info(
+            f"batch {batch}: {len(run.rows)} verdicts, {run.calls} judge calls, {len(run.failed)} failed, "
+            f"{len(run.excluded)} images excluded by the audit -> {run.path}"
+        )
+        observe_partition(context, batch, judging_summary([run]))
     failed = [r for run in runs for r in run.failed]
-    rate = failure_rate(rows)
+    summary = judging_summary(runs)
+    rate = float(summary["failure_rate"])
     if rate > config.max_failure_rate:
         raise dg.Failure(
-            description=f"{len(failed)} of {len(rows)} judge calls failed ({rate:.1%} > max_failure_rate {config.max_failure_rate:.1%}); "
+            description=f"{len(failed)} of {summary['verdicts']} judge calls failed "
+            f"({rate:.1%} > max_failure_rate {config.max_failure_rate:.1%}); "
             "successful verdicts are cached, a re-run only retries the failed pairs",
             metadata={"failed_pairs": _failed_list(failed), "failure_rate": rate},
         )
@@ -77,18 +86,9 @@ def judgments(
             JUDGMENTS.read(run.path)
         except SchemaError as exc:
             schema_problems.append(str(exc))
-    judged = [r for r in rows if r.status == "judged"]
-    swapped = [r for r in judged if r.consistent is not None]
     return dg.MaterializeResult(
         metadata={
-            "verdicts": len(rows),
-            "judge_calls": sum(run.calls for run in runs),
-            "from_cache": sum(run.from_cache for run in runs),
-            "failed": len(failed),
-            "failure_rate": rate,
-            "inconsistent_rows": sum(r.consistent is False for r in swapped),
-            "tokens": sum(r.prompt_tokens + r.completion_tokens for r in rows if not r.from_cache),
-            "mean_latency_ms": (sum(r.latency_ms for r in judged) / len(judged)) if judged else 0.0,
+            **run_totals(context, summary),
             "judge_model": client.model,
             "judge_prompt_version": client.prompt_version,
             "table": dg.MetadataValue.path(str(root.tables / "judgments")),

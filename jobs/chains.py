@@ -14,9 +14,9 @@ candidate_chain_job = dg.define_asset_job(
 #: Everything that is materialized per prompt batch, in dependency order.
 judging_chain_job = dg.define_asset_job(
     "judging_chain",
-    selection=dg.AssetSelection.assets("prompts", "candidate_images", "judgments"),
+    selection=dg.AssetSelection.assets("prompts", "candidate_images", "content_audit", "judgments"),
     partitions_def=prompt_batch,
-    description="Prompts -> candidate images -> judge verdicts for one or more prompt_batch partitions.",
+    description="Prompts -> candidate images -> content audit -> judge verdicts for one or more prompt_batch partitions.",
 )
 
 pair_dataset_job = dg.define_asset_job(

@@ -17,6 +17,7 @@ from aesthetic_platform.judging.run import (
     judge_batch,
     judge_cache,
     judge_with_cache,
+    judging_summary,
     load_judgments,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "judge_batch",
     "judge_cache",
     "judge_with_cache",
+    "judging_summary",
     "load_judgments",
     "parse_reply",
     "plan_pairs",

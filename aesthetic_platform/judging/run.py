@@ -9,8 +9,8 @@ loses at most the calls in flight.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,6 +135,7 @@ class BatchJudging:
     rows: list[Judgment]
     path: Path
     calls: int  # verdicts requested from the judge in this run (cache misses)
+    excluded: dict[str, str] = field(default_factory=dict)  # image id -> why the content audit kept it from the judge
 
     @property
     def failed(self) -> list[Judgment]:
@@ -147,23 +148,45 @@ class BatchJudging:
 
 def judge_batch(
     root: DataRoot, batch: str, judge: Judge, config: JudgingConfig = JudgingConfig(),
-    cache: VerdictCache | None = None, progress: ProgressFn | None = None,
+    cache: VerdictCache | None = None, progress: ProgressFn | None = None, excluded: Mapping[str, str] | None = None,
 ) -> BatchJudging:
-    """Judge every planned pair of one ``prompt_batch`` partition and write its judgments table."""
+    """Judge every planned pair of one ``prompt_batch`` partition and write its judgments table.
+
+    ``excluded`` (image id -> reason, from the content audit) never reaches the judge."""
     candidates = load_manifest(root, batch)
     if not candidates:
         raise FileNotFoundError(f"batch {batch!r} has no candidate images; materialize candidate_images first")
+    excluded = dict(excluded or {})
+    candidates = [c for c in candidates if c.image_id not in excluded]
     pairs = plan_pairs(load_prompts(root, batch), candidates, config.max_pairs_per_prompt)
     orders = ORDERS if config.both_orders else ORDERS[:1]
     planned = [(pair, order) for pair in pairs for order in orders]
     outcomes = judge_with_cache(judge, [pair_request(p, o) for p, o in planned], cache or judge_cache(root), progress=progress)
     rows = mark_consistency([judgment_row(p, o, out, judge) for (p, o), out in zip(planned, outcomes, strict=True)])
     path = JUDGMENTS.write(rows, root.table("judgments", batch))
-    return BatchJudging(batch, rows, path, calls=sum(not o.from_cache for o in outcomes))
+    return BatchJudging(batch, rows, path, calls=sum(not o.from_cache for o in outcomes), excluded=excluded)
 
 
 def failure_rate(rows: Sequence[Judgment]) -> float:
     return sum(r.status == "failed" for r in rows) / len(rows) if rows else 0.0
+
+
+def judging_summary(runs: Sequence[BatchJudging]) -> dict[str, float | int]:
+    """What a judging run did, over its batches: verdicts, calls, cache, failures, consistency, tokens, latency."""
+    rows = [r for run in runs for r in run.rows]
+    judged = [r for r in rows if r.status == "judged"]
+    swapped = [r for r in judged if r.consistent is not None]
+    return {
+        "verdicts": len(rows),
+        "judge_calls": sum(run.calls for run in runs),
+        "from_cache": sum(run.from_cache for run in runs),
+        "failed": sum(len(run.failed) for run in runs),
+        "failure_rate": failure_rate(rows),
+        "inconsistent_rows": sum(r.consistent is False for r in swapped),
+        "excluded_by_audit": sum(len(run.excluded) for run in runs),
+        "tokens": sum(r.prompt_tokens + r.completion_tokens for r in rows if not r.from_cache),
+        "mean_latency_ms": (sum(r.latency_ms for r in judged) / len(judged)) if judged else 0.0,
+    }
 
 
 def load_judgments(root: DataRoot) -> list[Judgment]:

@@ -8,22 +8,23 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from aesthetic_platform.assets import candidate_images, judge_calibration, judgments, preference_pairs, prompts
+from aesthetic_platform.assets import candidate_images, content_audit, judge_calibration, judgments, preference_pairs, prompts
 from aesthetic_platform.assets.partitions import prompt_batch
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
+from aesthetic_platform.resources.moderation import moderation_from_env
 from tests.fixtures.judge_server import running_judge_server
 
 REPO = Path(__file__).resolve().parents[2]
 AESTHETIC = str(Path(sys.executable).with_name("aesthetic"))
 SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 4, "pixel_budget": 48 * 48}}}}
-CHAIN = [prompts, candidate_images, judgments]
+CHAIN = [prompts, candidate_images, content_audit, judgments]
 
 
 def _resources(home: Path, judge: JudgeResource | None = None) -> dict:
     return {
         "data_root": DataRootResource(home=str(home)), "image_generator": ImageGeneratorResource(),
-        "prompt_llm": PromptLLMResource(), "judge": judge or JudgeResource(),
+        "prompt_llm": PromptLLMResource(), "judge": judge or JudgeResource(), "moderation": moderation_from_env(False),
     }
 
 
@@ -121,3 +122,28 @@ def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
     read = read.stdout.split(maxsplit=2)
     assert int(read[0]) > 10 and read[1] == "2"  # 2 batches x 3 prompts x 3 pairs, minus ties
     assert (home / "reports" / "judge_calibration.md").exists()
+
+
+def test_a_two_partition_run_reports_each_partition_its_own_numbers(tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["m1", "m2"])
+        config = {"ops": {"prompts": {"config": {"count": 2}}, "candidate_images": {"config": {"per_prompt": 3, "pixel_budget": 48 * 48}}}}
+        first = dg.materialize(CHAIN, partition_key="m1", instance=instance, resources=_resources(tmp_path), run_config=config)
+        assert first.success
+        # m2 gets one prompt more, then both batches run again in ONE run over the range
+        bigger = {"ops": {**config["ops"], "prompts": {"config": {"count": 3}}}}
+        assert dg.materialize(CHAIN, partition_key="m2", instance=instance, resources=_resources(tmp_path), run_config=bigger).success
+        job = dg.Definitions(assets=CHAIN, resources=_resources(tmp_path)).resolve_implicit_global_asset_job_def()
+        tags = {"dagster/asset_partition_range_start": "m1", "dagster/asset_partition_range_end": "m2"}
+        both = job.execute_in_process(run_config=config, instance=instance, tags=tags)
+        assert both.success
+        observations = [
+            e.asset_observation_data.asset_observation for e in both.all_events if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+        prompts_seen = {o.partition: o.metadata["prompts"].value for o in observations if o.asset_key.to_user_string() == "prompts"}
+        verdicts = {o.partition: o.metadata["verdicts"].value for o in observations if o.asset_key.to_user_string() == "judgments"}
+        materialization = both.asset_materializations_for_node("judgments")[0].metadata
+    assert prompts_seen == {"m1": 2, "m2": 2}
+    assert verdicts["m1"] == verdicts["m2"] == 2 * 3 * 2  # 2 prompts x 3 pairs x both orders, each batch on its own
+    assert materialization["run_verdicts"].value == verdicts["m1"] + verdicts["m2"]
+    assert materialization["partitions_in_run"].value == 2

@@ -61,7 +61,7 @@ def test_whole_chain_in_process(data_root):
     }}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("prompt_batch", ["b1"])
-        assert dg.materialize(ALL_ASSETS, selection=["prompts", "candidate_images", "judgments"], partition_key="b1",
+        assert dg.materialize(ALL_ASSETS, selection=["prompts", "candidate_images", "content_audit", "judgments"], partition_key="b1",
                               instance=instance, resources=resources, run_config=chain).success
         result = dg.materialize(
             ALL_ASSETS, selection=["preference_pairs", "aesthetic_model", "eval_report"], instance=instance, resources=resources,
