@@ -94,7 +94,21 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"unsupported store URL {parsed.render_as_string(hide_password=True)}: use sqlite:/// or postgresql+psycopg://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    sa.event.listen(engine, "connect", _pgvector_types)
+    return engine
+
+
+def _pgvector_types(dbapi_connection, _record) -> None:
+    """numpy arrays in and out of vector/halfvec in psycopg's binary format; skipped until the extension exists."""
+    from pgvector.psycopg import register_vector
+
+    try:
+        register_vector(dbapi_connection)
+    except Exception:  # noqa: BLE001 - no vector type yet: the first migration creates it, and Store.open reconnects
+        pass
+    finally:
+        dbapi_connection.rollback()  # leave the new connection idle, outside the type look-up's transaction
 
 
 def alembic_config(connection: sa.Connection) -> AlembicConfig:

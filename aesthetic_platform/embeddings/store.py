@@ -125,6 +125,7 @@ class Store:
         config = config or EmbeddingStoreConfig()
         engine = db.make_engine(config.resolved_url(root))
         db.upgrade(engine)
+        engine.dispose()  # connections made before the vector extension existed lack its types (db.make_engine)
         return cls(engine, config)
 
     def close(self) -> None:
@@ -291,14 +292,21 @@ class Store:
             return table, table.c[record.pg_column]
         return db.embeddings, db.embeddings.c.vector
 
+    def _vector_out(self, record: ModelRecord, column: sa.ColumnElement) -> sa.ColumnElement:
+        """What a read selects: the blob on SQLite; on Postgres the binary send form (``vector_send``), which numpy
+        reads directly, instead of the text form that costs a float parse per value."""
+        if self.backend == "postgresql":
+            return getattr(sa.func, "halfvec_send" if record.dtype == "float16" else "vector_send")(column)
+        return column
+
     def _hash_filter(self, table: sa.TableClause | sa.Table, chunk: Sequence[str]) -> sa.ColumnElement[bool]:
         if self.backend == "postgresql":
             return table.c.sha256 == sa.any_(sa.bindparam("hashes", list(chunk), type_=postgresql.ARRAY(sa.String)))
         return table.c.sha256.in_(list(chunk))
 
     def _decode(self, record: ModelRecord, value: Any) -> np.ndarray:
-        if self.backend == "postgresql":
-            return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+        if self.backend == "postgresql":  # int16 dimension, int16 unused, then big-endian floats
+            return np.frombuffer(value, dtype=">f2" if record.dtype == "float16" else ">f4", offset=4).astype(np.float32)
         return np.frombuffer(value, dtype="<f4")
 
     def get_many(self, model: ModelRecord | ModelSpec | str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
@@ -309,7 +317,9 @@ class Store:
         found: dict[str, np.ndarray] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted, self.lookup_chunk):
-                stmt = sa.select(table.c.sha256, vector).where(table.c.model_id == record.id, self._hash_filter(table, chunk))
+                stmt = sa.select(table.c.sha256, self._vector_out(record, vector)).where(
+                    table.c.model_id == record.id, self._hash_filter(table, chunk)
+                )
                 for sha, value in conn.execute(stmt):
                     if value is not None:
                         found[sha] = self._decode(record, value)
@@ -354,9 +364,11 @@ class Store:
         items = list(checked.items())
         with self.engine.begin() as conn:
             for chunk in _chunks(items, self.write_chunk):
-                if self.backend == "postgresql":
-                    table = self._pg_table(record)
-                    values = [{"model_id": record.id, "sha256": s, "created_at": now, record.pg_column: v} for s, v in chunk]
+                if self.backend == "postgresql":  # numpy arrays go to psycopg's binary pgvector dumper (db.make_engine)
+                    table = sa.table("embeddings", sa.column("model_id"), sa.column("sha256"), sa.column("created_at"),
+                                     sa.column(record.pg_column))
+                    values = [{"model_id": record.id, "sha256": s, "created_at": now, record.pg_column: self._pg_value(record, v)}
+                              for s, v in chunk]
                     stmt = postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
                     stmt = stmt.returning(table.c.sha256)
                 else:
@@ -369,6 +381,14 @@ class Store:
         self._matrices.pop(record.id, None)
         return inserted
 
+    @staticmethod
+    def _pg_value(record: ModelRecord, vector: np.ndarray) -> Any:
+        if record.dtype == "float16":
+            from pgvector import HalfVector
+
+            return HalfVector(vector)
+        return vector
+
     def count(self, model: ModelRecord | ModelSpec | str) -> int:
         record = self._record(model)
         t = db.embeddings
@@ -380,7 +400,8 @@ class Store:
         record = self._record(model)
         table, vector = self._vector_column(record)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(table.c.sha256, vector).where(table.c.model_id == record.id, vector.is_not(None))).all()
+            stmt = sa.select(table.c.sha256, self._vector_out(record, vector)).where(table.c.model_id == record.id, vector.is_not(None))
+            rows = conn.execute(stmt).all()
         if not rows:
             return [], np.zeros((0, record.dimension), dtype=np.float32)
         return [r[0] for r in rows], np.stack([self._decode(record, r[1]) for r in rows])
@@ -395,7 +416,7 @@ class Store:
         if self.backend == "postgresql":
             hits = self._pg_search(record, q, k, exact, ef_search)
         else:
-            hits = exact_top_k(*self._unit_matrix(record), q, k)
+            hits = exact_top_k(*self._unit_matrix(record), q, k, unit_rows=True)
         found = self.get_items([sha for sha, _ in hits])
         return [Neighbor(sha, sim, found.get(sha)) for sha, sim in hits]
 
@@ -463,13 +484,14 @@ class Store:
             return conn.execute(sa.select(sa.func.count()).select_from(db.items)).scalar_one()
 
 
-def exact_top_k(hashes: list[str], matrix: np.ndarray, query: np.ndarray, k: int) -> list[tuple[str, float]]:
-    """Exact cosine top-k in numpy."""
+def exact_top_k(hashes: list[str], matrix: np.ndarray, query: np.ndarray, k: int, unit_rows: bool = False) -> list[tuple[str, float]]:
+    """Exact cosine top-k in numpy (``unit_rows``: the matrix rows are already L2-normalised)."""
     if not hashes or k <= 0:
         return []
-    norms = np.linalg.norm(matrix, axis=1)
-    norms[norms == 0] = 1.0
-    sims = (matrix @ (query / np.linalg.norm(query))) / norms
+    sims = matrix @ (query / np.linalg.norm(query))
+    if not unit_rows:
+        norms = np.linalg.norm(matrix, axis=1)
+        sims = sims / np.where(norms == 0, 1.0, norms)
     k = min(k, len(hashes))
     top = np.argpartition(-sims, k - 1)[:k]
     top = top[np.argsort(-sims[top], kind="stable")]
