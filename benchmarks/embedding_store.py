@@ -4,7 +4,7 @@ For each backend: ``put_many`` of ``--n`` vectors of ``--dim`` dimensions (Postg
 deferred and built once afterwards, its build time reported apart), ``get_many`` of all of
 them, and top-``--k`` search for ``--queries`` queries: exact (SQLite: numpy over the cached
 matrix; Postgres: sequential scan) and HNSW (Postgres), with recall@k of HNSW against exact.
-The vectors are a mixture of Gaussian clusters (unit-normalised), like real embeddings.
+The vectors lie near a 32-dimensional subspace (unit-normalised), like real embeddings.
 Postgres is started by ``pgserver`` in a temporary folder. Prints JSON.
 
     PYTHONPATH=. python benchmarks/embedding_store.py [--n 100000] [--dim 1024] [--queries 100] [--backends sqlite postgres]
@@ -28,13 +28,16 @@ import sqlalchemy as sa
 from aesthetic_platform.embeddings import EmbeddingStoreConfig, ModelSpec, Store
 
 
-def clustered(n: int, dim: int, seed: int = 0, clusters: int = 256) -> np.ndarray:
+def embedding_like(n: int, dim: int, seed: int = 0, intrinsic: int = 32, noise: float = 0.05) -> np.ndarray:
+    """Unit vectors on a ``intrinsic``-dimensional subspace plus a little noise: like real embeddings, neighbours are
+    meaningful (i.i.d. Gaussian vectors in 1024 dimensions are all nearly equidistant, which no index can rank)."""
+    basis = np.random.default_rng(12345).standard_normal((intrinsic, dim)).astype(np.float32)  # shared by data and queries
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 10_000):
         stop = min(n, start + 10_000)
-        out[start:stop] = centres[rng.integers(0, clusters, stop - start)] + 0.6 * rng.standard_normal((stop - start, dim))
+        out[start:stop] = rng.standard_normal((stop - start, intrinsic)).astype(np.float32) @ basis
+        out[start:stop] += noise * np.sqrt(intrinsic) * rng.standard_normal((stop - start, dim)).astype(np.float32)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
@@ -93,9 +96,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     args = parser.parse_args()
-    vectors = clustered(args.n, args.dim)
+    vectors = embedding_like(args.n, args.dim)
     hashes = [hashlib.sha256(f"bench-{i}".encode()).hexdigest() for i in range(args.n)]
-    queries = clustered(args.queries, args.dim, seed=1)
+    queries = embedding_like(args.queries, args.dim, seed=1)
     report = {"n": args.n, "dim": args.dim, "k": args.k, "queries": args.queries, "cpu_count": os.cpu_count(),
               "machine": platform.machine(), "results": []}
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
