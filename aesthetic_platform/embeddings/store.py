@@ -117,6 +117,7 @@ class Store:
         self.backend = engine.dialect.name
         self._models: dict[tuple[str, str], ModelRecord] = {}
         self._pgvector_version: tuple[int, ...] | None = None
+        self._pg_ready: set[int] = set()  # models whose vector column and index this Store has ensured
         self._matrices: dict[int, tuple[int, list[str], np.ndarray]] = {}  # SQLite search: model id -> (rows, hashes, unit rows)
 
     @classmethod
@@ -184,7 +185,7 @@ class Store:
             with self.engine.begin() as conn:
                 if self.backend == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(7416310022)"))
-                    stmt = postgresql.insert(db.embedding_models).values(row).on_conflict_do_nothing()
+                    stmt: sa.Insert = postgresql.insert(db.embedding_models).values(row).on_conflict_do_nothing()
                 else:
                     stmt = sqlite_insert(db.embedding_models).values(row).on_conflict_do_nothing()
                 conn.execute(stmt)
@@ -198,8 +199,9 @@ class Store:
             )
         if record.modality != spec.modality:
             raise StoreError(f"model {spec.model_id} is registered for {record.modality}, not {spec.modality}")
-        if self.backend == "postgresql":
+        if self.backend == "postgresql" and record.id not in self._pg_ready:
             self._ensure_pg_column(record)
+            self._pg_ready.add(record.id)
         return record
 
     def _ensure_pg_column(self, record: ModelRecord) -> None:
@@ -369,14 +371,14 @@ class Store:
                                      sa.column(record.pg_column))
                     values = [{"model_id": record.id, "sha256": s, "created_at": now, record.pg_column: self._pg_value(record, v)}
                               for s, v in chunk]
-                    stmt = postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
-                    stmt = stmt.returning(table.c.sha256)
+                    pg_insert = postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
+                    stmt = pg_insert.returning(table.c.sha256)
                 else:
                     values = [
                         {"model_id": record.id, "sha256": s, "created_at": now, "vector": v.astype("<f4").tobytes()} for s, v in chunk
                     ]
-                    stmt = sqlite_insert(db.embeddings).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
-                    stmt = stmt.returning(db.embeddings.c.sha256)
+                    lite_insert = sqlite_insert(db.embeddings).values(values).on_conflict_do_nothing(index_elements=["model_id", "sha256"])
+                    stmt = lite_insert.returning(db.embeddings.c.sha256)
                 inserted += len(conn.execute(stmt).all())  # RETURNING names only the rows actually inserted
         self._matrices.pop(record.id, None)
         return inserted
