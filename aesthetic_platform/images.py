@@ -116,7 +116,7 @@ def _allowed_formats() -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def _opened(source: ImageSource, name: str, max_pixels: int) -> Iterator[Image.Image]:
+def _opened(source: str | Path | bytes | BinaryIO, name: str, max_pixels: int) -> Iterator[Image.Image]:
     """Open lazily (header only) and refuse a canvas over ``max_pixels`` before any decoding.
 
     A file this function opens is closed on exit; a caller's file object is left open.

@@ -101,12 +101,12 @@ class Scorer:
             return []
         self.check_prompts(prompts)
         tensors = [self._prepare(image, index) for index, image in enumerate(images)]
-        results: list[dict[str, float] | None] = [None] * len(images)
+        results: dict[int, dict[str, float]] = {}
         for indices in self._batches(tensors):
             logits = self._score_batch([tensors[i] for i in indices], [prompts[i] for i in indices])
             for row, index in enumerate(indices):
                 results[index] = {dim: float(values[row]) for dim, values in logits.items()}
-        return results
+        return [results[index] for index in range(len(images))]  # _batches covers every index once
 
     def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
         try:

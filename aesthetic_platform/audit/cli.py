@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from aesthetic_platform.audit.config import AuditConfig
-from aesthetic_platform.audit.moderation import ModerationClient
+from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
 from aesthetic_platform.audit.rules import TermRules
 from aesthetic_platform.audit.run import combine_verdict, prompt_text
 from aesthetic_platform.llm import EndpointSettings
@@ -42,7 +42,7 @@ def audit_prompts(
     rules = TermRules.from_config(config)
     specs = [r.to_spec("audit", "file") for r in records]
     texts = [prompt_text(s) for s in specs]
-    outcomes = [None] * len(texts)
+    outcomes: list[ModerationOutcome | None] = [None] * len(texts)
     if moderation:
         client = ModerationClient(EndpointSettings(base_url=base_url, model=model), config.score_thresholds)
         step = config.moderation_batch

@@ -26,7 +26,7 @@ from aesthetic_platform.audit.images import NO_IMAGE_MODEL, ImageSafetyClassifie
 from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
 from aesthetic_platform.audit.rules import RuleHit, TermRules
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.schemas import CONTENT_AUDIT, CandidateImage, ContentAudit, PromptSpec
+from aesthetic_platform.schemas import CONTENT_AUDIT, AuditStatus, CandidateImage, ContentAudit, PromptSpec
 
 TABLE = "content_audit"
 
@@ -40,7 +40,7 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def combine_verdict(hits: list[RuleHit], outcome: ModerationOutcome | None) -> tuple[str, list[str], str, str]:
+def combine_verdict(hits: list[RuleHit], outcome: ModerationOutcome | None) -> tuple[AuditStatus, list[str], str, str]:
     """(status, categories, reason, error) from the rule hits and the moderation outcome."""
     categories = sorted({h.category for h in hits} | set(outcome.categories if outcome and outcome.ok else []))
     reasons = []
@@ -231,6 +231,7 @@ def _image_row(
         scores.update({f"moderation/{k}": v for k, v in outcome.scores.items()})
         if outcome.error:
             errors.append(outcome.error)
+    status: AuditStatus
     if reasons:
         status = "flagged"
     elif errors:

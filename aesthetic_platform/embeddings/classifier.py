@@ -241,6 +241,7 @@ def train_classifier(data: LabelledVectors, settings: ClassifierSettings, on_epo
             stale += 1
             if stale >= settings.patience:
                 break
+    assert best_state is not None  # epochs >= 1 and the first epoch always keeps its state
     head.load_state_dict(best_state)
     head.eval()
     with torch.no_grad():

@@ -121,7 +121,9 @@ def alembic_config(connection: sa.Connection) -> AlembicConfig:
 def head_revision() -> str:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
 
 
 def current_revision(engine: sa.Engine) -> str | None:

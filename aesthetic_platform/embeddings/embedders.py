@@ -60,6 +60,11 @@ def image_item(path: str | Path, sha256: str | None = None, **meta: Any) -> Item
     return Item(sha256 or sha256_file(path), "image", path=str(path), meta=meta)
 
 
+def _image_path(item: Item) -> str:
+    assert item.path is not None, f"image item {item.sha256} has no path"  # image_item always sets one
+    return item.path
+
+
 def _device(device: str) -> str:
     if device:
         return device
@@ -154,7 +159,7 @@ class StudentImageEmbedder(_StudentTower):
         from aesthetic_platform.model.batching import collate_images, prepare_image, tensor_grid
 
         model, patch = self.model, self.model.preprocess.patch_size
-        tensors = [prepare_image(item.path, model.preprocess, model.config.image.patch_budget) for item in items]
+        tensors = [prepare_image(_image_path(item), model.preprocess, model.config.image.patch_budget) for item in items]
         by_grid: dict[Any, list[int]] = defaultdict(list)
         for index, tensor in enumerate(tensors):
             by_grid[tensor_grid(tensor, patch)].append(index)

@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from aesthetic_platform.embeddings.classifier import ClassifierResult, load_classifier, plots
 
@@ -24,7 +25,7 @@ def registered_name(task: str) -> str:
     return f"embedding-classifier-{task}"
 
 
-class EmbeddingClassifierPyfunc(mlflow.pyfunc.PythonModel):
+class EmbeddingClassifierPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         self.classifier = load_classifier(context.artifacts["classifier"])
 

@@ -23,7 +23,7 @@ import httpx
 from aesthetic_platform.atomic import sha256_bytes, write_bytes
 from aesthetic_platform.ingest.config import CrawlConfig, CrawlSource
 from aesthetic_platform.ingest.fetch import Fetched, Fetcher, FetchError
-from aesthetic_platform.ingest.frontier import Frontier, FrontierItem, Kind
+from aesthetic_platform.ingest.frontier import Frontier, FrontierItem, Kind, State
 from aesthetic_platform.ingest.sources import GalleryAdapter, UrlListSource, adapter_for
 from aesthetic_platform.ingest.validate import ImageRejected, validate_image_bytes
 from aesthetic_platform.paths import DataRoot
@@ -82,7 +82,7 @@ class Crawler:
         self.transport = transport
         self.progress = progress
         self.report = CrawlReport(source.name)
-        self._claimed = Counter()
+        self._claimed: Counter[str] = Counter()
 
     def _kinds_open(self) -> tuple[Kind, ...]:
         kinds: list[Kind] = []
@@ -130,7 +130,7 @@ class Crawler:
             else:
                 await self._page(item)
         except FetchError as exc:
-            state = "skipped" if exc.permanent else "failed"
+            state: State = "skipped" if exc.permanent else "failed"
             (self.report.skipped if exc.permanent else self.report.failed)[exc.reason] += 1
             self.frontier.settle(item.url, state, exc.reason, exc.detail)
             log.info("%s %s: %s", state, item.url, exc)

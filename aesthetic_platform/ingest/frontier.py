@@ -106,6 +106,7 @@ class Frontier:
                 if retry_failed:
                     self._db.execute("UPDATE urls SET state='pending' WHERE state='failed'")
             run_id = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (time.time(),)).lastrowid
+            assert run_id is not None  # set by every successful INSERT
             return RunStart(int(run_id), False, requeued)
 
     def finish_run(self, run_id: int) -> None:

@@ -137,7 +137,7 @@ class UrlListSource:
         text = self.file.read_text(encoding="utf-8-sig")
         if self.file.suffix.lower() == ".csv":
             return self._csv(text)
-        seeds = []
+        seeds: list[Seed] = []
         for line in text.splitlines():
             line = line.strip()
             url = clean_url(line, line) if line and not line.startswith("#") else None
@@ -154,7 +154,7 @@ class UrlListSource:
         def column(row: dict[str, str], *names: str) -> str:
             return next(((row.get(fields[n]) or "").strip() for n in names if n in fields), "")
 
-        seeds = []
+        seeds: list[Seed] = []
         for row in reader:
             url = clean_url(column(row, "url"), column(row, "url"))
             if url is None:

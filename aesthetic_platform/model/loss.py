@@ -89,6 +89,7 @@ class CombinedRankingLoss(torch.nn.Module):
             per_head[dim], counted[dim] = self._head_loss(winner_logits[dim] - loser_logits[dim], gap)
             weighted = self.weights[dim] * per_head[dim]
             total = weighted if total is None else total + weighted
+        assert total is not None  # _check_shapes has already required at least one dimension
         return RankingLossOutput(objective=total, per_head=per_head, counted_pairs=counted)
 
     def _head_loss(self, logit_gap: torch.Tensor, teacher_gap: torch.Tensor) -> tuple[torch.Tensor, int]:

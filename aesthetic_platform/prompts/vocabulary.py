@@ -8,6 +8,7 @@ with ``parse_elements`` — never from generator metadata.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: canonical colour -> (RGB, English words, Chinese words)
@@ -112,7 +113,7 @@ def _position(text: str, word: str) -> int:
     return text.find(word)
 
 
-def _find_all(text: str, words_by_key: dict[str, tuple[str, ...]]) -> list[str]:
+def _find_all(text: str, words_by_key: Mapping[str, tuple[str, ...]]) -> list[str]:
     lowered = text.lower()
     hits: list[tuple[int, str]] = []
     for key, words in words_by_key.items():

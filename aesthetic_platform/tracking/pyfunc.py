@@ -8,13 +8,14 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 PYFUNC_NAME = "aesthetic_scorer"
 INPUT_COLUMNS = ("image_path", "prompt")
 
 
-class AestheticScorerPyfunc(mlflow.pyfunc.PythonModel):
+class AestheticScorerPyfunc(PythonModel):
     """``predict`` takes a DataFrame with ``image_path`` and ``prompt`` columns."""
 
     def load_context(self, context: Any) -> None:

@@ -54,10 +54,11 @@ class DatasetRef:
 
 def _log_dataset(dataset: DatasetRef, context: str) -> None:
     import polars as pl
+    from mlflow.data.pandas_dataset import from_pandas  # what mlflow.data.from_pandas is, under a name type checkers see
 
     columns = ["pair_id", "prompt_hash", "winner_id", "loser_id", "split"]
     frame = pl.read_parquet(dataset.path, columns=columns).to_pandas()
-    source = mlflow.data.from_pandas(frame, source=str(dataset.path), name=dataset.name, digest=dataset.digest)
+    source = from_pandas(frame, source=str(dataset.path), name=dataset.name, digest=dataset.digest)
     mlflow.log_input(source, context=context)
 
 
