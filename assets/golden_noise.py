@@ -5,7 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from aesthetic_platform.assets.metadata import embedded_plots, table_metadata
 from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.schemas import HUMAN_PREFERENCES
 from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
 from aesthetic_platform.workbench.preferences import build_human_preferences
 
@@ -33,7 +35,7 @@ def human_preferences(context: dg.AssetExecutionContext, data_root: DataRootReso
             "submissions": len(selections),
             "prompts": len({s.prompt_id for s in selections}),
             "annotators": ", ".join(annotators) or "-",
-            "table": dg.MetadataValue.path(str(path)),
+            **table_metadata(HUMAN_PREFERENCES, len(rows), path),
         },
         check_results=[
             dg.AssetCheckResult(check_name="human_pairs_have_annotator", passed=all(r.annotator for r in rows)),
@@ -68,5 +70,5 @@ def golden_noise_analysis(
         low, high = selector["auc_ci"]
         metadata.update({"auc": selector["auc"], "auc_ci_low": low, "auc_ci_high": high, "permutation_p": selector["permutation_p"]})
     if report["tsne"]["status"] == "plotted":
-        metadata["tsne_plot"] = dg.MetadataValue.path(report["tsne"]["path"])
+        metadata.update(embedded_plots({"tsne": Path(report["tsne"]["path"])}))
     return dg.MaterializeResult(metadata=metadata)

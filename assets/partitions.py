@@ -23,10 +23,16 @@ def observe_partition(context: dg.AssetExecutionContext, partition: str, metadat
     In a single-run backfill Dagster records one materialization per partition, all with
     the run's metadata; the per-partition truth is this observation, shown on each
     partition's page (the materialization's own numbers are labelled as run totals)."""
+    if "rows" in metadata:
+        metadata = {**{k: v for k, v in metadata.items() if k != "rows"}, "dagster/row_count": metadata["rows"]}
     context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=partition, metadata=metadata))
 
 
 def run_totals(context: dg.AssetExecutionContext, totals: dict) -> dict:
-    """Run-wide totals, named so that nobody reads them as one partition's numbers."""
-    prefix = "run_" if len(context.partition_keys) > 1 else ""
-    return {**{f"{prefix}{key}": value for key, value in totals.items()}, "partitions_in_run": len(context.partition_keys)}
+    """Run-wide totals, named so that nobody reads them as one partition's numbers.
+
+    With one partition the totals are that partition's, and ``rows`` becomes ``dagster/row_count``."""
+    if len(context.partition_keys) == 1:
+        rows = {"dagster/row_count": totals["rows"]} if "rows" in totals else {}
+        return {**{k: v for k, v in totals.items() if k != "rows"}, **rows, "partitions_in_run": 1}
+    return {**{f"run_{key}": value for key, value in totals.items()}, "partitions_in_run": len(context.partition_keys)}

@@ -15,6 +15,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
 from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
 from aesthetic_platform.judging.heuristic import image_file_scores
 from aesthetic_platform.model.loss import RankingLossConfig
@@ -96,6 +97,7 @@ def _train_via_pipes(context, pipes_client, root: DataRoot, train_config: TrainC
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.model", "aesthetic_platform.training"),
     group_name=GROUP,
     deps=["preference_pairs"],
     pool="gpu",
@@ -152,15 +154,16 @@ class EvalReportConfig(dg.Config, EvalConfig):
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.evaluation"),
     group_name=GROUP,
-    deps=["preference_pairs"],
+    deps=["preference_pairs", "human_preferences"],
     kinds={"mlflow", "markdown"},
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
             "no_regression_vs_champion", asset="eval_report", blocking=True,
-            description="On the frozen evaluation set, no dimension falls below the best recorded champion beyond its tolerance; "
-            "only then do the champion folder and alias move.",
+            description="On the frozen evaluation set, no dimension (nor the same-ratio total, nor best-of-N) falls below the best "
+            "recorded champion beyond its tolerance; only then do the champion folder and alias move.",
         )
     ],
     description="Pairwise accuracy with 95% CIs on the frozen evaluation set and human picks, vs chance, champion and heuristic.",
@@ -176,7 +179,8 @@ def eval_report(
     trained = aesthetic_model
     outcome = evaluate(root, trained, config, heuristic=image_file_scores)
     tracking = mlflow_tracking.config_for(root)
-    metrics = {f"test.accuracy.{d}": a.accuracy for d, a in outcome.report.model.per_dimension.items()}
+    # every dimension, plus same_ratio.total and best_of_n (the champion gate's metrics)
+    metrics = {f"test.accuracy.{name}": value for name, value in outcome.report.model.gate_metrics().items()}
     eval_run = log_evaluation(
         tracking, trained, outcome.report_dir, metrics,
         dataset=DatasetRef("eval_set", outcome.eval_set.path, outcome.eval_set.digest),
@@ -195,7 +199,7 @@ def eval_report(
         "promoted": outcome.promoted,
         "mlflow_eval_run": eval_run,
         "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
-        **{f"plot_{name}": dg.MetadataValue.path(str(path)) for name, path in outcome.report.plots.items()},
+        **embedded_plots(outcome.report.plots),
     }
     return dg.MaterializeResult(
         metadata=metadata,

@@ -1,5 +1,6 @@
 """Asset jobs, schedules and sensors."""
 
+from aesthetic_platform.jobs.automation import eager_re_evaluation_sensor
 from aesthetic_platform.jobs.chains import (
     candidate_chain_job,
     judging_chain_job,
@@ -14,7 +15,7 @@ from aesthetic_platform.jobs.ingest import crawl_job, incremental_crawl_schedule
 
 ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, train_and_evaluate_job, golden_noise_job]
 ALL_SCHEDULES = [weekly_retrain_schedule]
-ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor]
+ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor, eager_re_evaluation_sensor]
 ALL_JOBS += [crawl_job]
 ALL_SCHEDULES += [incremental_crawl_schedule]
 ALL_JOBS += [embedding_classifier_job]

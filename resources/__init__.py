@@ -17,12 +17,11 @@ from aesthetic_platform.resources.generation import ImageGeneratorResource
 from aesthetic_platform.resources.judge import JudgeResource, judge_from_env
 from aesthetic_platform.resources.llm import PromptLLMResource
 from aesthetic_platform.resources.moderation import ModerationResource, moderation_from_env
+from aesthetic_platform.resources.profile import DEFAULT_JUDGE, current_profile
 from aesthetic_platform.resources.tracking import MLflowResource
 
-PROFILE_ENV = "AESTHETIC_PROFILE"
 #: Read once at import: ``mlflow.set_tracking_uri`` later rewrites the variable in-process.
 _USER_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
-PROFILES = ("local", "production")
 
 __all__ = [
     "DataRootResource",
@@ -49,13 +48,6 @@ def _training_resources() -> dict[str, Any]:
     }
 
 
-def current_profile() -> str:
-    profile = os.environ.get(PROFILE_ENV, "local")
-    if profile not in PROFILES:
-        raise ValueError(f"{PROFILE_ENV}={profile!r} is not one of {PROFILES}")
-    return profile
-
-
 def resources_for(profile: str | None = None) -> dict[str, Any]:
     profile = profile or current_profile()
     if profile == "production":
@@ -64,7 +56,7 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
             "embedding_store": EmbeddingStoreResource(),  # $AESTHETIC_DB_URL names the Postgres + pgvector store
             "image_generator": ImageGeneratorResource(generator="diffusers"),
             "prompt_llm": PromptLLMResource(api_key=dg.EnvVar("OPENAI_API_KEY")),
-            "judge": judge_from_env("openai"),
+            "judge": judge_from_env(DEFAULT_JUDGE["production"]),
             "moderation": moderation_from_env(True),  # $AESTHETIC_MODERATION_BASE_URL or $OPENAI_BASE_URL
             **_training_resources(),
         }
@@ -73,7 +65,7 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
         "embedding_store": EmbeddingStoreResource(),  # SQLite under the data root unless $AESTHETIC_DB_URL is set
         "image_generator": ImageGeneratorResource(generator="poster"),
         "prompt_llm": PromptLLMResource(),
-        "judge": judge_from_env("heuristic"),
+        "judge": judge_from_env(DEFAULT_JUDGE["local"]),
         "moderation": moderation_from_env(False),  # prompt rules only, unless the run config turns moderation on
         **_training_resources(),
     }

@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from aesthetic_platform.judging import Judge, JudgeConfig, build_judge
+from aesthetic_platform.resources.profile import DEFAULT_JUDGE, current_profile
 
 JUDGE_ENV = "AESTHETIC_JUDGE"
 
@@ -14,6 +15,11 @@ class JudgeResource(dg.ConfigurableResource, JudgeConfig):
 
     def build(self) -> Judge:
         return build_judge(self)
+
+
+def default_kind_for_profile() -> str:
+    """The judge kind the current profile starts from (before ``AESTHETIC_JUDGE``)."""
+    return DEFAULT_JUDGE[current_profile()]
 
 
 def judge_from_env(default_kind: str) -> JudgeResource:

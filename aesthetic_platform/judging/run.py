@@ -178,6 +178,7 @@ def judging_summary(runs: Sequence[BatchJudging]) -> dict[str, float | int]:
     swapped = [r for r in judged if r.consistent is not None]
     return {
         "verdicts": len(rows),
+        "rows": len(rows),
         "judge_calls": sum(run.calls for run in runs),
         "from_cache": sum(run.from_cache for run in runs),
         "failed": sum(len(run.failed) for run in runs),

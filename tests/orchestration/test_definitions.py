@@ -99,7 +99,7 @@ def test_bad_config_fails_with_a_clear_error(tmp_path):
 
 
 def test_profiles():
-    assert resources_for("local")["image_generator"].kind == "poster"
+    assert resources_for("local")["image_generator"].generator == "poster"
     with pytest.raises(ValueError, match="AESTHETIC_PROFILE"):
         import os
 
