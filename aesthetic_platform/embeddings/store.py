@@ -447,7 +447,7 @@ class Store:
             if exact:
                 conn.execute(sa.text("SET LOCAL enable_indexscan = off"))
             else:
-                conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(ef_search or max(40, 2 * k))}"))
+                conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(ef_search or max(100, 4 * k))}"))
             return [(sha, 1.0 - float(dist)) for sha, dist in conn.execute(stmt)]
 
     # ---- items ---------------------------------------------------------------------------------
