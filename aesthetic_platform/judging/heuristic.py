@@ -63,6 +63,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, TypedDict
 
 import cv2
 import numpy as np
@@ -182,7 +183,7 @@ def _background_plane(rgb: np.ndarray) -> np.ndarray:
     design = np.stack([np.ones(h * w, np.float32), xs.ravel() / w, ys.ravel() / h], axis=1)
     values = rgb.reshape(-1, 3)
     band = max(1, round(BORDER_BAND * min(h, w)))
-    keep = np.ones((h, w), bool)
+    keep: np.ndarray = np.ones((h, w), bool)  # a [h, w] mask, then flat
     keep[band:-band, band:-band] = False
     keep = keep.ravel()
     for _ in range(ROBUST_FIT_PASSES):
@@ -456,9 +457,17 @@ def pair_reason(scores_a: dict[str, float], scores_b: dict[str, float], winner: 
     return text + (f"; the other image has the better {', '.join(behind)}" if behind else "") + "."
 
 
-def heuristic_reply(scores_a: dict[str, float], scores_b: dict[str, float]) -> dict[str, object]:
+class HeuristicReply(TypedDict):
+    """The judge reply's JSON shape."""
+
+    scores: dict[str, dict[str, float]]
+    winner: Literal["A", "B"]
+    reason: str
+
+
+def heuristic_reply(scores_a: dict[str, float], scores_b: dict[str, float]) -> HeuristicReply:
     """The verdict in the judge reply's JSON shape: the higher total wins (A on a tie)."""
-    winner = "A" if scores_a["total"] >= scores_b["total"] else "B"
+    winner: Literal["A", "B"] = "A" if scores_a["total"] >= scores_b["total"] else "B"
     return {"scores": {"A": scores_a, "B": scores_b}, "winner": winner, "reason": pair_reason(scores_a, scores_b, winner)}
 
 

@@ -10,7 +10,7 @@ with a message short enough to send back to the model in the one repair request.
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -37,6 +37,8 @@ class _ReplyBase(BaseModel):
     model_config = ConfigDict(extra="ignore")
     winner: Position
     reason: str = Field(default="", max_length=2000)
+    if TYPE_CHECKING:  # added by reply_model for the configured dimensions; declared here for the type checker only
+        scores: BaseModel
 
     @field_validator("winner", mode="before")
     @classmethod
@@ -50,7 +52,7 @@ class _ReplyBase(BaseModel):
 
 
 @cache
-def reply_model(dimensions: tuple[str, ...], scale: ScoreScale) -> type[BaseModel]:
+def reply_model(dimensions: tuple[str, ...], scale: ScoreScale) -> type[_ReplyBase]:
     """A strict pydantic model for one dimension list and scale (cached per config)."""
     check_dimensions(dimensions)
     score = (float, Field(ge=scale.low, le=scale.high, strict=True))
@@ -90,7 +92,8 @@ def parse_reply(text: str, dimensions: tuple[str, ...], scale: ScoreScale) -> Ju
         parsed = reply_model(tuple(dimensions), scale).model_validate(data)
     except ValidationError as exc:
         raise ReplyError(f"reply does not match the schema: {_describe(exc)}") from None
-    scores = {pos: getattr(parsed.scores, pos).model_dump() for pos in ("A", "B")}
+    positions: tuple[Position, ...] = ("A", "B")
+    scores: dict[Position, dict[str, float]] = {pos: getattr(parsed.scores, pos).model_dump() for pos in positions}
     total_a, total_b = scores["A"]["total"], scores["B"]["total"]
     if total_a != total_b and parsed.winner != ("A" if total_a > total_b else "B"):
         raise ReplyError(f"winner {parsed.winner!r} contradicts the totals (A {total_a:g}, B {total_b:g})")

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,9 +22,9 @@ from aesthetic_platform.judging.cache import CacheKey, VerdictCache
 from aesthetic_platform.judging.pairs import CandidatePair, plan_pairs
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.prompts import load_prompts
-from aesthetic_platform.schemas import JUDGMENTS, Judgment
+from aesthetic_platform.schemas import JUDGMENTS, Judgment, PairOrder
 
-ORDERS = ("ab", "ba")
+ORDERS: tuple[PairOrder, ...] = ("ab", "ba")
 ProgressFn = Callable[[int, int], None]
 
 
@@ -84,20 +85,21 @@ def judge_with_cache(
     return outcomes  # type: ignore[return-value]
 
 
-def pair_request(pair: CandidatePair, order: str) -> JudgeRequest:
+def pair_request(pair: CandidatePair, order: PairOrder) -> JudgeRequest:
     a = ImageRef(pair.a.path, pair.a.sha256)
     b = ImageRef(pair.b.path, pair.b.sha256)
     first, second = (a, b) if order == "ab" else (b, a)
     return JudgeRequest(pair.prompt.text, first, second, label=f"{pair.pair_id}:{order}")
 
 
-def judgment_row(pair: CandidatePair, order: str, outcome: Outcome, judge: Judge) -> Judgment:
+def judgment_row(pair: CandidatePair, order: PairOrder, outcome: Outcome, judge: Judge) -> Judgment:
     """Map the verdict's presentation positions (A first) back to the pair's canonical a/b."""
     v = outcome.verdict
     flip = order == "ba"
     scores_a, scores_b = (v.scores_b, v.scores_a) if flip else (v.scores_a, v.scores_b)
     scores_a, scores_b = _in_order(scores_a, judge.dimensions), _in_order(scores_b, judge.dimensions)
-    winner = "" if not v.ok else ({"A": "b", "B": "a"} if flip else {"A": "a", "B": "b"})[v.winner]
+    canonical: dict[str, Literal["a", "b"]] = {"A": "b", "B": "a"} if flip else {"A": "a", "B": "b"}
+    winner: Literal["a", "b", ""] = "" if not v.ok else canonical[v.winner]
     return Judgment(
         pair_id=pair.pair_id, batch=pair.a.batch, prompt_id=pair.prompt.prompt_id, prompt=pair.prompt.text,
         prompt_hash=pair.prompt.text_hash, order=order, image_a_id=pair.a.image_id, image_b_id=pair.b.image_id,
@@ -191,4 +193,4 @@ def judging_summary(runs: Sequence[BatchJudging]) -> dict[str, float | int]:
 
 
 def load_judgments(root: DataRoot) -> list[Judgment]:
-    return JUDGMENTS.rows(JUDGMENTS.read_many(root.batch_tables("judgments")))
+    return JUDGMENTS.rows(JUDGMENTS.read_many(root.batch_tables("judgments")), root)
