@@ -61,10 +61,11 @@ def _client_args(settings: EndpointSettings, base_url_env: str | None) -> dict[s
 def openai_client(settings: EndpointSettings, base_url_env: str | None = None) -> OpenAI:
     """A synchronous client for ``settings`` (SDK retries, attempts counted)."""
     http = httpx.Client(timeout=settings.timeout_s, event_hooks={"request": [_note_attempt]})
-    return OpenAI(**_client_args(settings, base_url_env), http_client=http)
+    # openai accepts httpx clients at run time (it checks for them) but annotates only httpx2's
+    return OpenAI(**_client_args(settings, base_url_env), http_client=http)  # type: ignore[arg-type]
 
 
 def async_openai_client(settings: EndpointSettings, base_url_env: str | None = None) -> AsyncOpenAI:
     """An asyncio client for ``settings`` (SDK retries, attempts counted)."""
     http = httpx.AsyncClient(timeout=settings.timeout_s, event_hooks={"request": [_anote_attempt]})
-    return AsyncOpenAI(**_client_args(settings, base_url_env), http_client=http)
+    return AsyncOpenAI(**_client_args(settings, base_url_env), http_client=http)  # type: ignore[arg-type]  # as above

@@ -15,6 +15,7 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -196,7 +197,8 @@ class RatioBucketSampler:
         sides = {len(grids) for grids in item_grids}
         if len(sides) != 1:
             raise ValueError(f"every item must hold the same number of images, got {sorted(sides)}")
-        self.item_grids = [tuple(tuple(grid) for grid in grids) for grids in item_grids]
+        # hashable tuples of the same shape, whatever sequences came in (lists read back from JSON)
+        self.item_grids = [cast(ItemGrids, tuple(tuple(grid) for grid in grids)) for grids in item_grids]
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed

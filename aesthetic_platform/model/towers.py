@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import open_clip
 from torch import nn
@@ -24,6 +25,11 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from aesthetic_platform.atomic import write_json
 from aesthetic_platform.model.config import ImageTowerConfig, TextTowerConfig
 from aesthetic_platform.model.text import build_tiny_tokenizer
+
+#: The towers' types. Both are nn.Modules whose blocks are reached by attribute (``visual.transformer.resblocks``,
+#: ``encoder.encoder.layer``), which nn.Module's typing cannot follow; open_clip ships no type information at all.
+VisionTower: TypeAlias = open_clip.transformer.VisionTransformer  # checked by build_image_tower
+TextTower: TypeAlias = Any  # a transformers encoder (AutoModel) of the BERT family (XLM-R)
 
 #: Registered model JSONs live here for the process lifetime (OpenCLIP rescans its paths on every add).
 OPEN_CLIP_CONFIG_DIR = Path(tempfile.gettempdir()) / "aesthetic_platform_open_clip_configs"
@@ -77,7 +83,7 @@ def _no_random_init_notice() -> Iterator[None]:
             root.removeHandler(placeholder)
 
 
-def build_image_tower(config: ImageTowerConfig, load_weights: bool = True) -> tuple[nn.Module, ImagePreprocess]:
+def build_image_tower(config: ImageTowerConfig, load_weights: bool = True) -> tuple[VisionTower, ImagePreprocess]:
     """The OpenCLIP ``VisionTransformer`` of the named model; its text tower is discarded."""
     if config.open_clip_config is not None:
         register_open_clip_config(config.model_name, config.open_clip_config)
@@ -119,6 +125,7 @@ def build_text_tower(config: TextTowerConfig, tokenizer_dir: str | Path | None =
     if config.pretrained is not None:
         encoder = AutoModel.from_pretrained(config.pretrained, add_pooling_layer=False)
     else:
+        assert config.architecture is not None  # TextTowerConfig requires exactly one of pretrained / architecture
         architecture = dict(config.architecture)
         model_type = architecture.pop("model_type")
         architecture.setdefault("vocab_size", len(tokenizer))
@@ -137,11 +144,11 @@ def _load_tokenizer(config: TextTowerConfig, tokenizer_dir: str | Path | None):
     return AutoTokenizer.from_pretrained(str(source))
 
 
-def image_tower_blocks(visual: nn.Module) -> list[nn.Module]:
+def image_tower_blocks(visual: VisionTower) -> list[nn.Module]:
     return list(visual.transformer.resblocks)
 
 
-def text_tower_blocks(encoder: nn.Module) -> list[nn.Module]:
+def text_tower_blocks(encoder: TextTower) -> list[nn.Module]:
     return list(encoder.encoder.layer)
 
 
@@ -165,5 +172,5 @@ def freeze_all_but_last(
         module_or_parameter.requires_grad_(True)
 
 
-def image_tower_tail(visual: nn.Module) -> list[nn.Module | nn.Parameter]:
+def image_tower_tail(visual: VisionTower) -> list[nn.Module | nn.Parameter]:
     return [visual.ln_post, visual.proj]

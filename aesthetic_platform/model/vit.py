@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from aesthetic_platform.model.batching import ImageBatch
+from aesthetic_platform.model.towers import VisionTower
 
 CLASS_TOKENS = 1
 
 
-def _native_patch_positions(visual: nn.Module) -> torch.Tensor:
+def _native_patch_positions(visual: VisionTower) -> torch.Tensor:
     """[1, width, rows0, cols0]: the pretrained patch position field, as an image."""
     rows, cols = visual.grid_size
     patch_positions = visual.positional_embedding[CLASS_TOKENS:]
     return patch_positions.reshape(1, rows, cols, -1).permute(0, 3, 1, 2)
 
 
-def grid_positional_embedding(visual: nn.Module, rows: int, cols: int) -> torch.Tensor:
+def grid_positional_embedding(visual: VisionTower, rows: int, cols: int) -> torch.Tensor:
     """[rows*cols, width] patch positions resampled (bicubic) to one image's grid."""
     field = _native_patch_positions(visual)
     if (rows, cols) != tuple(field.shape[-2:]):
@@ -42,7 +42,7 @@ def grid_positional_embedding(visual: nn.Module, rows: int, cols: int) -> torch.
     return field[0].permute(1, 2, 0).reshape(rows * cols, -1)
 
 
-def batch_positional_embedding(visual: nn.Module, grids: torch.Tensor, rows_max: int, cols_max: int) -> torch.Tensor:
+def batch_positional_embedding(visual: VisionTower, grids: torch.Tensor, rows_max: int, cols_max: int) -> torch.Tensor:
     """[B, rows_max*cols_max, width]: each image's own field top-left, zeros on padding."""
     width = visual.positional_embedding.shape[-1]
     canvas = visual.positional_embedding.new_zeros((grids.shape[0], rows_max, cols_max, width), dtype=torch.float32)
@@ -64,11 +64,11 @@ def key_padding_attention_mask(key_valid: torch.Tensor, heads: int, dtype: torch
     return additive[:, None, None, :].expand(batch, heads, length, length).reshape(batch * heads, length, length)
 
 
-def _attention_heads(visual: nn.Module) -> int:
+def _attention_heads(visual: VisionTower) -> int:
     return visual.transformer.resblocks[0].attn.num_heads
 
 
-def _pool(visual: nn.Module, tokens: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+def _pool(visual: VisionTower, tokens: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
     """OpenCLIP's pooling ('tok' or 'avg'), with the average taken over real patches only."""
 
     def pool(x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ def _pool(visual: nn.Module, tokens: torch.Tensor, key_valid: torch.Tensor) -> t
     return pool(visual.ln_post(tokens))
 
 
-def masked_vit_forward(visual: nn.Module, batch: ImageBatch) -> torch.Tensor:
+def masked_vit_forward(visual: VisionTower, batch: ImageBatch) -> torch.Tensor:
     """[B, output_dim] image features that depend only on each image's real pixels."""
     patches = visual.conv1(batch.pixels.to(visual.conv1.weight.dtype))  # [B, width, rows_max, cols_max]
     count, width, rows_max, cols_max = patches.shape
@@ -105,5 +105,5 @@ def masked_vit_forward(visual: nn.Module, batch: ImageBatch) -> torch.Tensor:
     return pooled @ visual.proj if visual.proj is not None else pooled
 
 
-def vit_output_dim(visual: nn.Module) -> int:
+def vit_output_dim(visual: VisionTower) -> int:
     return visual.proj.shape[1] if visual.proj is not None else visual.ln_post.normalized_shape[0]
