@@ -7,9 +7,9 @@ Writers build frames through ``TABLE.frame(rows)`` and readers load through
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aesthetic_platform.tables import Table
 
@@ -52,13 +52,19 @@ class PromptSpec(_Row):
 class CandidateImage(_Row):
     """One generated candidate: the manifest row that makes the PNG reproducible."""
 
-    image_id: str = Field(description="sha256-derived id of (batch, prompt, seed, size, generator)")
+    image_id: str = Field(description="sha256-derived id of (batch, prompt, seed, ratio, size, generator)")
     prompt_id: str
     batch: str
     seed: int = Field(ge=0, lt=2**32)
     ratio: RatioLabel
     width: int = Field(gt=0, multiple_of=16)
     height: int = Field(gt=0, multiple_of=16)
+    seed_family: int = Field(
+        default=0, ge=0, description="index of the seed within its prompt; one family = one seed rendered at each of the prompt's ratios"
+    )
+    split_position: float = Field(
+        default=0.0, ge=0, lt=1, description="the prompt's split position: ratios rotate over prompts in this order (stratified by split)"
+    )
     generator: str = Field(description="generator kind and model, e.g. poster-renderer/v1")
     steps: int | None = None
     guidance: float | None = None
@@ -86,8 +92,26 @@ class DimScores(BaseModel):
     loser: float
 
 
+PairKind = Literal["same_ratio", "cross_ratio"]
+PAIR_KINDS: tuple[str, ...] = get_args(PairKind)
+
+
+def pair_kind_of(ratio_a: str, ratio_b: str) -> PairKind:
+    """``same_ratio`` for two candidates of one size, ``cross_ratio`` for one seed at two ratios."""
+    return "same_ratio" if ratio_a == ratio_b else "cross_ratio"
+
+
+def ratio_pair_of(ratio_a: str, ratio_b: str) -> str:
+    """The pair's two ratios in canonical (``RATIOS``) order, e.g. ``1:1|16:9``; ``4:3|4:3`` for a same-ratio pair."""
+    order = list(RATIOS)
+    first, second = sorted((ratio_a, ratio_b), key=lambda r: order.index(r) if r in order else len(order))
+    return f"{first}|{second}"
+
+
 class PreferencePair(_Row):
-    """One training/eval pair, seed 000 §7: winner > loser on ``total``, per-dimension scores."""
+    """One training/eval pair, seed 000 §7: winner > loser on ``total``, per-dimension scores.
+
+    ``pair_kind`` and ``ratio_pair`` follow from the two ratios; rows built without them get them filled in."""
 
     pair_id: str
     batch: str
@@ -105,6 +129,22 @@ class PreferencePair(_Row):
     judge_prompt_version: str
     consistent: bool = Field(description="False when the verdict flipped under position swap; kept out of training")
     split: Split
+    pair_kind: PairKind = Field(default="same_ratio", description="same_ratio: two seeds at one size; cross_ratio: one seed at two ratios")
+    ratio_pair: str = Field(default="", description="both ratios in canonical order, e.g. '1:1|16:9'")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "winner_ratio" in data and "loser_ratio" in data:
+            derived = {
+                "pair_kind": pair_kind_of(data["winner_ratio"], data["loser_ratio"]),
+                "ratio_pair": ratio_pair_of(data["winner_ratio"], data["loser_ratio"]),
+            }
+            for key, value in derived.items():
+                if data.get(key) not in (None, "", value):
+                    raise ValueError(f"{key} {data[key]!r} contradicts the ratios {data['winner_ratio']} / {data['loser_ratio']}")
+            data = {**data, **derived}
+        return data
 
 
 class HumanPreference(_Row):

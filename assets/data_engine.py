@@ -9,7 +9,6 @@ from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
-from aesthetic_platform.schemas import RATIOS
 
 GROUP = "data_engine"
 
@@ -98,9 +97,10 @@ def candidate_images(
             "images": len(run.rows), "generated": run.generated, "reused": run.reused,
             "ratios": dict(Counter(row.ratio for row in run.rows)),
         })
-    expected = set(RATIOS) if config.ratio_mode == "all" else set(config.ratios)
+    expected = set(config.ratios)
     total = generated + reused
-    covered = expected <= set(ratios) or (config.ratio_mode == "random" and total < len(expected))
+    slots = total // config.per_prompt  # (prompt, ratio) slots; 'balanced' covers every ratio once there are enough
+    covered = expected <= set(ratios) or slots < len(expected)
     return dg.MaterializeResult(
         metadata={
             **run_totals(context, {"images": total, "generated": generated, "reused": reused, "ratios": dict(ratios)}),

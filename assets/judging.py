@@ -20,7 +20,13 @@ from aesthetic_platform.judging import (
     write_pair_dataset,
 )
 from aesthetic_platform.judging.calibration import CalibrationConfig
-from aesthetic_platform.judging.dataset import missing_ratios, prompts_in_several_splits, winners_beat_losers
+from aesthetic_platform.judging.dataset import (
+    missing_ratios,
+    prompts_in_several_splits,
+    ratio_balance,
+    ratio_balance_problems,
+    winners_beat_losers,
+)
 from aesthetic_platform.resources import DataRootResource, JudgeResource
 from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
 from aesthetic_platform.tables import SchemaError
@@ -153,6 +159,10 @@ class PreferencePairsConfig(dg.Config, SplitConfig):
         dg.AssetCheckSpec(
             "pairs_all_ratios_present", asset="preference_pairs", description="All five aspect ratios appear among the pairs' images."
         ),
+        dg.AssetCheckSpec(
+            "pairs_ratio_balance", asset="preference_pairs",
+            description="Every split has same-ratio pairs at every ratio (none under half an even share) and cross-ratio pairs.",
+        ),
     ],
 )
 def preference_pairs(
@@ -170,12 +180,14 @@ def preference_pairs(
     bad_winners = winners_beat_losers(frame) if frame is not None else []
     leaked = prompts_in_several_splits(frame) if frame is not None else []
     missing = missing_ratios(frame) if frame is not None else []
+    unbalanced = ratio_balance_problems(frame) if frame is not None else ["the table did not read back"]
     context.log.info(f"{len(dataset.pairs)} pairs -> {path}; splits {dataset.split_sizes()}; skipped {dict(dataset.skipped)}")
     return dg.MaterializeResult(
         metadata={
             "pairs": len(dataset.pairs),
             "consistent_pairs": sum(p.consistent for p in dataset.pairs),
             "splits": dataset.split_sizes(),
+            "pair_kinds": dataset.kind_sizes(),
             "skipped": dict(dataset.skipped),
             "prompts": len({p.prompt_hash for p in dataset.pairs}),
             "path": dg.MetadataValue.path(str(path)),
@@ -189,5 +201,9 @@ def preference_pairs(
                 check_name="pairs_no_prompt_in_two_splits", passed=not leaked, metadata={"leaked_prompt_hashes": leaked[:MAX_LISTED]}
             ),
             dg.AssetCheckResult(check_name="pairs_all_ratios_present", passed=not missing, metadata={"missing": missing}),
+            dg.AssetCheckResult(
+                check_name="pairs_ratio_balance", passed=not unbalanced,
+                metadata={"problems": unbalanced[:MAX_LISTED], "per_split": ratio_balance(frame) if frame is not None else {}},
+            ),
         ],
     )

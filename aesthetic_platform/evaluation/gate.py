@@ -4,7 +4,11 @@ Both models are scored on the frozen evaluation set. The reference for every dim
 is the better of the current champion and the best champion ever recorded on that set
 (``models/champion_history.jsonl``), so a chain of small, tolerated regressions cannot
 walk the champion down: the total may sit at most ``total_tolerance`` below the best
-recorded, each other dimension at most ``dimension_tolerance``.
+recorded, each other dimension at most ``dimension_tolerance``. Besides the dimensions,
+the gate compares the total on same-ratio pairs (``same_ratio.total``, choosing among
+seeds at one size: ``total_tolerance``) and the best-of-N hit rate (``best_of_n``:
+``best_of_n_tolerance``, wider because it counts one outcome per (prompt, ratio) group,
+not per pair).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from aesthetic_platform.atomic import append_jsonl, read_jsonl
 from aesthetic_platform.paths import DataRoot
 
 HEADLINE_DIMENSION = "total"
+SAME_RATIO_HEADLINE = f"same_ratio.{HEADLINE_DIMENSION}"
+BEST_OF_N = "best_of_n"
+HEADLINE_METRICS = (HEADLINE_DIMENSION, SAME_RATIO_HEADLINE, BEST_OF_N)
 
 
 class GateConfig(BaseModel):
@@ -29,6 +36,16 @@ class GateConfig(BaseModel):
     dimension_tolerance: float = Field(
         default=0.03, ge=0, le=1, description="How far below the best recorded champion any other dimension may be."
     )
+    best_of_n_tolerance: float = Field(
+        default=0.05, ge=0, le=1,
+        description="How far below the best recorded champion the best-of-N hit rate (total, same-ratio groups) may be; "
+        "the same-ratio total uses total_tolerance.",
+    )
+
+    def tolerance(self, metric: str) -> float:
+        if metric == BEST_OF_N:
+            return self.best_of_n_tolerance
+        return self.total_tolerance if metric in (HEADLINE_DIMENSION, SAME_RATIO_HEADLINE) else self.dimension_tolerance
 
 
 @dataclass(frozen=True)
@@ -76,11 +93,11 @@ def decide(
         return GateDecision(True, ["no champion recorded on this evaluation set: the candidate becomes champion"], {})
     reasons, passed = [], True
     for dim, ref in reference.items():
-        tolerance = config.total_tolerance if dim == HEADLINE_DIMENSION else config.dimension_tolerance
+        tolerance = config.tolerance(dim)
         value = candidate[dim]
         ok = not math.isnan(value) and value >= ref - tolerance
         passed &= ok
-        if not ok or dim == HEADLINE_DIMENSION:
+        if not ok or dim in HEADLINE_METRICS:
             verb = "keeps up with" if ok else "regresses below"
             reasons.append(f"{dim} {value:.1%} {verb} the best recorded {ref:.1%} (tolerance {tolerance:.1%})")
     return GateDecision(passed, reasons, reference)

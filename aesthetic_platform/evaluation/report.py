@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from aesthetic_platform.evaluation.best_of_n import BestOfN, best_of_n
+from aesthetic_platform.evaluation.gate import BEST_OF_N, SAME_RATIO_HEADLINE
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
-from aesthetic_platform.schemas import RATIOS, DimScores, HumanPreference, PreferencePair
+from aesthetic_platform.schemas import PAIR_KINDS, RATIOS, DimScores, HumanPreference, PreferencePair
 
 CHANCE = 0.5
 MARGIN_BINS = 4
@@ -31,11 +33,28 @@ class ModelAccuracy:
     per_ratio: dict[str, Accuracy] = field(default_factory=dict)
     by_margin: list[dict[str, Any]] = field(default_factory=list)
     human: Accuracy | None = None
+    per_kind: dict[str, dict[str, Accuracy]] = field(default_factory=dict)  # pair kind -> dimension -> accuracy
+    per_ratio_pair: dict[str, Accuracy] = field(default_factory=dict)  # '1:1|16:9' -> accuracy on the headline
+    best_of_n: dict[str, BestOfN] = field(default_factory=dict)  # dimension -> best-of-N on same-ratio groups
+
+    def gate_metrics(self) -> dict[str, float]:
+        """What the champion gate compares: every dimension, the same-ratio total and best-of-N on the headline."""
+        metrics = {d: a.accuracy for d, a in self.per_dimension.items()}
+        same = self.per_kind.get("same_ratio", {}).get(HEADLINE_DIMENSION)
+        if same is not None and same.n:
+            metrics[SAME_RATIO_HEADLINE] = same.accuracy
+        best = self.best_of_n.get(HEADLINE_DIMENSION)
+        if best is not None and best.hit.n:
+            metrics[BEST_OF_N] = best.hit.accuracy
+        return metrics
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "per_dimension": {d: a.as_dict() for d, a in self.per_dimension.items()},
             "per_ratio": {r: a.as_dict() for r, a in self.per_ratio.items()},
+            "per_kind": {k: {d: a.as_dict() for d, a in accs.items()} for k, accs in self.per_kind.items()},
+            "per_ratio_pair": {r: a.as_dict() for r, a in self.per_ratio_pair.items()},
+            "best_of_n": {d: b.as_dict() for d, b in self.best_of_n.items()},
             "by_margin": self.by_margin,
             "human": self.human.as_dict() if self.human else None,
         }
@@ -51,6 +70,7 @@ class EvalReport:
     champion: ModelAccuracy | None
     heuristic_human: Accuracy | None
     eval_set: str = ""  # digest of the frozen evaluation set the numbers come from
+    teacher_signal: dict[str, dict[str, float]] = field(default_factory=dict)  # dimension -> same-ratio gap statistics
     markdown: str = ""
     plots: dict[str, Path] = field(default_factory=dict)
 
@@ -63,6 +83,7 @@ class EvalReport:
             "test_pairs": self.test_pairs, "human_pairs": self.human_pairs, "chance": CHANCE,
             "model": self.model.as_dict(), "champion": self.champion.as_dict() if self.champion else None,
             "heuristic_human": self.heuristic_human.as_dict() if self.heuristic_human else None,
+            "teacher_signal": self.teacher_signal,
         }
 
 
@@ -96,6 +117,16 @@ def model_accuracy(
         involved = np.array([ratio in (p.winner_ratio, p.loser_ratio) for p in pairs], dtype=bool)
         if involved.any():
             per_ratio[ratio] = _accuracy_for(correct[:, head], counted[:, head] & involved, clusters)
+    kinds = np.array([p.pair_kind for p in pairs])
+    per_kind = {
+        kind: {d: _accuracy_for(correct[:, i], counted[:, i] & (kinds == kind), clusters) for i, d in enumerate(dims)}
+        for kind in PAIR_KINDS if (kinds == kind).any()
+    }
+    ratio_pairs = np.array([p.ratio_pair for p in pairs])
+    per_ratio_pair = {
+        rp: _accuracy_for(correct[:, head], counted[:, head] & (ratio_pairs == rp), clusters)
+        for rp in sorted(set(ratio_pairs.tolist()), key=_ratio_pair_order)
+    }
     by_margin = []
     margins = np.abs(gaps[:, head])
     if counted[:, head].sum() >= MARGIN_BINS:
@@ -111,7 +142,29 @@ def model_accuracy(
         columns = [dims.index(h.dimension) if h.dimension in dims else head for h in humans]
         rows = np.arange(len(humans))
         human = bootstrap_accuracy((hw[rows, columns] > hl[rows, columns]).astype(float), np.array([h.prompt_hash for h in humans]))
-    return ModelAccuracy(per_dimension, per_ratio, by_margin, human)
+    best = best_of_n(pairs, winners, losers, dims, tie_threshold)
+    return ModelAccuracy(per_dimension, per_ratio, by_margin, human, per_kind, per_ratio_pair, best)
+
+
+def _ratio_pair_order(ratio_pair: str) -> tuple[int, ...]:
+    """Same-ratio pairs first, each group in ``RATIOS`` order."""
+    order = list(RATIOS)
+    first, second = ratio_pair.split("|")
+    return (first != second, order.index(first) if first in order else len(order), order.index(second) if second in order else len(order))
+
+
+def teacher_signal(pairs: Sequence[PreferencePair], dimensions: Sequence[str], tie_threshold: float) -> dict[str, dict[str, float]]:
+    """Per dimension on the same-ratio pairs: how often the teacher's gap clears the tie threshold, and its median size."""
+    same = [p for p in pairs if p.pair_kind == "same_ratio"]
+    signal = {}
+    for dim in dimensions:
+        gaps = np.abs(np.array([p.scores[dim].winner - p.scores[dim].loser for p in same if dim in p.scores], dtype=np.float64))
+        signal[dim] = {
+            "pairs": int(gaps.size),
+            "decisive_share": float((gaps > tie_threshold).mean()) if gaps.size else float("nan"),
+            "median_gap": float(np.median(gaps)) if gaps.size else float("nan"),
+        }
+    return signal
 
 
 def heuristic_accuracy_on_humans(humans: Sequence[HumanPreference], score_image: Callable[[str, str], dict[str, float]]) -> Accuracy | None:
@@ -148,6 +201,7 @@ def render_markdown(report: EvalReport) -> str:
     for dim in report.dimensions:
         champion = report.champion.per_dimension.get(dim) if report.champion else None
         lines.append(f"| {dim} | {_fmt(report.model.per_dimension[dim])} | {_fmt(champion)} |")
+    lines += _pair_design_sections(report)
     lines += ["", f"## Per aspect ratio ({HEADLINE_DIMENSION}; a pair counts for both its images' ratios)", ""]
     lines += ["| ratio | student |", "| --- | --- |"]
     lines += [f"| {ratio} | {_fmt(acc)} |" for ratio, acc in report.model.per_ratio.items()]
@@ -167,6 +221,53 @@ def render_markdown(report: EvalReport) -> str:
     else:
         lines.append("No human preferences yet (label some in `aesthetic workbench`).")
     return "\n".join(lines) + "\n"
+
+
+def _pair_design_sections(report: EvalReport) -> list[str]:
+    """Same-ratio vs cross-ratio accuracy, per ratio pair, best-of-N, and the teacher's signal within a prompt."""
+    model = report.model
+    if not model.per_kind:
+        return []
+    lines = [
+        "", "## Same-ratio and cross-ratio pairs", "",
+        "Same-ratio: two seeds of one prompt at one size (choosing among seeds). "
+        "Cross-ratio: one seed of one prompt at two ratios (choosing a format).", "",
+        "| dimension | same-ratio | cross-ratio | same-ratio CI above chance |", "| --- | --- | --- | --- |",
+    ]
+    for dim in report.dimensions:
+        same, cross = model.per_kind.get("same_ratio", {}).get(dim), model.per_kind.get("cross_ratio", {}).get(dim)
+        above = "–" if same is None or same.n == 0 else ("yes" if same.ci_low > CHANCE else "no")
+        lines.append(f"| {dim} | {_fmt(same)} | {_fmt(cross)} | {above} |")
+    lines += ["", f"## Per ratio pair ({HEADLINE_DIMENSION})", "", "| ratio pair | kind | student |", "| --- | --- | --- |"]
+    for ratio_pair, acc in model.per_ratio_pair.items():
+        first, second = ratio_pair.split("|")
+        lines.append(f"| {ratio_pair} | {'same-ratio' if first == second else 'cross-ratio'} | {_fmt(acc)} |")
+    if model.best_of_n:
+        lines += [
+            "", "## Best of N", "",
+            "Among the N same-ratio candidates of one (prompt, ratio) with every pair judged: how often the student's top pick "
+            "is the judge's (the candidate that beats all others on that dimension), against random choice (1/N).", "",
+            "| dimension | student picks the judge's top | random choice | lift, 95% CI | groups (mean N) | beats random |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for dim, best in model.best_of_n.items():
+            if best.hit.n == 0:
+                lines.append(f"| {dim} | – | – | – | 0 | – |")
+                continue
+            lines.append(
+                f"| {dim} | {_fmt(best.hit)} | {best.chance:.1%} | [{best.lift_ci_low:+.1%}, {best.lift_ci_high:+.1%}] "
+                f"| {best.hit.n} ({best.mean_n:.1f}) | {'yes' if best.beats_chance else 'no'} |"
+            )
+    if report.teacher_signal:
+        lines += [
+            "", "## The teacher's signal within a prompt (same-ratio pairs)", "",
+            f"How often the judge's score gap between two seeds at one size clears the tie threshold ({report.tie_threshold}), "
+            "and its median size: a dimension the judge barely separates within a prompt gives the student little to learn.", "",
+            "| dimension | decisive pairs | median gap |", "| --- | --- | --- |",
+        ]
+        for dim, sig in report.teacher_signal.items():
+            lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} |")
+    return lines
 
 
 def render_plots(report: EvalReport, folder: Path) -> dict[str, Path]:

@@ -18,6 +18,7 @@ from aesthetic_platform.evaluation.report import (
     model_accuracy,
     render_markdown,
     render_plots,
+    teacher_signal,
 )
 from aesthetic_platform.model.loss import RankingLossConfig
 from aesthetic_platform.model.scorer_model import AestheticScorer
@@ -91,14 +92,13 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
     new = model_accuracy(model, eval_set.pairs, humans, tie, device)
     champion = _champion_accuracy(root, model, eval_set, humans, tie, device)
     decision = decide(
-        {d: a.accuracy for d, a in new.per_dimension.items()},
-        {d: a.accuracy for d, a in champion.per_dimension.items()} if champion else None,
-        best_recorded(root, eval_set.digest), config,
+        new.gate_metrics(), champion.gate_metrics() if champion else None, best_recorded(root, eval_set.digest), config,
     )
     report = EvalReport(
         dimensions=tuple(model.dimensions), tie_threshold=tie, test_pairs=len(eval_set.pairs), human_pairs=len(humans),
         model=new, champion=champion, eval_set=eval_set.digest,
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
+        teacher_signal=teacher_signal(eval_set.pairs, model.dimensions, tie),
     )
     report.markdown = render_markdown(report)
     report_dir = root.eval_report_dir(trained.run_key, trained.version)
@@ -111,7 +111,7 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
 def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
     """On a passed gate: champion folder and alias move together, then the champion history records it."""
     if outcome.passed:
-        accuracy = {d: a.accuracy for d, a in outcome.report.model.per_dimension.items()}
+        accuracy = outcome.report.model.gate_metrics()
         promote_champion(root, trained, tracking, {"eval_set": outcome.eval_set.digest, "accuracy": accuracy})
         record_champion(root, trained.version, outcome.eval_set.digest, accuracy)
         outcome.promoted = True

@@ -18,7 +18,12 @@ class GenerationRequest:
 
 
 class ImageGenerator(Protocol):
-    """A text-to-image backend. Same request -> same image, one seed per image."""
+    """A text-to-image backend. Same request -> same image, one seed per image.
+
+    A generator whose seed fixes the design at every size (the poster renderer) sets a
+    class attribute ``seed_families = True``; candidate planning then renders each seed at
+    all of a prompt's ratios. Without it (a diffusion model lays out each size anew)
+    every (ratio, seed) gets its own seed."""
 
     @property
     def name(self) -> str:

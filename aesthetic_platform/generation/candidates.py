@@ -1,9 +1,14 @@
-"""K candidate images per prompt, written once and reused by content hash.
+"""K candidate images per (prompt, ratio), written once and reused by content hash.
 
 A candidate's identity is (batch, prompt, seed, size, generator, parameters). Its
 seed is derived from the batch, prompt and candidate index, so re-materializing or
 backfilling a batch plans exactly the same candidates and only renders the ones whose
 PNG is missing or no longer matches the hash in the manifest.
+
+The plan is a design of comparisons: K seeds at each of a prompt's ratios give
+same-ratio pairs (pick the best of K at one size); one seed rendered at two ratios (a
+seed family) gives cross-ratio pairs. Ratios rotate over the prompts in the order of
+their split position, so train, val and test all see every ratio about equally often.
 """
 
 from __future__ import annotations
@@ -15,31 +20,60 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aesthetic_platform.atomic import sha256_bytes, sha256_file, write_bytes
 from aesthetic_platform.generation.base import GenerationRequest, ImageGenerator, params_json
-from aesthetic_platform.generation.sizes import RatioMode, assign_ratios, size_for_ratio
+from aesthetic_platform.generation.sizes import RatioMode, assign_ratios, ratio_cycle, size_for_ratio
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.schemas import CANDIDATE_IMAGES, RATIOS, CandidateImage, PromptSpec
+from aesthetic_platform.splits import split_position
+from aesthetic_platform.tables import SchemaError
 
 ProgressFn = Callable[[int, int], None]
 
 
 class CandidateConfig(BaseModel):
-    """How many candidates each prompt gets, at which ratios and sizes."""
+    """The design of the comparisons: which ratios each prompt gets, how many seeds at each, which seeds are shared.
+
+    Every prompt gets ``ratios_per_prompt`` ratios and ``per_prompt`` seeds at each of
+    them, so each (prompt, ratio) holds K candidates of one size (same-ratio pairs,
+    best-of-N). With ``seed_families`` and a generator that keeps a seed's design at
+    every size (the poster renderer), the K seeds are the same at each of the prompt's
+    ratios: one design rendered at two ratios makes a cross-ratio pair.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     per_prompt: int = Field(
-        default=4, ge=2, le=64, description="K candidates per prompt, each with its own seed (pairs are judged among them)."
+        default=4, ge=1, le=64,
+        description="K seeds per (prompt, ratio): the same-ratio candidates the judge compares (best-of-K).",
+    )
+    ratios_per_prompt: int = Field(
+        default=2, ge=1, le=len(RATIOS), description="How many of `ratios` each prompt is rendered at (K candidates at each)."
+    )
+    seed_families: bool = Field(
+        default=True,
+        description="Render each seed at every ratio of its prompt (one design at several ratios: cross-ratio pairs), "
+        "where the generator keeps a seed's design across sizes; otherwise every (ratio, seed) gets its own seed.",
     )
     ratio_mode: RatioMode = Field(
-        default="all", description="'all': cycle all five ratios; 'fixed': cycle `ratios`; 'random': draw from `ratios`."
+        default="balanced",
+        description="'balanced': ratio subsets rotate over the prompts in split-position order, so every prompt, split and "
+        "batch gets every ratio about equally often; 'random': each prompt draws its ratios independently.",
     )
-    ratios: list[str] = Field(default=list(RATIOS), min_length=1, description="Aspect ratios for 'fixed' and 'random'.")
+    ratios: list[str] = Field(default=list(RATIOS), min_length=1, description="The aspect ratios to draw from.")
     pixel_budget: int = Field(default=256 * 256, ge=256, description="Pixels per image; sides are multiples of 16.")
     chunk_size: int = Field(default=16, ge=1, description="Images handed to the generator per call.")
+
+    @model_validator(mode="after")
+    def _enough_ratios(self) -> CandidateConfig:
+        ratio_cycle(self.ratios, self.ratios_per_prompt)
+        return self
+
+    @property
+    def images_per_prompt(self) -> int:
+        return self.per_prompt * self.ratios_per_prompt
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,8 @@ class PlannedCandidate:
     ratio: str
     width: int
     height: int
+    seed_family: int = 0
+    split_position: float = 0.0
 
 
 def candidate_seed(batch: str, prompt_id: str, index: int) -> int:
@@ -56,28 +92,49 @@ def candidate_seed(batch: str, prompt_id: str, index: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def plan_candidates(batch: str, prompts: list[PromptSpec], config: CandidateConfig) -> list[PlannedCandidate]:
-    """Distinct seeds per prompt; ratios spread over the whole batch so every ratio appears."""
-    rng = random.Random(f"ratios:{batch}")
-    ratios = assign_ratios(len(prompts) * config.per_prompt, config.ratio_mode, config.ratios, rng)
+def keeps_design_across_sizes(generator: ImageGenerator) -> bool:
+    """Whether one seed draws the same design at every size (generators say so with ``seed_families = True``)."""
+    return bool(getattr(generator, "seed_families", False))
+
+
+def _distinct_seeds(batch: str, prompt_id: str, count: int) -> list[int]:
+    seeds: list[int] = []
+    index = 0
+    while len(seeds) < count:
+        seed = candidate_seed(batch, prompt_id, index)
+        index += 1
+        if seed not in seeds:
+            seeds.append(seed)
+    return seeds
+
+
+def plan_candidates(
+    batch: str, prompts: list[PromptSpec], config: CandidateConfig, seed_families: bool = True
+) -> list[PlannedCandidate]:
+    """K seeds at each of a prompt's ratios; ratios stratified by the prompts' split positions.
+
+    With ``seed_families`` (and ``config.seed_families``) seed k is the same at each of the
+    prompt's ratios and ``seed_family`` is k; otherwise every candidate has its own seed
+    and family.
+    """
+    families = seed_families and config.seed_families
+    positions = [split_position(p.text_hash) for p in prompts]
+    ratio_sets = assign_ratios(positions, config.ratio_mode, config.ratios, config.ratios_per_prompt, random.Random(f"ratios:{batch}"))
     plan: list[PlannedCandidate] = []
-    for p_index, prompt in enumerate(prompts):
-        seeds: list[int] = []
-        index = 0
-        while len(seeds) < config.per_prompt:
-            seed = candidate_seed(batch, prompt.prompt_id, index)
-            index += 1
-            if seed not in seeds:
-                seeds.append(seed)
-        for k, seed in enumerate(seeds):
-            ratio = ratios[p_index * config.per_prompt + k]
+    for prompt, position, ratios in zip(prompts, positions, ratio_sets, strict=True):
+        count = config.per_prompt if families else config.per_prompt * len(ratios)
+        seeds = _distinct_seeds(batch, prompt.prompt_id, count)
+        for r_index, ratio in enumerate(ratios):
             width, height = size_for_ratio(ratio, config.pixel_budget)
-            plan.append(PlannedCandidate(prompt, seed, ratio, width, height))
+            for k in range(config.per_prompt):
+                family = k if families else r_index * config.per_prompt + k
+                plan.append(PlannedCandidate(prompt, seeds[family], ratio, width, height, family, position))
     return plan
 
 
 def _image_id(batch: str, planned: PlannedCandidate, generator: str, params: str) -> str:
-    key = f"{batch}|{planned.prompt.prompt_id}|{planned.seed}|{planned.width}x{planned.height}|{generator}|{params}"
+    # the ratio label is part of the identity: at a small pixel budget two ratios can round to one size
+    key = f"{batch}|{planned.prompt.prompt_id}|{planned.seed}|{planned.ratio}|{planned.width}x{planned.height}|{generator}|{params}"
     return "i" + hashlib.sha256(key.encode()).hexdigest()[:15]
 
 
@@ -93,6 +150,14 @@ def _reusable(previous: CandidateImage | None) -> bool:
 def load_manifest(root: DataRoot, batch: str) -> list[CandidateImage]:
     path = root.table("candidate_images", batch)
     return CANDIDATE_IMAGES.rows(CANDIDATE_IMAGES.read(path)) if path.exists() else []
+
+
+def _previous_manifest(root: DataRoot, batch: str) -> list[CandidateImage]:
+    """The batch's manifest for reuse; one written before the current schema is re-rendered, not reused."""
+    try:
+        return load_manifest(root, batch)
+    except SchemaError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -113,9 +178,9 @@ def generate_candidates(
     """Render what is missing, reuse what is intact, write the batch manifest atomically."""
     if not prompts:
         raise ValueError(f"batch {batch!r} has no prompts to render")
-    plan = plan_candidates(batch, prompts, config)
+    plan = plan_candidates(batch, prompts, config, keeps_design_across_sizes(generator))
     gen_params = params_json(generator.params)
-    previous = {row.image_id: row for row in load_manifest(root, batch)}
+    previous = {row.image_id: row for row in _previous_manifest(root, batch)}
     rows: dict[int, CandidateImage] = {}
     todo: list[tuple[int, PlannedCandidate, str]] = []
     for index, planned in enumerate(plan):
@@ -140,6 +205,7 @@ def generate_candidates(
             rows[index] = CandidateImage(
                 image_id=image_id, prompt_id=planned.prompt.prompt_id, batch=batch, seed=planned.seed,
                 ratio=planned.ratio, width=planned.width, height=planned.height,  # type: ignore[arg-type]
+                seed_family=planned.seed_family, split_position=planned.split_position,
                 generator=generator.name, steps=generator.params.get("steps"),
                 guidance=generator.params.get("guidance"), scheduler=generator.params.get("scheduler"),
                 params_json=gen_params, path=str(path), sha256=sha256_bytes(data),

@@ -329,7 +329,12 @@ def render_poster(design: PosterDesign, width: int, height: int) -> Image.Image:
 
 
 class PosterRenderer:
-    """Embedded-default ``ImageGenerator``: no GPU, no weights, deterministic."""
+    """Embedded-default ``ImageGenerator``: no GPU, no weights, deterministic.
+
+    A (prompt, seed) fixes the design whatever the size, so one seed at two ratios is a
+    seed family: the same poster laid out for two formats."""
+
+    seed_families = True
 
     @property
     def name(self) -> str:

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aesthetic_platform.judging.pairs import check_fractions, split_for
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.schemas import PREFERENCE_PAIRS, RATIOS, DimScores, Judgment, PreferencePair
+from aesthetic_platform.schemas import PAIR_KINDS, PREFERENCE_PAIRS, RATIOS, DimScores, Judgment, PreferencePair
+from aesthetic_platform.splits import DEFAULT_SPLIT_SALT
 
 
 class SplitConfig(BaseModel):
@@ -30,7 +31,7 @@ class SplitConfig(BaseModel):
 
     train_fraction: float = Field(default=0.8, ge=0, le=1, description="Share of prompts (by prompt hash) in train.")
     val_fraction: float = Field(default=0.1, ge=0, le=1, description="Share of prompts in val; the rest is test.")
-    split_salt: str = Field(default="aesthetic-split-v1", description="Salt of the prompt-hash split; change it to draw a new split.")
+    split_salt: str = Field(default=DEFAULT_SPLIT_SALT, description="Salt of the prompt-hash split; change it to draw a new split.")
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> SplitConfig:
@@ -50,6 +51,11 @@ class PairDataset:
     def split_sizes(self) -> dict[str, int]:
         counts = Counter(p.split for p in self.pairs)
         return {s: counts.get(s, 0) for s in ("train", "val", "test")}
+
+    def kind_sizes(self) -> dict[str, dict[str, int]]:
+        """Pairs per split and kind: ``{split: {"same_ratio": n, "cross_ratio": n}}``."""
+        counts = Counter((p.split, p.pair_kind) for p in self.pairs)
+        return {s: {k: counts.get((s, k), 0) for k in PAIR_KINDS} for s in ("train", "val", "test")}
 
 
 def _mean_scores(rows: Sequence[Judgment]) -> tuple[dict[str, float], dict[str, float]]:
@@ -128,3 +134,44 @@ def missing_ratios(frame: pl.DataFrame) -> list[str]:
     """Aspect ratios that no pair image has (all five must be present)."""
     present = set(frame["winner_ratio"].to_list()) | set(frame["loser_ratio"].to_list()) if frame.height else set()
     return [r for r in RATIOS if r not in present]
+
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+MIN_RATIO_SHARE = 0.5  # of an even share: below this a ratio is under-represented in a split
+
+
+def ratio_balance(frame: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Pairs per split and kind: ``{split: {"same_ratio <ratio>": n, ..., "cross_ratio": n}}``."""
+    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    if frame.is_empty():
+        return counts
+    for split, kind, ratio, n in (
+        frame.group_by("split", "pair_kind", "winner_ratio").len().sort("split", "pair_kind", "winner_ratio").iter_rows()
+    ):
+        key = f"same_ratio {ratio}" if kind == "same_ratio" else "cross_ratio"
+        counts.setdefault(split, {})[key] = counts.get(split, {}).get(key, 0) + n
+    return counts
+
+
+def ratio_balance_problems(frame: pl.DataFrame, min_share: float = MIN_RATIO_SHARE) -> list[str]:
+    """What keeps the splits from being ratio-balanced (must be empty).
+
+    Every split needs same-ratio pairs at every ratio the table uses, none of them below
+    ``min_share`` of an even share of that split's same-ratio pairs, and cross-ratio pairs.
+    """
+    if frame.is_empty():
+        return ["the table has no pairs"]
+    ratios = sorted(set(frame["winner_ratio"].to_list()) | set(frame["loser_ratio"].to_list()), key=list(RATIOS).index)
+    problems = []
+    for split, counts in ratio_balance(frame).items():
+        same = {r: counts.get(f"same_ratio {r}", 0) for r in ratios}
+        even = sum(same.values()) / len(ratios)
+        for ratio, n in same.items():
+            if n == 0:
+                problems.append(f"{split}: no same_ratio pairs at {ratio}")
+            elif n < min_share * even:
+                problems.append(f"{split}: {n} same_ratio pairs at {ratio}, under {min_share:.0%} of an even share ({even:.1f})")
+        if not counts.get("cross_ratio"):
+            problems.append(f"{split}: no cross_ratio pairs")
+    return problems
+

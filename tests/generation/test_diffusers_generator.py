@@ -41,9 +41,11 @@ def test_non_square_sizes_in_one_call(generator):
 
 
 def test_params_are_recorded_in_the_manifest(generator, data_root):
-    prompts = build_prompt_batch("b1", PromptBatchConfig(count=2))
-    run = generate_candidates(data_root, "b1", prompts, CandidateConfig(per_prompt=3, pixel_budget=48 * 48), generator)
+    prompts = build_prompt_batch("b1", PromptBatchConfig(count=3))
+    run = generate_candidates(data_root, "b1", prompts, CandidateConfig(per_prompt=2, pixel_budget=48 * 48), generator)
     row = run.rows[0]
     assert row.generator == "diffusers/tiny-flux"
     assert (row.steps, row.guidance, row.scheduler) == (4, 0.0, "FlowMatchEulerDiscreteScheduler")
     assert {r.ratio for r in run.rows} == {"1:1", "3:4", "9:16", "4:3", "16:9"}
+    # a diffusion model lays each size out anew: no seed families, every candidate has its own seed
+    assert len(run.rows) == 12 and len({r.seed for r in run.rows}) == 12

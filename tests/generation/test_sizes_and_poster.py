@@ -1,4 +1,5 @@
 import io
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ from PIL import Image
 
 from aesthetic_platform.generation import GenerationRequest, PosterRenderer, assign_ratios, size_for_ratio
 from aesthetic_platform.generation.poster import design_poster
+from aesthetic_platform.generation.sizes import ratio_cycle
 from aesthetic_platform.prompts.grammar import grammar_prompts
 from aesthetic_platform.schemas import RATIOS
 
@@ -32,12 +34,19 @@ def test_size_errors():
 def test_ratio_modes():
     import random
 
-    assert set(assign_ratios(10, "all", [], random.Random(0))) == set(RATIOS)
-    assert assign_ratios(4, "fixed", ["1:1", "16:9"], random.Random(0)) == ["1:1", "16:9", "1:1", "16:9"]
-    drawn = assign_ratios(50, "random", ["3:4", "4:3"], random.Random(0))
-    assert set(drawn) == {"3:4", "4:3"}
+    cycle = ratio_cycle(list(RATIOS), 2)
+    assert len(cycle) == 10 and len(set(cycle)) == 10
+    for block in (cycle[:5], cycle[5:]):  # every five consecutive subsets use each ratio exactly twice
+        assert Counter(r for subset in block for r in subset) == dict.fromkeys(RATIOS, 2)
+    positions = [i / 20 for i in range(20)][::-1]
+    balanced = assign_ratios(positions, "balanced", list(RATIOS), 2, random.Random(0))
+    assert Counter(r for subset in balanced for r in subset) == dict.fromkeys(RATIOS, 8)
+    drawn = assign_ratios([0.5] * 50, "random", ["3:4", "4:3"], 1, random.Random(0))
+    assert {r for (r,) in drawn} == {"3:4", "4:3"}
     with pytest.raises(ValueError, match="subset"):
-        assign_ratios(3, "fixed", ["5:4"], random.Random(0))
+        assign_ratios([0.1], "balanced", ["5:4"], 1, random.Random(0))
+    with pytest.raises(ValueError, match="between 1 and 2"):
+        ratio_cycle(["1:1", "4:3"], 3)
 
 
 def _png(image: Image.Image) -> bytes:

@@ -10,11 +10,13 @@ from tests.fixtures.judge_server import JudgeServerState, running_judge_server
 
 BATCH = "b1"
 PROMPTS_PER_BATCH = 2
-CANDIDATES_PER_PROMPT = 3  # 3 pairs per prompt -> 6 pairs, 12 calls in both orders
+CANDIDATES_PER_PROMPT = 3  # at one ratio: 3 pairs per prompt -> 6 pairs, 12 calls in both orders
 
 
-def make_batch(root, batch: str = BATCH, prompts: int = PROMPTS_PER_BATCH, per_prompt: int = CANDIDATES_PER_PROMPT):
-    return candidates.make_batch(root, batch, prompts, per_prompt)
+def make_batch(
+    root, batch: str = BATCH, prompts: int = PROMPTS_PER_BATCH, per_prompt: int = CANDIDATES_PER_PROMPT, ratios_per_prompt: int = 1
+):
+    return candidates.make_batch(root, batch, prompts, per_prompt, ratios_per_prompt)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
+from pydantic import ValidationError
 
 from aesthetic_platform.judging import (
     HeuristicJudge,
@@ -16,9 +18,24 @@ from aesthetic_platform.judging import (
     write_pair_dataset,
 )
 from aesthetic_platform.judging.calibration import CalibrationConfig
-from aesthetic_platform.judging.dataset import SplitConfig, missing_ratios, prompts_in_several_splits, winners_beat_losers
+from aesthetic_platform.judging.dataset import (
+    SplitConfig,
+    missing_ratios,
+    prompts_in_several_splits,
+    ratio_balance,
+    ratio_balance_problems,
+    winners_beat_losers,
+)
 from aesthetic_platform.prompts import text_hash
-from aesthetic_platform.schemas import HUMAN_PREFERENCES, PREFERENCE_PAIRS, HumanPreference, Judgment
+from aesthetic_platform.schemas import (
+    HUMAN_PREFERENCES,
+    PREFERENCE_PAIRS,
+    RATIOS,
+    DimScores,
+    HumanPreference,
+    Judgment,
+    PreferencePair,
+)
 from tests.judging.conftest import BATCH, make_batch
 
 
@@ -85,8 +102,8 @@ def test_checks_catch_bad_tables():
 
 
 def test_judged_batch_gives_a_parquet_that_polars_alone_reads(data_root):
-    make_batch(data_root, per_prompt=5)
-    judge_batch(data_root, BATCH, HeuristicJudge())
+    make_batch(data_root, prompts=3, per_prompt=3, ratios_per_prompt=2)
+    planned = len(judge_batch(data_root, BATCH, HeuristicJudge()).rows) // 2
     from aesthetic_platform.judging import load_judgments
 
     dataset = build_pair_dataset(load_judgments(data_root), SplitConfig(train_fraction=0.5, val_fraction=0.25))
@@ -97,10 +114,60 @@ def test_judged_batch_gives_a_parquet_that_polars_alone_reads(data_root):
         "print(df.height, sorted(df['scores'].struct.fields))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout.split(maxsplit=1)
-    assert int(out[0]) == len(dataset.pairs) == 20 - dataset.skipped.total()
+    assert int(out[0]) == len(dataset.pairs) == planned - dataset.skipped.total()
     assert out[1].strip() == str(sorted(["total", "composition", "color", "style_fit", "prompt_alignment"]))
     frame = PREFERENCE_PAIRS.read(path)
     assert missing_ratios(frame) == [] and prompts_in_several_splits(frame) == []
+    # the pair kind and the ratio pair are recorded and follow the two ratios
+    same = frame.filter(pl.col("pair_kind") == "same_ratio")
+    cross = frame.filter(pl.col("pair_kind") == "cross_ratio")
+    assert same.height >= 3 * 2 * 3 - dataset.skipped.total() and cross.height > 0
+    assert (same["winner_ratio"] == same["loser_ratio"]).all() and (cross["winner_ratio"] != cross["loser_ratio"]).all()
+    assert set(same["ratio_pair"]) == {f"{r}|{r}" for r in same["winner_ratio"]}
+    assert all(pair.split("|")[0] != pair.split("|")[1] for pair in cross["ratio_pair"])
+
+
+def _pair(i: int, split: str, ratio_w: str, ratio_l: str) -> PreferencePair:
+    scores = {"total": DimScores(winner=7.0, loser=6.0)}
+    return PreferencePair(
+        pair_id=f"q{i}", batch="b", prompt_id=f"p{i // 4}", prompt="p", prompt_hash=f"{split}-{i // 4}", winner_id=f"w{i}",
+        loser_id=f"l{i}", image_winner_path="/w.png", image_loser_path="/l.png", winner_ratio=ratio_w, loser_ratio=ratio_l,
+        scores=scores, judge_model="m", judge_prompt_version="v", consistent=True, split=split,
+    )
+
+
+def _balanced(per_ratio: int = 3) -> list[PreferencePair]:
+    rows, ratios = [], list(RATIOS)
+    for split in ("train", "val", "test"):
+        for k, ratio in enumerate(ratios):
+            rows += [_pair(len(rows) + j, split, ratio, ratio) for j in range(per_ratio)]
+            rows.append(_pair(len(rows), split, ratio, ratios[(k + 1) % len(ratios)]))
+    return rows
+
+
+def test_pair_kind_and_ratio_pair_are_derived_and_checked():
+    assert _pair(0, "train", "16:9", "1:1").pair_kind == "cross_ratio" and _pair(0, "train", "16:9", "1:1").ratio_pair == "1:1|16:9"
+    assert _pair(0, "train", "4:3", "4:3").pair_kind == "same_ratio" and _pair(0, "train", "4:3", "4:3").ratio_pair == "4:3|4:3"
+    with pytest.raises(ValidationError, match="contradicts"):
+        PreferencePair.model_validate({**_pair(0, "train", "4:3", "1:1").model_dump(), "pair_kind": "same_ratio"})
+
+
+def test_ratio_balance_check_catches_unbalanced_splits():
+    frame = PREFERENCE_PAIRS.frame(_balanced())
+    assert ratio_balance_problems(frame) == []
+    assert ratio_balance(frame)["test"] == {**{f"same_ratio {r}": 3 for r in RATIOS}, "cross_ratio": 5}
+    # test loses its 9:16 same-ratio pairs, val its cross-ratio pairs
+    holes = frame.filter(
+        ~((pl.col("split") == "test") & (pl.col("pair_kind") == "same_ratio") & (pl.col("winner_ratio") == "9:16"))
+        & ~((pl.col("split") == "val") & (pl.col("pair_kind") == "cross_ratio"))
+    )
+    assert ratio_balance_problems(holes) == ["val: no cross_ratio pairs", "test: no same_ratio pairs at 9:16"]
+    # train has 1:1 at a third of the others' count: present, but under half an even share
+    skewed = PREFERENCE_PAIRS.frame([p for p in _balanced(per_ratio=6) if not (
+        p.split == "train" and p.pair_kind == "same_ratio" and p.winner_ratio == "1:1" and int(p.pair_id[1:]) % 7 > 1)])
+    problems = ratio_balance_problems(skewed)
+    assert len(problems) == 1 and problems[0].startswith("train: 2 same_ratio pairs at 1:1, under 50% of an even share")
+    assert ratio_balance_problems(PREFERENCE_PAIRS.empty()) == ["the table has no pairs"]
 
 
 def test_calibration_with_human_preferences(data_root):
