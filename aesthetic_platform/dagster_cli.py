@@ -208,22 +208,21 @@ def materialize(
 @batch_app.command("add")
 def batch_add(keys: Annotated[list[str], typer.Argument(help="Partition keys to add.")], home: HomeOption = None) -> None:
     """Register prompt_batch partitions without running anything (e.g. before a UI backfill)."""
-    from aesthetic_platform import definitions
+    from aesthetic_platform import dagster_home
 
     for key in keys:
         check_key("batch", key)
     root = data_root_option(home)
-    added = definitions.add_batches(definitions.instance_for(root), keys)
+    added = dagster_home.add_batches(dagster_home.instance_for(root), keys)
     console.print(f"added {len(added)} new partition(s): {', '.join(added) or '-'}")
 
 
 @batch_app.command("list")
 def batch_list(home: HomeOption = None) -> None:
     """List prompt_batch partitions known to the instance."""
-    from aesthetic_platform import definitions
+    from aesthetic_platform import dagster_home
 
-    instance = definitions.instance_for(data_root_option(home))
-    for key in instance.get_dynamic_partitions("prompt_batch"):
+    for key in dagster_home.list_batches(dagster_home.instance_for(data_root_option(home))):
         console.print(key)
 
 
@@ -237,7 +236,7 @@ def ui(
 ) -> None:
     """Start the Dagster UI and the MLflow UI; Ctrl-C stops both."""
     from aesthetic_platform import ui as ui_module
-    from aesthetic_platform.definitions import REPO_ROOT, prepare_dagster_home
+    from aesthetic_platform.dagster_home import REPO_ROOT, prepare_dagster_home
 
     root = data_root_option(home)
     prepare_dagster_home(root)

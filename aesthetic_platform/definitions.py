@@ -8,11 +8,8 @@ starts shows up in the UI with full lineage.
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -24,14 +21,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from aesthetic_platform.assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
 from aesthetic_platform.assets.partitions import prompt_batch  # noqa: E402
+from aesthetic_platform.dagster_home import REPO_ROOT, add_batches, instance_for, prepare_dagster_home  # noqa: E402
 from aesthetic_platform.jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
 from aesthetic_platform.paths import DataRoot  # noqa: E402
 from aesthetic_platform.resources import DataRootResource, resources_for  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-GPU_POOL = "gpu"
-GPU_POOL_LIMIT = 1
-
+__all__ = ["REPO_ROOT", "add_batches", "build_definitions", "contiguous_ranges", "defs", "instance_for", "prepare_dagster_home"]
 
 
 def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
@@ -45,40 +40,6 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
 
 
 defs = build_definitions()
-
-
-def prepare_dagster_home(root: DataRoot) -> Path:
-    """Point ``DAGSTER_HOME`` at the data root and install the instance config there."""
-    home = root.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    template = REPO_ROOT / "dagster.yaml"
-    target = home / "dagster.yaml"
-    if not template.exists():
-        raise FileNotFoundError(f"instance config template missing: {template}")
-    if not target.exists() or target.read_bytes() != template.read_bytes():
-        shutil.copyfile(template, target)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["AESTHETIC_HOME"] = str(root.root)
-    return home
-
-
-def instance_for(root: DataRoot) -> dg.DagsterInstance:
-    prepare_dagster_home(root)
-    instance = dg.DagsterInstance.get()
-    if instance.event_log_storage.supports_global_concurrency_limits:
-        current = instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count
-        if current != GPU_POOL_LIMIT and not os.environ.get("AESTHETIC_KEEP_POOL_LIMIT"):
-            instance.event_log_storage.set_concurrency_slots(GPU_POOL, GPU_POOL_LIMIT)
-    return instance
-
-
-def add_batches(instance: dg.DagsterInstance, batches: Iterable[str]) -> list[str]:
-    """Register ``prompt_batch`` partitions (idempotent); returns the ones that were new."""
-    existing = set(instance.get_dynamic_partitions(prompt_batch.name))
-    new = [b for b in dict.fromkeys(batches) if b not in existing]
-    if new:
-        instance.add_dynamic_partitions(prompt_batch.name, new)
-    return new
 
 
 def contiguous_ranges(ordered: Sequence[str], wanted: Iterable[str]) -> list[tuple[str, str]]:

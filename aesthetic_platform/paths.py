@@ -6,10 +6,13 @@ Dagster assets can never disagree about a path.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from aesthetic_platform.atomic import write_json
 
 HOME_ENV = "AESTHETIC_HOME"
 DEFAULT_HOME = ".aesthetic"
@@ -155,9 +158,27 @@ class DataRoot:
             return str(absolute)  # outside the root: kept absolute on purpose
 
     def resolve(self, stored: str | os.PathLike[str]) -> Path:
-        """The inverse of ``relative``: a stored reference read against this root."""
+        """A stored path read against this root: relative paths join it, and absolute paths under a place
+        this root used to live (it was moved or copied) are rebased onto it. Other paths stay as they are."""
         path = Path(stored)
-        return path if path.is_absolute() else self.root / path
+        if not path.is_absolute():
+            return self.root / path
+        for old in _former_locations(self.root):
+            if path.is_relative_to(old):
+                return self.root / path.relative_to(old)
+        return path
+
+    def former_locations(self) -> tuple[Path, ...]:
+        """Where this root was before (from ``root.json``), so records written there still resolve here."""
+        return _former_locations(self.root)
+
+    def record_location(self) -> None:
+        """Note the current location in ``root.json``, once per move or copy."""
+        marker = self.root / LOCATION_FILE
+        known = _read_locations(marker)
+        if not known or known[-1] != str(self.root):
+            write_json(marker, {"locations": [*[p for p in known if p != str(self.root)], str(self.root)]})
+            _locations_cache.clear()
 
     # --- files -------------------------------------------------------------------
     def table(self, name: str, batch: str | None = None) -> Path:
@@ -198,4 +219,28 @@ class DataRoot:
     def ensure(self) -> DataRoot:
         for folder in (self.tables, self.images, self.cache, self.models, self.inbox, self.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
+        self.record_location()
         return self
+
+
+LOCATION_FILE = "root.json"
+_locations_cache: dict[tuple[str, int], tuple[Path, ...]] = {}
+
+
+def _read_locations(marker: Path) -> list[str]:
+    try:
+        return list(json.loads(marker.read_text(encoding="utf-8")).get("locations", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _former_locations(root: Path) -> tuple[Path, ...]:
+    marker = root / LOCATION_FILE
+    try:
+        stamp = marker.stat().st_mtime_ns
+    except OSError:
+        return ()
+    key = (str(root), stamp)
+    if key not in _locations_cache:
+        _locations_cache[key] = tuple(Path(p) for p in _read_locations(marker) if p != str(root))
+    return _locations_cache[key]

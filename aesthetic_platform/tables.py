@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ValidationError
 
 from aesthetic_platform.atomic import write_with
+from aesthetic_platform.paths import DataRoot
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,9 +68,10 @@ def polars_dtype(annotation: Any) -> pl.DataType | None:
 class Table(Generic[M]):
     """A named table with one pydantic row model."""
 
-    def __init__(self, name: str, model: type[M]) -> None:
+    def __init__(self, name: str, model: type[M], path_fields: Sequence[str] = ()) -> None:
         self.name = name
         self.model = model
+        self.path_fields = tuple(path_fields)  # file paths under the data root, rebased by ``rows(..., root)``
         self.dtypes: dict[str, pl.DataType | None] = {
             field: polars_dtype(info.annotation) for field, info in model.model_fields.items()
         }
@@ -130,5 +132,13 @@ class Table(Generic[M]):
         frames = [self.read(p) for p in paths]
         return pl.concat(frames, how="diagonal_relaxed") if frames else self.empty()
 
-    def rows(self, frame: pl.DataFrame) -> list[M]:
-        return [self.model.model_validate(r) for r in frame.iter_rows(named=True)]
+    def rows(self, frame: pl.DataFrame, root: DataRoot | None = None) -> list[M]:
+        """Validated rows; with ``root``, every path field is read against it (see ``DataRoot.resolve``)."""
+        rows = [self.model.model_validate(r) for r in frame.iter_rows(named=True)]
+        if root is None or not self.path_fields:
+            return rows
+        return [self._resolved(row, root) for row in rows]
+
+    def _resolved(self, row: M, root: DataRoot) -> M:
+        update = {name: str(root.resolve(value)) for name in self.path_fields if (value := getattr(row, name))}
+        return row.model_copy(update=update)

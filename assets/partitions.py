@@ -6,7 +6,9 @@ The unit is a batch of prompts, never one prompt: Dagster's UI degrades past rou
 
 import dagster as dg
 
-prompt_batch = dg.DynamicPartitionsDefinition(name="prompt_batch")
+from aesthetic_platform.dagster_home import PROMPT_BATCH
+
+prompt_batch = dg.DynamicPartitionsDefinition(name=PROMPT_BATCH)
 
 # Backfills run every selected batch in ONE run per asset (single_run): the image
 # generator (a multi-GB diffusers pipeline on a GPU) and later the judge client are

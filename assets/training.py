@@ -84,7 +84,7 @@ def _train_via_pipes(context, pipes_client, root: DataRoot, train_config: TrainC
         args = [
             "--config", str(work / "config.json"), "--pairs", str(root.table("preference_pairs")),
             "--runs-dir", str(root.training_runs), "--result", str(work / "result.json"),
-            "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id,
+            "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id, "--home", str(root.root),
         ]
         if root.table(EVAL_SET_TABLE).exists():
             args += ["--eval-set", str(root.table(EVAL_SET_TABLE))]

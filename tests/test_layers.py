@@ -52,7 +52,7 @@ BREAKS = {
     "a resource reaching up to the assets": (
         "resources/judge.py",
         "def _sneaky():\n    from aesthetic_platform.assets import judging\n\n    return judging",
-        "resources <- assets <- jobs <- definitions <- dagster_cli",
+        "resources <- dagster_home <- assets <- jobs <- definitions <- dagster_cli",
     ),
     "a cycle between training and evaluation": (
         "aesthetic_platform/training/loop.py",

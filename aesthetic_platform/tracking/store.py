@@ -7,6 +7,7 @@ location so artifacts never land in a stray ``./mlruns`` of the working director
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 from aesthetic_platform.paths import DataRoot
@@ -35,6 +36,7 @@ class TrackingConfig:
             return cls(tracking_uri=uri, experiment=experiment)
         root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+        rebase_local_store(root)
         return cls(
             tracking_uri=f"sqlite:///{root.mlflow_db}",
             experiment=experiment,
@@ -54,3 +56,44 @@ class TrackingConfig:
             experiment_id = experiment.experiment_id
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
+
+
+#: Columns of MLflow's SQL store that hold artifact locations (absolute by MLflow's design).
+_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def rebase_local_store(root: DataRoot) -> int:
+    """Point the local store's artifact locations at this root after a move or copy; returns rows changed.
+
+    MLflow writes absolute ``file://`` locations into ``mlflow.db``. A data root that was
+    moved or copied (``root.json`` remembers where it lived) gets them rewritten here, and
+    the ``Default`` experiment is kept inside the root instead of ``./mlruns`` of whatever
+    directory a process happened to start in."""
+    if not root.mlflow_db.exists():
+        return 0
+    replacements = [(old / "mlflow" / "artifacts", root.mlflow_artifacts) for old in root.former_locations()]
+    pairs = [(o.as_uri(), n.as_uri()) for o, n in replacements] + [(str(o), str(n)) for o, n in replacements]
+    changed = 0
+    with sqlite3.connect(root.mlflow_db) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, column in _LOCATION_COLUMNS:
+            if table not in tables:
+                continue
+            for old, new in pairs:
+                cursor = db.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                    (new, len(old) + 1, len(old), old),
+                )
+                changed += cursor.rowcount
+        if "experiments" in tables:
+            default = (root.mlflow_artifacts / "0").as_uri()
+            cursor = db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 AND artifact_location != ?",
+                                (default, default))
+            changed += cursor.rowcount
+    return changed

@@ -20,5 +20,5 @@ __all__ = [
 
 def train_from_root(root: DataRoot, config: TrainConfig, logger: MetricsLogger | None = None) -> TrainResult:
     """Train on the data root's pairs; the frozen evaluation set's prompts never train."""
-    splits = load_pair_splits(root.table("preference_pairs"), held_out_prompts(root))
+    splits = load_pair_splits(root.table("preference_pairs"), held_out_prompts(root), root)
     return train(config, splits.train, splits.val, root.training_runs, logger=logger)

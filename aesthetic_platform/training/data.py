@@ -28,10 +28,11 @@ class PairSplits:
     test: list[PreferencePair]
 
 
-def load_pair_splits(path: str | Path, held_out_prompts: Collection[str] = ()) -> PairSplits:
+def load_pair_splits(path: str | Path, held_out_prompts: Collection[str] = (), root: DataRoot | None = None) -> PairSplits:
     """Train/val keep only position-consistent verdicts; test keeps them too, so accuracy is measured
-    against orderings the judge itself stands behind. Pairs of ``held_out_prompts`` never train."""
-    rows = [pair for pair in PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(path)) if pair.consistent]
+    against orderings the judge itself stands behind. Pairs of ``held_out_prompts`` never train.
+    With ``root``, image paths are read against it (a moved or copied data root still works)."""
+    rows = [pair for pair in PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(path), root) if pair.consistent]
     held = set(held_out_prompts)
     return PairSplits(
         train=[p for p in rows if p.split == "train" and p.prompt_hash not in held],
@@ -63,7 +64,7 @@ def load_eval_set(root: DataRoot) -> EvalSet | None:
     path = root.table(EVAL_SET_TABLE)
     if not path.exists():
         return None
-    pairs = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(path))
+    pairs = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(path), root)
     return EvalSet(pairs, eval_set_digest(pairs), path)
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from aesthetic_platform.atomic import write_json
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from aesthetic_platform.training.config import TrainConfig
 from aesthetic_platform.training.data import load_pair_splits
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs-dir", type=Path, required=True, help="folder of resumable runs")
     parser.add_argument("--result", type=Path, help="write the run summary here (rank 0)")
     parser.add_argument("--eval-set", type=Path, default=None, help="frozen evaluation set whose prompts never train")
+    parser.add_argument("--home", type=Path, default=None, help="data root the pairs' image paths are read against")
     parser.add_argument("--mlflow-tracking-uri", default=None)
     parser.add_argument("--mlflow-run-id", default=None)
     return parser.parse_args(argv)
@@ -36,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> TrainResult | None:
     config = TrainConfig.model_validate_json(args.config.read_text(encoding="utf-8"))
     held_out = {p.prompt_hash for p in PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(args.eval_set))} if args.eval_set else set()
-    splits = load_pair_splits(args.pairs, held_out)
+    splits = load_pair_splits(args.pairs, held_out, DataRoot(args.home.resolve()) if args.home else None)
     context = init_distributed()
     logger = None
     if context.is_main and args.mlflow_run_id:

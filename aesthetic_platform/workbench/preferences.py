@@ -48,3 +48,9 @@ def build_human_preferences(root: DataRoot) -> tuple[Path, list[HumanPreference]
     rows = preference_rows(selections)
     path = HUMAN_PREFERENCES.write(rows, root.table(HUMAN_TABLE))
     return path, rows, selections
+
+
+def load_human_preferences(root: DataRoot) -> list[HumanPreference]:
+    """The human pairs (empty before the first workbench pick), image paths read against ``root``."""
+    path = root.table(HUMAN_PREFERENCES.name)
+    return HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(path), root) if path.exists() else []
