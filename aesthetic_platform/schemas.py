@@ -70,13 +70,13 @@ class CandidateImage(_Row):
     guidance: float | None = None
     scheduler: str | None = None
     params_json: str = Field(description="every generation parameter, as sorted JSON")
-    path: str = Field(description="absolute path of the PNG")
+    path: str = Field(description="path of the PNG (read against the data root: see DataRoot.resolve)")
     sha256: str
     created_at: dt.datetime
 
 
 PROMPTS = Table("prompts", PromptSpec)
-CANDIDATE_IMAGES = Table("candidate_images", CandidateImage)
+CANDIDATE_IMAGES = Table("candidate_images", CandidateImage, path_fields=("path",))
 
 
 #: Default scoring dimensions (ARCHITECTURE §2); configuration, not code, decides the list.
@@ -166,8 +166,8 @@ class HumanPreference(_Row):
     created_at: dt.datetime
 
 
-PREFERENCE_PAIRS = Table("preference_pairs", PreferencePair)
-HUMAN_PREFERENCES = Table("human_preferences", HumanPreference)
+PREFERENCE_PAIRS = Table("preference_pairs", PreferencePair, path_fields=("image_winner_path", "image_loser_path"))
+HUMAN_PREFERENCES = Table("human_preferences", HumanPreference, path_fields=("winner_path", "loser_path"))
 
 
 JudgmentStatus = Literal["judged", "failed"]
@@ -216,7 +216,7 @@ class Judgment(_Row):
     judged_at: dt.datetime
 
 
-JUDGMENTS = Table("judgments", Judgment)
+JUDGMENTS = Table("judgments", Judgment, path_fields=("image_a_path", "image_b_path"))
 
 
 class ReferenceImage(_Row):
@@ -245,7 +245,7 @@ class ReferenceImage(_Row):
     fetched_at: dt.datetime
 
 
-REFERENCE_IMAGES = Table("reference_images", ReferenceImage)
+REFERENCE_IMAGES = Table("reference_images", ReferenceImage, path_fields=("path",))
 
 
 AuditStatus = Literal["passed", "flagged", "unaudited"]

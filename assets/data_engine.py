@@ -5,10 +5,12 @@ from collections import Counter
 
 import dagster as dg
 
+from aesthetic_platform.assets.metadata import code_version_of, column_schema
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
+from aesthetic_platform.schemas import CANDIDATE_IMAGES, PROMPTS
 
 GROUP = "data_engine"
 
@@ -18,6 +20,7 @@ class PromptsConfig(dg.Config, PromptBatchConfig):
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.prompts"),
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
@@ -43,10 +46,12 @@ def prompts(
         text_ok &= len({s.text_hash for s in specs}) == len(specs)
         languages.update(s.language for s in specs)
         context.log.info(f"batch {batch}: {len(specs)} prompts -> {path}")
-        observe_partition(context, batch, {"prompts": len(specs), "languages": dict(Counter(s.language for s in specs))})
+        languages_here = dict(Counter(s.language for s in specs))
+        observe_partition(context, batch, {"prompts": len(specs), "rows": len(specs), "languages": languages_here})
     return dg.MaterializeResult(
         metadata={
-            **run_totals(context, {"prompts": sum(sizes.values()), "languages": dict(languages)}),
+            **run_totals(context, {"prompts": sum(sizes.values()), "rows": sum(sizes.values()), "languages": dict(languages)}),
+            "dagster/column_schema": column_schema(PROMPTS),
             "source": config.source,
             "table": dg.MetadataValue.path(str(root.tables / "prompts")),
         },
@@ -63,6 +68,7 @@ class CandidateImagesConfig(dg.Config, CandidateConfig):
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.generation"),
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
@@ -94,7 +100,7 @@ def candidate_images(
         ratios.update(row.ratio for row in run.rows)
         context.log.info(f"batch {batch}: {run.generated} generated, {run.reused} reused")
         observe_partition(context, batch, {
-            "images": len(run.rows), "generated": run.generated, "reused": run.reused,
+            "images": len(run.rows), "rows": len(run.rows), "generated": run.generated, "reused": run.reused,
             "ratios": dict(Counter(row.ratio for row in run.rows)),
         })
     expected = set(config.ratios)
@@ -103,7 +109,8 @@ def candidate_images(
     covered = expected <= set(ratios) or slots < len(expected)
     return dg.MaterializeResult(
         metadata={
-            **run_totals(context, {"images": total, "generated": generated, "reused": reused, "ratios": dict(ratios)}),
+            **run_totals(context, {"images": total, "rows": total, "generated": generated, "reused": reused, "ratios": dict(ratios)}),
+            "dagster/column_schema": column_schema(CANDIDATE_IMAGES),
             "generator": generator.name,
             "images_dir": dg.MetadataValue.path(str(root.images)),
             "manifest": dg.MetadataValue.path(str(root.tables / "candidate_images")),

@@ -5,6 +5,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
+from aesthetic_platform.assets.metadata import code_version_of, column_schema, table_metadata
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.atomic import write_json, write_text
 from aesthetic_platform.audit import excluded_candidates
@@ -28,10 +29,14 @@ from aesthetic_platform.judging.dataset import (
     winners_beat_losers,
 )
 from aesthetic_platform.resources import DataRootResource, JudgeResource
-from aesthetic_platform.schemas import HUMAN_PREFERENCES, JUDGMENTS, PREFERENCE_PAIRS
+from aesthetic_platform.resources.judge import default_kind_for_profile, judge_from_env
+from aesthetic_platform.schemas import JUDGMENTS, PREFERENCE_PAIRS
 from aesthetic_platform.tables import SchemaError
+from aesthetic_platform.workbench.preferences import load_human_preferences
 
 MAX_LISTED = 20  # failed pairs named in metadata and errors
+#: The kind tag shows the judge this deployment's profile configures (``AESTHETIC_JUDGE``), not a guess.
+JUDGE_KIND = "openai" if judge_from_env(default_kind_for_profile()).kind == "openai" else "python"
 
 
 class JudgmentsConfig(dg.Config, JudgingConfig):
@@ -43,11 +48,12 @@ def _failed_list(rows) -> list[str]:
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.judging"),
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
     deps=[candidate_images, content_audit],
-    kinds={"openai", "parquet"},
+    kinds={JUDGE_KIND, "parquet"},
     check_specs=[
         dg.AssetCheckSpec("judgments_schema", asset="judgments", description="Every batch's table reads back with the Judgment schema."),
         dg.AssetCheckSpec(
@@ -95,6 +101,7 @@ def judgments(
     return dg.MaterializeResult(
         metadata={
             **run_totals(context, summary),
+            "dagster/column_schema": column_schema(JUDGMENTS),
             "judge_model": client.model,
             "judge_prompt_version": client.prompt_version,
             "table": dg.MetadataValue.path(str(root.tables / "judgments")),
@@ -114,14 +121,18 @@ class JudgeCalibrationConfig(dg.Config, CalibrationConfig):
     """The launchpad form of ``CalibrationConfig`` (same fields, same defaults)."""
 
 
-@dg.asset(group_name=GROUP, deps=[judgments], kinds={"openai", "markdown"})
+@dg.asset(
+    code_version=code_version_of("aesthetic_platform.judging"),
+    group_name=GROUP,
+    deps=[judgments, "human_preferences"],
+    kinds={JUDGE_KIND, "markdown"},
+)
 def judge_calibration(
     context: dg.AssetExecutionContext, config: JudgeCalibrationConfig, data_root: DataRootResource, judge: JudgeResource
 ) -> dg.MaterializeResult:
     """How trustworthy the judge is: JSON validity, swap consistency, repeat agreement, agreement with humans."""
     root = data_root.root()
-    human_path = root.table("human_preferences")
-    humans = HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(human_path)) if human_path.exists() else []
+    humans = load_human_preferences(root)
     report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config)
     folder = root.reports
     write_json(folder / "judge_calibration.json", report.to_json())
@@ -145,6 +156,7 @@ class PreferencePairsConfig(dg.Config, SplitConfig):
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.judging.dataset", "aesthetic_platform.judging.pairs"),
     group_name=GROUP,
     deps=[judgments],
     kinds={"polars", "parquet"},
@@ -190,7 +202,7 @@ def preference_pairs(
             "pair_kinds": dataset.kind_sizes(),
             "skipped": dict(dataset.skipped),
             "prompts": len({p.prompt_hash for p in dataset.pairs}),
-            "path": dg.MetadataValue.path(str(path)),
+            **table_metadata(PREFERENCE_PAIRS, len(dataset.pairs), path),
         },
         check_results=[
             dg.AssetCheckResult(check_name="pairs_schema", passed=not schema_problem, metadata={"problem": schema_problem}),

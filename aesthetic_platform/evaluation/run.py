@@ -24,11 +24,11 @@ from aesthetic_platform.model.loss import RankingLossConfig
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.registry import champion_dir, has_champion
-from aesthetic_platform.schemas import HUMAN_PREFERENCES, HumanPreference
 from aesthetic_platform.tracking import TrackingConfig, TrainedModel
 from aesthetic_platform.tracking.champion import promote_champion
 from aesthetic_platform.training.config import load_training_config
 from aesthetic_platform.training.data import EvalSet, freeze_eval_set, load_eval_set, load_pair_splits
+from aesthetic_platform.workbench.preferences import load_human_preferences
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
 
@@ -55,15 +55,10 @@ class EvalOutcome:
         return self.decision.passed
 
 
-def _humans(root: DataRoot) -> list[HumanPreference]:
-    path = root.table("human_preferences")
-    return HUMAN_PREFERENCES.rows(HUMAN_PREFERENCES.read(path)) if path.exists() else []
-
-
 def evaluation_set(root: DataRoot, refresh: bool = False) -> EvalSet:
     """The frozen evaluation set; frozen from the current test split the first time (or on ``refresh``)."""
     current = None if refresh else load_eval_set(root)
-    return current or freeze_eval_set(root, load_pair_splits(root.table("preference_pairs")).test)
+    return current or freeze_eval_set(root, load_pair_splits(root.table("preference_pairs"), root=root).test)
 
 
 def tie_threshold_of(model_dir: Path) -> float:
@@ -86,7 +81,7 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model_dir = trained.path(root)
     eval_set = evaluation_set(root, config.refresh_eval_set)
-    humans = _humans(root)
+    humans = load_human_preferences(root)
     tie = tie_threshold_of(model_dir)
     model = AestheticScorer.from_pretrained(model_dir).to(device)
     new = model_accuracy(model, eval_set.pairs, humans, tie, device)

@@ -149,7 +149,7 @@ def _reusable(previous: CandidateImage | None) -> bool:
 
 def load_manifest(root: DataRoot, batch: str) -> list[CandidateImage]:
     path = root.table("candidate_images", batch)
-    return CANDIDATE_IMAGES.rows(CANDIDATE_IMAGES.read(path)) if path.exists() else []
+    return CANDIDATE_IMAGES.rows(CANDIDATE_IMAGES.read(path), root) if path.exists() else []
 
 
 def _previous_manifest(root: DataRoot, batch: str) -> list[CandidateImage]:
