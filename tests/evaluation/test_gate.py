@@ -47,3 +47,18 @@ def test_the_evaluation_set_survives_a_re_split_and_never_trains(data_root):
     splits = load_pair_splits(table, held_out_prompts(data_root))
     assert splits.train and not {p.prompt_hash for p in splits.train} & frozen.prompt_hashes
     assert evaluation_set(data_root, refresh=False).digest == frozen.digest
+
+
+def test_the_gate_holds_the_same_ratio_total_and_best_of_n():
+    champion = {**GOOD, "same_ratio.total": 0.68, "best_of_n": 0.50}
+    # best-of-N may drop within its own, wider tolerance (5 points) ...
+    assert decide({**champion, "best_of_n": 0.46}, champion, {}, CONFIG).passed
+    # ... but not beyond it, even with every pairwise accuracy unchanged
+    decision = decide({**champion, "best_of_n": 0.44}, champion, {}, CONFIG)
+    assert not decision.passed and any(r.startswith("best_of_n 44.0% regresses below the best recorded 50.0%") for r in decision.reasons)
+    # the same-ratio total is held to the total's tolerance (1 point), not a dimension's (3)
+    assert not decide({**champion, "same_ratio.total": 0.665}, champion, {}, CONFIG).passed
+    assert any(r.startswith("same_ratio.total") for r in decide(champion, champion, {}, CONFIG).reasons)
+    # a champion recorded before these metrics existed does not block them
+    assert decide({**GOOD, "same_ratio.total": 0.10, "best_of_n": 0.10}, GOOD, {}, CONFIG).passed
+

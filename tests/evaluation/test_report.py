@@ -3,7 +3,14 @@ import datetime as dt
 import numpy as np
 
 from aesthetic_platform.evaluation.gate import GateConfig, decide
-from aesthetic_platform.evaluation.report import EvalReport, ModelAccuracy, model_accuracy, render_markdown, render_plots
+from aesthetic_platform.evaluation.report import (
+    EvalReport,
+    ModelAccuracy,
+    model_accuracy,
+    render_markdown,
+    render_plots,
+    teacher_signal,
+)
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.config import named_config
 from aesthetic_platform.model.scorer_model import AestheticScorer
@@ -57,9 +64,23 @@ def test_report_on_teacher_and_human_pairs(data_root, tmp_path):
     assert set(accuracy.per_ratio) == {"1:1", "16:9", "3:4"}
     assert accuracy.human is not None and accuracy.human.n == 6
     assert accuracy.by_margin and sum(b["n"] for b in accuracy.by_margin) >= accuracy.per_dimension["total"].n
-    report = EvalReport(model.dimensions, 0.5, len(pairs), len(humans), accuracy, None, None)
+    # same-ratio and cross-ratio pairs apart, per ratio pair, and best-of-N on the same-ratio groups
+    same = [p for p in pairs if p.pair_kind == "same_ratio"]
+    assert set(accuracy.per_kind) == {"same_ratio", "cross_ratio"}
+    assert accuracy.per_kind["same_ratio"]["total"].n == len(same) and accuracy.per_kind["cross_ratio"]["total"].n == len(pairs) - len(same)
+    assert set(accuracy.per_ratio_pair) == {p.ratio_pair for p in pairs} and list(accuracy.per_ratio_pair)[0] == "1:1|1:1"
+    assert accuracy.best_of_n["total"].hit.n == len(same) and accuracy.best_of_n["total"].chance == 0.5  # one pair per prompt: N = 2
+    metrics = accuracy.gate_metrics()
+    assert set(metrics) == set(model.dimensions) | {"same_ratio.total", "best_of_n"}
+    assert metrics["best_of_n"] == accuracy.best_of_n["total"].hit.accuracy
+    signal = teacher_signal(pairs, model.dimensions, 0.5)
+    assert signal["total"]["pairs"] == len(same) and signal["total"]["decisive_share"] == 1.0
+    report = EvalReport(model.dimensions, 0.5, len(pairs), len(humans), accuracy, None, None, teacher_signal=signal)
     text = render_markdown(report)
     assert "## Human picks" in text and "| total |" in text and "95% CIs" in text
+    for section in ("## Same-ratio and cross-ratio pairs", "## Per ratio pair (total)", "## Best of N", "## The teacher's signal"):
+        assert section in text
+    assert "| 1:1|16:9 | cross-ratio |" in text and report.as_dict()["model"]["best_of_n"]["total"]["chance"] == 0.5
     plots = render_plots(report, tmp_path / "plots")
     assert all(path.stat().st_size > 1000 for path in plots.values())
 
