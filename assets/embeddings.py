@@ -2,6 +2,7 @@
 
 
 import json
+from typing import Any
 
 import dagster as dg
 
@@ -131,7 +132,7 @@ def label_snapshot(context: dg.AssetExecutionContext, data_root: DataRootResourc
         }
         for task, s in snapshot.stats.items()
     }
-    metadata = {
+    metadata: dict[str, Any] = {
         "labelled_items": len(snapshot.rows),
         "tasks": sorted(snapshot.stats),
         "disputed": len(snapshot.queue),

@@ -2,14 +2,16 @@
 
 import dagster as dg
 
-from aesthetic_platform.ingest import CrawlConfig, crawl, get_source
+from aesthetic_platform.ingest import CrawlConfig, get_source
+from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.resources import DataRootResource
 
 GROUP = "ingest"
 
 #: One partition per registered crawl source (``aesthetic crawl add``); the incremental-crawl
 #: schedule adds the partitions of newly registered sources, the UI can add them too.
-crawl_source = dg.DynamicPartitionsDefinition(name="crawl_source")
+CRAWL_SOURCE = "crawl_source"
+crawl_source = dg.DynamicPartitionsDefinition(name=CRAWL_SOURCE)
 
 
 class ReferenceImagesConfig(dg.Config, CrawlConfig):

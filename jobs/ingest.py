@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from aesthetic_platform.assets.ingest import crawl_source
+from aesthetic_platform.assets.ingest import CRAWL_SOURCE, crawl_source
 from aesthetic_platform.ingest import load_sources
 from aesthetic_platform.resources import DataRootResource
 
@@ -24,10 +24,10 @@ crawl_job = dg.define_asset_job(
 )
 def incremental_crawl_schedule(context: dg.ScheduleEvaluationContext, data_root: DataRootResource):
     sources = sorted(load_sources(data_root.root()))
-    known = set(context.instance.get_dynamic_partitions(crawl_source.name))
+    known = set(context.instance.get_dynamic_partitions(CRAWL_SOURCE))
     new = [name for name in sources if name not in known]
     if new:
-        context.instance.add_dynamic_partitions(crawl_source.name, new)
+        context.instance.add_dynamic_partitions(CRAWL_SOURCE, new)
     tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M") if context.scheduled_execution_time else "manual"
     if not sources:
         return dg.SkipReason("no crawl source is registered (aesthetic crawl add NAME --gallery URL | --urls FILE)")

@@ -154,8 +154,8 @@ def create_app(
             "selections_log": str(selections_path(root)),
         }
 
-    @app.post("/upload_prompts")
-    async def upload_prompts(file: UploadFile = File(...)) -> dict[str, Any]:
+    @app.post("/upload_prompts", response_model=dict[str, Any])  # the refusals (JSONResponse) bypass it
+    async def upload_prompts(file: UploadFile = File(...)) -> dict[str, Any] | JSONResponse:
         """A CSV/JSON prompt file; a malformed one is refused with the file, line/record and field."""
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         name = file.filename or "upload"
