@@ -17,7 +17,8 @@ import platform
 import tempfile
 import time
 
-from aesthetic_platform.ingest import CrawlConfig, CrawlSource, crawl
+from aesthetic_platform.ingest import CrawlConfig, CrawlSource
+from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.paths import DataRoot
 from tests.fixtures.crawl_site import SiteState, running_site
 

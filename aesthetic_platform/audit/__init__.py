@@ -5,43 +5,31 @@ asset (per ``prompt_batch``, between ``candidate_images`` and ``judgments``), an
 leaves out what :func:`excluded_candidates` returns.
 """
 
-from aesthetic_platform.audit.config import DEFAULT_MODERATION_MODEL, AuditConfig, UnauditedPolicy
-from aesthetic_platform.audit.images import NO_IMAGE_MODEL, ImageSafetyClassifier, ImageVerdict, load_image_classifier
-from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
-from aesthetic_platform.audit.rules import RuleHit, TermRules, builtin_terms, normalize
-from aesthetic_platform.audit.run import (
-    AuditRun,
-    ShareCheck,
-    audit_batch,
-    check_flagged_share,
-    earlier_shares,
-    excluded_candidates,
-    flagged_share,
-    load_audit,
-    prompt_text,
-)
+from aesthetic_platform.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_MODERATION_MODEL",
-    "NO_IMAGE_MODEL",
-    "AuditConfig",
-    "AuditRun",
-    "ImageSafetyClassifier",
-    "ImageVerdict",
-    "ModerationClient",
-    "ModerationOutcome",
-    "RuleHit",
-    "ShareCheck",
-    "TermRules",
-    "UnauditedPolicy",
-    "audit_batch",
-    "builtin_terms",
-    "check_flagged_share",
-    "earlier_shares",
-    "excluded_candidates",
-    "flagged_share",
-    "load_audit",
-    "load_image_classifier",
-    "normalize",
-    "prompt_text",
-]
+_EXPORTS = {
+    "AuditConfig": "config",
+    "AuditRun": "run",
+    "DEFAULT_MODERATION_MODEL": "config",
+    "ImageSafetyClassifier": "images",
+    "ImageVerdict": "images",
+    "ModerationClient": "moderation",
+    "ModerationOutcome": "moderation",
+    "NO_IMAGE_MODEL": "images",
+    "RuleHit": "rules",
+    "ShareCheck": "run",
+    "TermRules": "rules",
+    "UnauditedPolicy": "config",
+    "audit_batch": "run",
+    "builtin_terms": "rules",
+    "check_flagged_share": "run",
+    "earlier_shares": "run",
+    "excluded_candidates": "run",
+    "flagged_share": "run",
+    "load_audit": "run",
+    "load_image_classifier": "images",
+    "normalize": "rules",
+    "prompt_text": "run",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -10,12 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from aesthetic_platform.audit.config import AuditConfig
-from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
-from aesthetic_platform.audit.rules import TermRules
-from aesthetic_platform.audit.run import combine_verdict, prompt_text
-from aesthetic_platform.llm import EndpointSettings
-
 app = typer.Typer(help="Content audit: screen prompts before they are rendered and judged.", no_args_is_help=True)
 console = Console()
 
@@ -30,6 +24,11 @@ def audit_prompts(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per prompt.")] = False,
 ) -> None:
     """Print every flagged or unaudited prompt with its reason; exit 1 when any prompt is flagged or unaudited."""
+    from aesthetic_platform.audit.config import AuditConfig
+    from aesthetic_platform.audit.moderation import ModerationClient, ModerationOutcome
+    from aesthetic_platform.audit.rules import TermRules
+    from aesthetic_platform.audit.run import combine_verdict, prompt_text
+    from aesthetic_platform.llm import EndpointSettings
     from aesthetic_platform.prompts import PromptFileError
     from aesthetic_platform.prompts.files import read_prompt_file
 

@@ -5,27 +5,20 @@ labels, embedders behind one interface, and the batched dataset flow. SQLite und
 data root by default, Postgres + pgvector when ``AESTHETIC_DB_URL`` names one.
 """
 
-from aesthetic_platform.embeddings.config import DB_URL_ENV, EmbedderSettings, EmbeddingJobSettings, EmbeddingStoreConfig
-from aesthetic_platform.embeddings.store import (
-    DimensionMismatchError,
-    Item,
-    ModelRecord,
-    ModelSpec,
-    Neighbor,
-    Store,
-    StoreError,
-)
+from aesthetic_platform.lazy import lazy_exports
 
-__all__ = [
-    "DB_URL_ENV",
-    "DimensionMismatchError",
-    "EmbedderSettings",
-    "EmbeddingJobSettings",
-    "EmbeddingStoreConfig",
-    "Item",
-    "ModelRecord",
-    "ModelSpec",
-    "Neighbor",
-    "Store",
-    "StoreError",
-]
+_EXPORTS = {
+    "DB_URL_ENV": "config",
+    "EmbedderSettings": "config",
+    "EmbeddingJobSettings": "config",
+    "EmbeddingStoreConfig": "config",
+    "DimensionMismatchError": "store",
+    "Item": "store",
+    "ModelRecord": "store",
+    "ModelSpec": "store",
+    "Neighbor": "store",
+    "Store": "store",
+    "StoreError": "store",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -5,37 +5,27 @@ asset (partitioned by crawl source), and ``aesthetic crawl ...`` runs it from th
 command line.
 """
 
-from aesthetic_platform.ingest.config import (
-    CrawlConfig,
-    CrawlSource,
-    get_source,
-    load_sources,
-    register_source,
-)
-from aesthetic_platform.ingest.crawl import Crawler, CrawlReport, crawl
-from aesthetic_platform.ingest.fetch import Fetcher, FetchError, HostLimiter, parse_retry_after
-from aesthetic_platform.ingest.frontier import Frontier
-from aesthetic_platform.ingest.sources import GalleryAdapter, GallerySelectors, UrlListSource, adapter_for
-from aesthetic_platform.ingest.validate import ImageRejected, validate_image_bytes
+from aesthetic_platform.lazy import lazy_exports
 
-__all__ = [
-    "CrawlConfig",
-    "CrawlReport",
-    "CrawlSource",
-    "Crawler",
-    "FetchError",
-    "Fetcher",
-    "Frontier",
-    "GalleryAdapter",
-    "GallerySelectors",
-    "HostLimiter",
-    "ImageRejected",
-    "UrlListSource",
-    "adapter_for",
-    "crawl",
-    "get_source",
-    "load_sources",
-    "parse_retry_after",
-    "register_source",
-    "validate_image_bytes",
-]
+_EXPORTS = {
+    "CrawlConfig": "config",
+    "CrawlReport": "crawl",
+    "CrawlSource": "config",
+    "Crawler": "crawl",
+    "FetchError": "fetch",
+    "Fetcher": "fetch",
+    "Frontier": "frontier",
+    "GalleryAdapter": "sources",
+    "GallerySelectors": "sources",
+    "HostLimiter": "fetch",
+    "ImageRejected": "validate",
+    "UrlListSource": "sources",
+    "adapter_for": "sources",
+    "get_source": "config",
+    "load_sources": "config",
+    "parse_retry_after": "fetch",
+    "register_source": "config",
+    "validate_image_bytes": "validate",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)  # the crawl function itself: aesthetic_platform.ingest.crawl.crawl (same name as its module)

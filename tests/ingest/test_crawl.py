@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from aesthetic_platform.ingest import CrawlSource, Frontier, ImageRejected, crawl, validate_image_bytes
+from aesthetic_platform.ingest import CrawlSource, Frontier, ImageRejected, validate_image_bytes
+from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.ingest.html import read_html
 from aesthetic_platform.ingest.sources import GalleryAdapter
 from aesthetic_platform.schemas import REFERENCE_IMAGES

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from aesthetic_platform.ingest import CrawlSource, Frontier, crawl, register_source
+from aesthetic_platform.ingest import CrawlSource, Frontier, register_source
+from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.schemas import REFERENCE_IMAGES
 from tests.fixtures.crawl_site import SiteState, running_site
 from tests.ingest.conftest import REPO_ROOT, fast_config
