@@ -115,3 +115,15 @@ def test_cli_db_upgrade_labels_and_similar(tmp_path: Path, monkeypatch: pytest.M
     out_json = tmp_path / "out.json"
     assert runner.invoke(app, ["labels", "export", str(out_json), "--effective", "--home", str(home)]).exit_code == 0
     assert len(json.loads(out_json.read_text())["labels"]) == 6
+
+
+def test_cli_db_upgrade_on_both_backends(db_url: str) -> None:
+    from aesthetic_platform.embeddings import db as store_db
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["db", "upgrade", "--db-url", db_url])
+    assert first.exit_code == 0 and "upgraded from an empty database to" in first.output, first.output
+    assert "already at" in runner.invoke(app, ["db", "upgrade", "--db-url", db_url]).output
+    engine = store_db.make_engine(db_url)
+    assert store_db.current_revision(engine) == store_db.head_revision()
+    engine.dispose()
