@@ -20,8 +20,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from aesthetic_platform.assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
-from aesthetic_platform.assets.partitions import prompt_batch  # noqa: E402
-from aesthetic_platform.dagster_home import REPO_ROOT, add_batches, instance_for, prepare_dagster_home  # noqa: E402
+from aesthetic_platform.dagster_home import PROMPT_BATCH, REPO_ROOT, add_batches, instance_for, prepare_dagster_home  # noqa: E402
 from aesthetic_platform.jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
 from aesthetic_platform.paths import DataRoot  # noqa: E402
 from aesthetic_platform.resources import DataRootResource, resources_for  # noqa: E402
@@ -64,7 +63,7 @@ def materialize_batches(
     """Run ``job_name`` over several batches: one run per contiguous partition range."""
     instance = instance or instance_for(root)
     add_batches(instance, batches)
-    ordered = instance.get_dynamic_partitions(prompt_batch.name)
+    ordered = instance.get_dynamic_partitions(PROMPT_BATCH)
     resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
     job = build_definitions(resources).resolve_job_def(job_name)
     results = []

@@ -37,6 +37,7 @@ def prompts(
     """Prompt specs (text, language, objective elements) for each batch, deduplicated."""
     root = data_root.root()
     llm = prompt_llm.source() if config.source == "llm" else None
+    languages: Counter[str]
     sizes, ids_ok, text_ok, languages = {}, True, True, Counter()
     for batch in context.partition_keys:
         specs = build_prompt_batch(batch, config, llm)
@@ -91,10 +92,11 @@ def candidate_images(
     generated = reused = 0
     ratios: Counter[str] = Counter()
     for batch in context.partition_keys:
-        run = generate_candidates(
-            root, batch, load_prompts(root, batch), config, generator,
-            progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} images"),
-        )
+
+        def progress(done: int, total: int, b: str = batch) -> None:
+            context.log.debug(f"batch {b}: {done}/{total} images")
+
+        run = generate_candidates(root, batch, load_prompts(root, batch), config, generator, progress=progress)
         generated += run.generated
         reused += run.reused
         ratios.update(row.ratio for row in run.rows)

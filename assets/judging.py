@@ -71,11 +71,11 @@ def judgments(
     client = judge.build()
     runs = []
     for batch in context.partition_keys:
-        run = judge_batch(
-            root, batch, client, config,
-            progress=lambda done, total, b=batch: context.log.debug(f"batch {b}: {done}/{total} judge calls"),
-            excluded=excluded_candidates(root, batch),
-        )
+
+        def progress(done: int, total: int, b: str = batch) -> None:
+            context.log.debug(f"batch {b}: {done}/{total} judge calls")
+
+        run = judge_batch(root, batch, client, config, progress=progress, excluded=excluded_candidates(root, batch))
         runs.append(run)
         context.log.info(
             f"batch {batch}: {len(run.rows)} verdicts, {run.calls} judge calls, {len(run.failed)} failed, "

@@ -11,6 +11,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG  # the tag on runs created fr
 
 from aesthetic_platform.assets.data_engine import PromptsConfig
 from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.dagster_home import PROMPT_BATCH
 from aesthetic_platform.jobs.chains import judging_chain_job
 from aesthetic_platform.prompts.inbox import PendingUpload, drain_inbox, mark_requested, pending_uploads
 from aesthetic_platform.resources import DataRootResource
@@ -52,7 +53,7 @@ def prompt_inbox_sensor(context: dg.SensorEvaluationContext, data_root: DataRoot
     waiting = _still_waiting(context, pending_uploads(root))
     if not waiting:
         return dg.SkipReason(f"inbox empty ({len(rejected)} file(s) rejected)" if rejected else "inbox empty")
-    new_batches = [f.batch for f in waiting if not context.instance.has_dynamic_partition(prompt_batch.name, f.batch)]
+    new_batches = [f.batch for f in waiting if not context.instance.has_dynamic_partition(PROMPT_BATCH, f.batch)]
     return dg.SensorResult(
         dynamic_partitions_requests=[prompt_batch.build_add_request(new_batches)] if new_batches else [],
         run_requests=[

@@ -98,7 +98,11 @@ def best_of_n(
         hit_array, chance_array = np.array(hits), np.array(chance)
         hit = bootstrap_accuracy(hit_array, np.array(clusters), samples, confidence)
         lift = hit_array - chance_array
-        low, high = cluster_bootstrap(lambda w, lift=lift: float(w @ lift / w.sum()), np.array(clusters), samples, confidence)
+
+        def mean_lift(w: np.ndarray, lift: np.ndarray = lift) -> float:
+            return float(w @ lift / w.sum())
+
+        low, high = cluster_bootstrap(mean_lift, np.array(clusters), samples, confidence)
         results[dim] = BestOfN(
             hit, float(chance_array.mean()) if chance else float("nan"), low, high,
             float(np.mean(sizes)) if sizes else float("nan"), skipped,

@@ -54,7 +54,7 @@ class PairDataset:
 
     def kind_sizes(self) -> dict[str, dict[str, int]]:
         """Pairs per split and kind: ``{split: {"same_ratio": n, "cross_ratio": n}}``."""
-        counts = Counter((p.split, p.pair_kind) for p in self.pairs)
+        counts: Counter[tuple[str, str]] = Counter((p.split, p.pair_kind) for p in self.pairs)
         return {s: {k: counts.get((s, k), 0) for k in PAIR_KINDS} for s in ("train", "val", "test")}
 
 
