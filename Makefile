@@ -26,10 +26,11 @@ dagster-home:
 demo: install dagster-home
 	$(VENV)/bin/aesthetic demo --home $(AESTHETIC_HOME)
 
-# Style and the layer contracts of ARCHITECTURE §1 (.importlinter); part of `make test`.
+# Style, the layer contracts of ARCHITECTURE §1 (.importlinter) and types (mypy, pyproject); part of `make test`.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: install dagster-home browser lint
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
