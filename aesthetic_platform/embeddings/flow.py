@@ -35,20 +35,30 @@ class EmbedReport:
         }
 
 
-def _embed_batch(embedder: Embedder, batch: Sequence[Item], report: EmbedReport, out: dict[str, np.ndarray]) -> None:
+#: consecutive failed embedder calls after which the rest of a pass is reported failed without calling (an endpoint that is down)
+GIVE_UP_AFTER = 8
+
+
+def _embed_batch(embedder: Embedder, batch: Sequence[Item], report: EmbedReport, out: dict[str, np.ndarray], streak: list[int]) -> None:
     """Embed one batch; when it fails, halve it to isolate the items that fail on their own."""
+    if streak[0] >= GIVE_UP_AFTER:
+        for item in batch:
+            report.failed[item.sha256] = f"not tried: {streak[0]} embedder calls in a row failed (the endpoint looks down)"
+        return
     report.calls += 1
     try:
         vectors = embedder.embed(batch)
     except EmbeddingError as exc:
+        streak[0] += 1
         if len(batch) > 1 and not exc.timed_out:  # a timeout would only time out again, smaller
             middle = len(batch) // 2
-            _embed_batch(embedder, batch[:middle], report, out)
-            _embed_batch(embedder, batch[middle:], report, out)
+            _embed_batch(embedder, batch[:middle], report, out, streak)
+            _embed_batch(embedder, batch[middle:], report, out, streak)
         else:
             for item in batch:
-                report.failed[item.sha256] = str(exc)
+                report.failed.setdefault(item.sha256, str(exc))
         return
+    streak[0] = 0
     for item, vector in zip(batch, vectors, strict=True):
         if not np.all(np.isfinite(vector)) or not np.any(vector):
             report.failed[item.sha256] = f"{embedder.model_id}: the vector is all zeros or not finite"
@@ -75,8 +85,9 @@ def embed_missing(store: Store, embedder: Embedder, items: Iterable[Item], batch
     report.reused = len(present)
     missing = [item for sha, item in unique.items() if sha not in present]
     new: dict[str, np.ndarray] = {}
+    streak = [0]  # consecutive failed calls
     for start in range(0, len(missing), batch_size):
-        _embed_batch(embedder, missing[start : start + batch_size], report, new)
+        _embed_batch(embedder, missing[start : start + batch_size], report, new, streak)
     if new:
         store.put_many(record, new)
     report.embedded = len(new)

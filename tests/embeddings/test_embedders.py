@@ -124,3 +124,16 @@ def test_endpoint_dimension_checked_against_model_record(tmp_path: Path) -> None
         report = embed_missing(store, embedder, [text_item("one"), text_item("two")])
         assert len(report.failed) == 2 and all("wrong dimension 16" in why for why in report.failed.values())
         assert store.count(embedder.spec) == 0
+
+
+def test_an_endpoint_that_is_down_is_not_hammered(tmp_path: Path) -> None:
+    from aesthetic_platform.embeddings.flow import GIVE_UP_AFTER
+
+    state = EmbeddingServerState(dimension=8)
+    state.inject("server_error", "")  # every request fails
+    with running_embedding_server(state) as server, Store.open(EmbeddingStoreConfig(db_url=f"sqlite:///{tmp_path}/s.db")) as store:
+        embedder = OpenAIEmbedder(EndpointSettings(model="down", base_url=server.base_url, max_attempts=1), dimension=8)
+        report = embed_missing(store, embedder, [text_item(f"text {i}") for i in range(200)], batch_size=16)
+        assert len(report.failed) == 200 and store.count(embedder.spec) == 0
+        assert report.calls == GIVE_UP_AFTER == state.requests
+        assert sum("not tried" in why for why in report.failed.values()) > 150
