@@ -22,11 +22,25 @@ GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
 
 
-def prepare_dagster_home(root: DataRoot) -> Path:
-    """Point ``DAGSTER_HOME`` at the data root and install the instance config there."""
+#: Instance config per ``AESTHETIC_PROFILE``: SQLite under the data root, or Postgres.
+INSTANCE_TEMPLATES = {"local": "dagster.yaml", "production": "dagster.production.yaml"}
+PG_URL_ENV = "AESTHETIC_DAGSTER_PG_URL"
+
+
+def instance_template(profile: str | None = None) -> Path:
+    profile = profile or os.environ.get("AESTHETIC_PROFILE", "local")
+    if profile not in INSTANCE_TEMPLATES:
+        raise ValueError(f"AESTHETIC_PROFILE={profile!r} is not one of {sorted(INSTANCE_TEMPLATES)}")
+    if profile == "production" and not os.environ.get(PG_URL_ENV):
+        raise ValueError(f"AESTHETIC_PROFILE=production keeps Dagster's storage on Postgres: set {PG_URL_ENV}")
+    return REPO_ROOT / INSTANCE_TEMPLATES[profile]
+
+
+def prepare_dagster_home(root: DataRoot, profile: str | None = None) -> Path:
+    """Point ``DAGSTER_HOME`` at the data root and install the profile's instance config there."""
     home = root.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    template = REPO_ROOT / "dagster.yaml"
+    template = instance_template(profile)
     target = home / "dagster.yaml"
     if not template.exists():
         raise FileNotFoundError(f"instance config template missing: {template}")

@@ -32,8 +32,11 @@ class TrackingConfig:
         ``mlflow.set_tracking_uri`` rewrites that variable in-process, so reading it here
         would let one data root's store leak into the next."""
         uri = tracking_uri
-        if uri:
-            return cls(tracking_uri=uri, experiment=experiment)
+        if uri and uri.startswith(("http://", "https://", "databricks")):
+            return cls(tracking_uri=uri, experiment=experiment)  # the server decides where artifacts go
+        if uri:  # a database store (postgresql://, mysql://, ...): artifacts still live under the data root
+            root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+            return cls(tracking_uri=uri, experiment=experiment, artifact_location=root.mlflow_artifacts.as_uri())
         root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
         rebase_local_store(root)
