@@ -9,6 +9,7 @@ duration is the training's.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,10 +93,22 @@ def begin_run(tracking: TrackingConfig, config: dict[str, Any], tags: dict[str, 
     ``complete_run`` or ``fail_run``. Returns (experiment id, run id)."""
     experiment_id = tracking.activate()
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, tags=tags, run_name=run_name)
+    commit = source_commit()
+    source_tags = {"mlflow.source.git.commit": commit} if commit else {}
+    run = client.create_run(experiment_id, tags={**source_tags, **tags}, run_name=run_name)
     params = [Param(k, v) for k, v in _params(config).items()]
     client.log_batch(run.info.run_id, params=params, synchronous=True)
     return experiment_id, run.info.run_id
+
+
+def source_commit() -> str | None:
+    """The git commit of the installed code when it runs from a checkout (None otherwise)."""
+    package = Path(__file__).resolve().parents[2]
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def fail_run(tracking: TrackingConfig, run_id: str) -> None:

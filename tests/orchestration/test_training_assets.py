@@ -85,6 +85,7 @@ def test_whole_chain_in_process(data_root):
     objective = client.get_metric_history(run_id, "loss.objective")[-1].value
     assert objective != client.get_metric_history(run_id, "loss.head.total")[-1].value  # the sum, not the head called total
     assert run.data.params["loss.tie_threshold"] == "0.5" and run.info.run_name.startswith("train-tiny")
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["preference_pairs"]
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
