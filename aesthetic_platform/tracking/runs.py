@@ -66,9 +66,9 @@ def _log_dataset(dataset: DatasetRef, context: str) -> None:
 class MlflowMetricsLogger:
     """Logs every step's metrics into an existing MLflow run (rank 0 only), batched to keep SQLite writes cheap."""
 
-    def __init__(self, run_id: str, client: MlflowClient | None = None) -> None:
+    def __init__(self, run_id: str, client: MlflowClient | None = None, tracking_uri: str | None = None) -> None:
         self.run_id = run_id
-        self.client = client or MlflowClient()
+        self.client = client or MlflowClient(tracking_uri=tracking_uri)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -42,13 +42,9 @@ def run(args: argparse.Namespace) -> TrainResult | None:
     context = init_distributed()
     logger = None
     if context.is_main and args.mlflow_run_id:
-        import mlflow
-
         from aesthetic_platform.tracking import MlflowMetricsLogger
 
-        if args.mlflow_tracking_uri:
-            mlflow.set_tracking_uri(args.mlflow_tracking_uri)
-        logger = MlflowMetricsLogger(args.mlflow_run_id)
+        logger = MlflowMetricsLogger(args.mlflow_run_id, tracking_uri=args.mlflow_tracking_uri)
     try:
         result = train(config, splits.train, splits.val, args.runs_dir, logger=logger, context=context)
     finally:

@@ -1,6 +1,7 @@
 """The champion gate: the same frozen set across re-splits, per-dimension tolerance, no drift."""
 
 import polars as pl
+import pytest
 
 from aesthetic_platform.evaluation.gate import GateConfig, best_recorded, decide, record_champion
 from aesthetic_platform.evaluation.run import evaluation_set
@@ -62,3 +63,27 @@ def test_the_gate_holds_the_same_ratio_total_and_best_of_n():
     # a champion recorded before these metrics existed does not block them
     assert decide({**GOOD, "same_ratio.total": 0.10, "best_of_n": 0.10}, GOOD, {}, CONFIG).passed
 
+
+
+def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_root, tmp_path, monkeypatch):
+    from aesthetic_platform.registry import champion_swap
+    from aesthetic_platform.tracking import TrackingConfig, TrainedModel
+    from aesthetic_platform.tracking import champion as champion_module
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, marker in ((old, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "config.json").write_text(marker)
+    with champion_swap(data_root, old, {"version": "1"}):
+        pass
+
+    class Refusing:
+        def set_registered_model_alias(self, *args):
+            raise RuntimeError("registry unreachable")
+
+    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Refusing)
+    trained = TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
+    with pytest.raises(RuntimeError, match="registry unreachable"):
+        champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}})
+    assert (data_root.champion / "config.json").read_text() == "old"
+    assert not list(data_root.champion.parent.glob(".retired-*")) and not list(data_root.champion.parent.glob(".champion-*"))
