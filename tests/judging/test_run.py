@@ -100,3 +100,16 @@ def test_scores_are_stored_for_the_canonical_images(batch_root):
 def test_missing_candidates_are_a_clear_error(data_root):
     with pytest.raises(FileNotFoundError, match="materialize candidate_images first"):
         judge_batch(data_root, "nothing-here", HeuristicJudge())
+
+
+def test_a_setting_that_changes_the_reply_asks_again_and_nothing_else_does(batch_root, judge_server):
+    state = judge_server.state
+    first = judge_batch(batch_root, BATCH, local_judge(judge_server))
+    assert first.calls == len(first.rows) > 0
+    before = state.requests
+    # call policy only: concurrency, timeout, attempts -> every verdict comes from the cache
+    same = judge_batch(batch_root, BATCH, local_judge(judge_server, concurrency=1, timeout_s=5.0, max_attempts=2))
+    assert same.calls == 0 and state.requests == before
+    # the image size the VLM sees changes its reply -> asked again, every pair
+    resized = judge_batch(batch_root, BATCH, local_judge(judge_server, max_side=96))
+    assert resized.calls == len(resized.rows) and state.requests - before == resized.calls
