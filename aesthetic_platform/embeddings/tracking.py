@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from aesthetic_platform.embeddings.classifier import ClassifierResult, load_classifier, plots
+from aesthetic_platform.embeddings.classifier import CLASSIFIER_FILE, ClassifierResult, load_classifier, plots
 
 EXPERIMENT = "embedding-classifiers"
 PYFUNC_NAME = "embedding_classifier"
@@ -71,3 +71,19 @@ def log_classifier(
             )
     return {"run_id": run.info.run_id, "experiment_id": experiment_id, "registered_model": registered_model,
             "version": str(info.registered_model_version), "model_uri": info.model_uri}
+
+
+def load_registered_classifier(tracking: Any, task: str, version: str = "") -> tuple[ClassifierResult, str]:
+    """The registered classifier of ``task`` (the newest version unless one is named) and its version."""
+    tracking.activate()
+    name = registered_name(task)
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise LookupError(f"no registered model {name!r}: materialize embedding_classifier for task {task!r} first")
+    chosen = max(versions, key=lambda v: int(v.version)) if not version else client.get_model_version(name, version)
+    folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{chosen.version}")
+    found = sorted(Path(folder).rglob(CLASSIFIER_FILE))
+    if not found:
+        raise LookupError(f"{name} version {chosen.version} has no {CLASSIFIER_FILE}")
+    return load_classifier(found[0].parent), str(chosen.version)
