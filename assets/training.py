@@ -158,7 +158,8 @@ class EvalReportConfig(dg.Config, EvalConfig):
     group_name=GROUP,
     deps=["preference_pairs", "human_preferences"],
     kinds={"mlflow", "markdown"},
-    automation_condition=dg.AutomationCondition.eager(),
+    # human picks re-trigger the report when they change, but a deployment without any must not block it
+    automation_condition=dg.AutomationCondition.eager().ignore(dg.AssetSelection.assets("human_preferences")),
     check_specs=[
         dg.AssetCheckSpec(
             "no_regression_vs_champion", asset="eval_report", blocking=True,

@@ -182,6 +182,10 @@ def test_new_pairs_trigger_re_evaluation():
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
         requested = {r.key.to_user_string() for r in result.results if r.true_subset.size}
         assert requested == {"eval_report"}
+    # ... and out of the box something evaluates that condition: the automation sensor ships running
+    sensor = defs.resolve_sensor_def("eager_re_evaluation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert dg.AssetKey("eval_report") in sensor.asset_selection.resolve(defs.resolve_asset_graph())
 
 
 def test_failed_training_marks_its_mlflow_run_failed(data_root):
