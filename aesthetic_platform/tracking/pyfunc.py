@@ -38,14 +38,21 @@ def signature_for(dimensions: list[str]) -> ModelSignature:
     )
 
 
-def log_and_register(model_dir: Path, dimensions: list[str], registered_model: str) -> str:
-    """Log the checkpoint as a pyfunc in the active run and register a new version; returns it."""
+def log_and_register(
+    model_dir: Path, dimensions: list[str], registered_model: str, example: tuple[str, str] | None = None
+) -> str:
+    """Log the checkpoint as a pyfunc in the active run and register a new version; returns it.
+
+    ``example`` (an image path and its prompt from the training data) becomes the model's
+    input example, so the MLflow UI shows callers exactly what ``predict`` takes."""
+    input_example = pd.DataFrame({"image_path": [example[0]], "prompt": [example[1]]}) if example else None
     info = mlflow.pyfunc.log_model(
         name=PYFUNC_NAME,
         python_model=AestheticScorerPyfunc(),
         artifacts={"model": str(model_dir)},
         signature=signature_for(dimensions),
         registered_model_name=registered_model,
+        input_example=input_example,
         pip_requirements=["aesthetic-platform", "torch", "open_clip_torch", "transformers", "pillow", "pandas"],
     )
     return str(info.registered_model_version)

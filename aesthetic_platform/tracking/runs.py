@@ -63,6 +63,16 @@ def _log_dataset(dataset: DatasetRef, context: str) -> None:
     mlflow.log_input(source, context=context)
 
 
+def _example(dataset: DatasetRef | None) -> tuple[str, str] | None:
+    """One (image path, prompt) of the training pairs, for the model's input example."""
+    if dataset is None:
+        return None
+    import polars as pl
+
+    first = pl.read_parquet(dataset.path, columns=["image_winner_path", "prompt"], n_rows=1)
+    return (first["image_winner_path"][0], first["prompt"][0]) if first.height else None
+
+
 class MlflowMetricsLogger:
     """Logs every step's metrics into an existing MLflow run (rank 0 only), batched to keep SQLite writes cheap."""
 
@@ -136,7 +146,7 @@ def complete_run(
         if dataset is not None:
             _log_dataset(dataset, context="training")
         mlflow.log_artifacts(str(model_dir), artifact_path="checkpoint")
-        version = log_and_register(model_dir, dimensions, tracking.registered_model)
+        version = log_and_register(model_dir, dimensions, tracking.registered_model, _example(dataset))
     return TrainedModel(root.relative(model_dir), run_id, experiment_id, tracking.registered_model, version, summary["run_key"])
 
 

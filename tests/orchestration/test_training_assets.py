@@ -86,6 +86,8 @@ def test_whole_chain_in_process(data_root):
     assert objective != client.get_metric_history(run_id, "loss.head.total")[-1].value  # the sum, not the head called total
     assert run.data.params["loss.tie_threshold"] == "0.5" and run.info.run_name.startswith("train-tiny")
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    model_info = mlflow.models.get_model_info(f"models:/{REGISTERED_MODEL}@{CHAMPION_ALIAS}")
+    assert model_info.saved_input_example_info is not None
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["preference_pairs"]
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
