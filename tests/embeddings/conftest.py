@@ -31,6 +31,12 @@ def pg_server_url() -> Iterator[str]:
     os.chmod(folder, 0o777)  # as root pgserver runs postgres as its own system user
     server = pgserver.get_server(folder, cleanup_mode="stop")
     uri = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(uri, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # a throwaway test server: no durability, so commits and shutdown do not wait on the disk
+        for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
+            conn.execute(sa.text(f"ALTER SYSTEM SET {setting}"))
+        conn.execute(sa.text("SELECT pg_reload_conf()"))
+    admin.dispose()
     try:
         yield uri.render_as_string(hide_password=False)
     finally:
