@@ -21,6 +21,7 @@ from torch import nn
 from aesthetic_platform.atomic import write_json, write_with
 from aesthetic_platform.model.batching import ImageBatch
 from aesthetic_platform.model.config import ImageTowerConfig, ModelConfig, TextTowerConfig
+from aesthetic_platform.model.packing import PackedImages
 from aesthetic_platform.model.text import masked_mean, tokenize
 from aesthetic_platform.model.towers import (
     build_image_tower,
@@ -31,7 +32,7 @@ from aesthetic_platform.model.towers import (
     resolved_open_clip_config,
     text_tower_blocks,
 )
-from aesthetic_platform.model.vit import masked_vit_forward, vit_output_dim
+from aesthetic_platform.model.vit import masked_vit_forward, packed_vit_forward, vit_output_dim
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -112,8 +113,10 @@ class AestheticScorer(nn.Module):
 
     # ---- forward --------------------------------------------------------------------------
 
-    def encode_images(self, images: ImageBatch) -> torch.Tensor:
-        """[B, projection_dim]"""
+    def encode_images(self, images: ImageBatch | PackedImages) -> torch.Tensor:
+        """[B, projection_dim], in input order for packed images as for a padded batch."""
+        if isinstance(images, PackedImages):
+            return self.image_projection(packed_vit_forward(self.visual, images))
         return self.image_projection(masked_vit_forward(self.visual, images))
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -126,7 +129,7 @@ class AestheticScorer(nn.Module):
         return {dim: head(fused).squeeze(-1) for dim, head in self.heads.items()}
 
     def forward(
-        self, images: ImageBatch, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self, images: ImageBatch | PackedImages, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """{dim: [B] logit}, larger is better."""
         if input_ids.shape[0] != len(images):

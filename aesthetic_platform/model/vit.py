@@ -11,14 +11,22 @@ class_embedding, positional_embedding, ln_pre, transformer, ln_post, proj) but
   gives the same features as each image alone, and padded pixel values never matter.
 
 Patch dropout (a training-time token drop) is not applied: it would break the mask.
+
+``packed_vit_forward`` runs the same weights over ``PackedImages`` (several images per
+row of tokens, ``model/packing.py``): each image keeps its own position field, the
+attention mask is block-diagonal (boolean, through ``scaled_dot_product_attention``) and
+pooling goes by segment, so a packed image's features equal its unpacked ones.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
+from torch.utils.checkpoint import checkpoint
 
 from aesthetic_platform.model.batching import ImageBatch
+from aesthetic_platform.model.packing import PADDING_SEGMENT, PackedImages
 from aesthetic_platform.model.towers import VisionTower
 
 CLASS_TOKENS = 1
@@ -103,6 +111,75 @@ def masked_vit_forward(visual: VisionTower, batch: ImageBatch) -> torch.Tensor:
 
     pooled = _pool(visual, tokens, key_valid)
     return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+def _packed_block(block: ResidualAttentionBlock, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """OpenCLIP's residual block with a boolean [R, 1, L, L] mask through SDPA (same weights, same maths)."""
+    attn = block.attn
+    rows, length, width = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.reshape(rows, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    dropout = attn.dropout if attn.training else 0.0
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+    attended = attn.out_proj(attended.transpose(1, 2).reshape(rows, length, width))
+    x = x + block.ls_1(attended)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _packed_positions(visual: VisionTower, packed: PackedImages, dtype: torch.dtype) -> torch.Tensor:
+    """[R, L, width]: the class position, then each image's own resampled field, gathered per token."""
+    fields = [visual.positional_embedding[:CLASS_TOKENS].float()]
+    fields += [grid_positional_embedding(visual, rows, cols).float() for rows, cols in packed.grid_table]
+    return torch.cat(fields).to(dtype)[packed.position_index]
+
+
+def packed_vit_forward(visual: VisionTower, packed: PackedImages) -> torch.Tensor:
+    """[N, output_dim] features of packed images, in input order; each depends only on its own pixels."""
+    blocks = list(visual.transformer.resblocks)
+    if not all(type(block) is ResidualAttentionBlock for block in blocks):
+        raise ValueError("the packed forward supports OpenCLIP's default ResidualAttentionBlock only")
+    if not visual.transformer.batch_first:
+        raise ValueError("the packed forward needs a batch-first OpenCLIP transformer")
+    weight = visual.conv1.weight
+    tokens = F.linear(packed.patches.to(weight.dtype), weight.reshape(weight.shape[0], -1), visual.conv1.bias)
+    rows, length, width = tokens.shape
+    is_class = torch.zeros(rows * length, dtype=torch.bool, device=tokens.device)
+    is_class[packed.class_slots] = True
+    is_class = is_class.reshape(rows, length, 1)
+    tokens = torch.where(is_class, visual.class_embedding.to(tokens.dtype), tokens)
+    tokens = visual.ln_pre(tokens + _packed_positions(visual, packed, tokens.dtype))
+
+    mask = packed.attention_mask()
+    for block in blocks:
+        if visual.transformer.grad_checkpointing and torch.is_grad_enabled():
+            tokens = checkpoint(_packed_block, block, tokens, mask, use_reentrant=False)
+        else:
+            tokens = _packed_block(block, tokens, mask)
+
+    pooled = _packed_pool(visual, tokens, packed, is_class)
+    return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+def _packed_pool(visual: VisionTower, tokens: torch.Tensor, packed: PackedImages, is_class: torch.Tensor) -> torch.Tensor:
+    """OpenCLIP's pooling per segment: the image's class token ('tok') or the mean of its patches ('avg')."""
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if visual.pool_type == "tok":
+            return flat[packed.class_slots]
+        if visual.pool_type == "avg":
+            segments = packed.segment_ids.reshape(-1)
+            patch = (segments != PADDING_SEGMENT) & ~is_class.reshape(-1)
+            count = len(packed)
+            sums = flat.new_zeros((count, flat.shape[-1])).index_add(0, segments[patch], flat[patch])
+            sizes = torch.bincount(segments[patch], minlength=count).to(flat.dtype).unsqueeze(-1)
+            return sums / sizes
+        raise ValueError(f"unsupported OpenCLIP pool_type {visual.pool_type!r}")
+
+    if visual.final_ln_after_pool:
+        return visual.ln_post(pool(tokens))
+    return pool(visual.ln_post(tokens))
 
 
 def vit_output_dim(visual: VisionTower) -> int:
