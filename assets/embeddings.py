@@ -176,8 +176,8 @@ def embedding_classifier(
     mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
     """A classifier of one label task on cached embeddings, tracked in MLflow and registered as embedding-classifier-<task>."""
-    from aesthetic_platform.embeddings.tracking import EXPERIMENT, log_classifier
     from aesthetic_platform.tracking import TrackingConfig
+    from aesthetic_platform.tracking.classifiers import EXPERIMENT, log_classifier
 
     root = data_root.root()
     settings = ClassifierSettings.model_validate(config.model_dump(include=set(ClassifierSettings.model_fields)))

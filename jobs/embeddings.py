@@ -23,8 +23,8 @@ embedding_classifier_job = dg.define_asset_job(
 def classifier_sweep_sensor(
     context: dg.SensorEvaluationContext, data_root: DataRootResource, mlflow_tracking: MLflowResource
 ) -> dg.SensorResult | dg.SkipReason:
-    from aesthetic_platform.embeddings.tracking import EXPERIMENT, start_sweep_run
     from aesthetic_platform.tracking import TrackingConfig
+    from aesthetic_platform.tracking.classifiers import EXPERIMENT, start_sweep_run
 
     root = data_root.root()
     requests = []

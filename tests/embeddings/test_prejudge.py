@@ -28,10 +28,10 @@ def posters(folder: Path, n: int, warm: bool, seed: int) -> list[Path]:
 
 def test_registered_classifier_flags_rejected_candidates(data_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from aesthetic_platform.audit import load_image_classifier
-    from aesthetic_platform.embeddings.tracking import EXPERIMENT, log_classifier
     from aesthetic_platform.model.config import named_config
     from aesthetic_platform.model.scorer_model import AestheticScorer
     from aesthetic_platform.tracking import TrackingConfig
+    from aesthetic_platform.tracking.classifiers import EXPERIMENT, log_classifier
 
     monkeypatch.delenv("AESTHETIC_DB_URL", raising=False)
     checkpoint = tmp_path / "student"
@@ -47,7 +47,7 @@ def test_registered_classifier_flags_rejected_candidates(data_root, tmp_path: Pa
     log_classifier(result, TrackingConfig.for_root(data_root, None, EXPERIMENT))
 
     monkeypatch.setenv("AESTHETIC_PREJUDGE_CHECKPOINT", str(checkpoint))
-    screen = load_image_classifier("aesthetic_platform.embeddings.prejudge:usable_filter")  # the audit's own loader
+    screen = load_image_classifier("aesthetic_platform.audit.prejudge:usable_filter")  # the audit's own loader
     assert screen is not None and screen.name == "classifier:usable@v1"
     new_warm, new_cold = posters(tmp_path, 4, True, 1), posters(tmp_path, 4, False, 1)  # not embedded yet: embedded on the way
     verdicts = screen.classify([str(p) for p in new_warm + new_cold])

@@ -1,7 +1,7 @@
 """Pre-judge filter: a registered embedding classifier screens candidate images before the judge sees them.
 
 It plugs into the content audit's image-classifier hook (``AuditConfig.image_classifier``,
-``"aesthetic_platform.embeddings.prejudge:usable_filter"``): each candidate's vector is looked
+``"aesthetic_platform.audit.prejudge:usable_filter"``): each candidate's vector is looked
 up in the store by sha256 (or computed with the classifier's own embedding model and stored),
 the classifier's probability of the rejecting label is computed, and a rejected image comes
 back ``flagged`` with category ``classifier:<task>`` and, in its scores, that probability and
@@ -38,8 +38,8 @@ class PrejudgeFilter:
         self, root: DataRoot, task: str = "usable", reject_label: str = "no", threshold: float = 0.5,
         checkpoint: str | Path | None = None, store_config: EmbeddingStoreConfig | None = None, tracking_uri: str | None = None,
     ) -> None:
-        from aesthetic_platform.embeddings.tracking import EXPERIMENT, load_registered_classifier
         from aesthetic_platform.tracking import TrackingConfig
+        from aesthetic_platform.tracking.classifiers import EXPERIMENT, load_registered_classifier
 
         self.root, self.task, self.threshold, self.checkpoint = root, task, threshold, checkpoint
         self.store_config = store_config
