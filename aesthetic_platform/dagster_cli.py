@@ -85,18 +85,29 @@ def demo_batches(first: str, count: int) -> list[str]:
     return [f"{stem}{int(digits) + i:0{len(digits)}d}" for i in range(count)]
 
 
+DEMO_BATCHES = 14
+DEMO_PROMPTS = 20  # per batch: 280 prompts
+DEMO_SEEDS = 3  # seeds per (prompt, ratio): best of 3
+DEMO_RATIOS = 2  # ratios per prompt: each seed at both is a cross-ratio pair
+
+
 def _pairs_summary(root: DataRoot) -> RichTable:
     import polars as pl
 
+    from aesthetic_platform.schemas import RATIOS
+
     pairs = pl.read_parquet(root.table("preference_pairs"))
     table = RichTable(title="preference pairs (split by prompt hash)")
-    for column in ("pairs", "train", "val", "test", "consistent", "prompts"):
-        table.add_column(column, justify="right")
-    splits = dict(pairs.group_by("split").len().iter_rows()) if pairs.height else {}
-    table.add_row(
-        str(pairs.height), *(str(splits.get(s, 0)) for s in ("train", "val", "test")),
-        str(int(pairs["consistent"].sum()) if pairs.height else 0), str(pairs["prompt_hash"].n_unique()),
-    )
+    for column in ("split", "pairs", "same-ratio", "cross-ratio", "ratios with same-ratio pairs", "consistent", "prompts"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split in ("train", "val", "test"):
+        part = pairs.filter(pl.col("split") == split)
+        same = part.filter(pl.col("pair_kind") == "same_ratio")
+        table.add_row(
+            split, str(part.height), str(same.height), str(part.height - same.height),
+            f"{same['winner_ratio'].n_unique()}/{len(RATIOS)}", str(int(part["consistent"].sum()) if part.height else 0),
+            str(part["prompt_hash"].n_unique()),
+        )
     return table
 
 
@@ -104,9 +115,10 @@ def _pairs_summary(root: DataRoot) -> RichTable:
 def demo(
     home: HomeOption = None,
     batch: Annotated[str, typer.Option(help="First prompt_batch partition key to create.")] = "demo-0001",
-    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = 20,
-    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = 20,
-    per_prompt: Annotated[int, typer.Option(help="Candidate images per prompt.")] = 4,
+    batches: Annotated[int, typer.Option(help="How many batches, counting up from --batch.")] = DEMO_BATCHES,
+    prompts: Annotated[int, typer.Option(help="Prompts per batch.")] = DEMO_PROMPTS,
+    per_prompt: Annotated[int, typer.Option(help="Candidate seeds per (prompt, ratio): the N of best-of-N.")] = DEMO_SEEDS,
+    ratios_per_prompt: Annotated[int, typer.Option(help="Ratios each prompt is rendered at (each seed at each).")] = DEMO_RATIOS,
     pixel_budget: Annotated[int, typer.Option(help="Pixels per image (the tiny student sees about 128x128).")] = 128 * 128,
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also train the tiny student and write the eval report.")] = True,
     epochs: Annotated[int, typer.Option(help="Training epochs of the tiny student.")] = 8,
@@ -121,7 +133,8 @@ def demo(
     started = time.perf_counter()
     console.rule("aesthetic_platform demo")
     console.print(f"data root: [bold]{root.root}[/bold]  (DAGSTER_HOME={root.dagster_home})")
-    chain = _chain_config({"source": "grammar", "count": prompts}, {"per_prompt": per_prompt, "pixel_budget": pixel_budget})
+    candidates = {"per_prompt": per_prompt, "ratios_per_prompt": ratios_per_prompt, "pixel_budget": pixel_budget}
+    chain = _chain_config({"source": "grammar", "count": prompts}, candidates)
     _run_chain(root, keys, chain, job_name="judging_chain")
     with console.status("building the preference-pair dataset and the judge calibration ..."):
         _fail_on([definitions.materialize_job(root, "pair_dataset", run_config=_run_config(_demo_split()))])
@@ -132,6 +145,7 @@ def demo(
             result = definitions.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
         _fail_on([result])
         console.print(_eval_summary(result))
+        console.print(_best_of_n_summary(result))
     console.print(f"prompts table:     {root.tables / 'prompts'}/<batch>.parquet")
     console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
     console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
@@ -168,19 +182,43 @@ def _demo_training_config(epochs: int) -> Any:
     return _run_config({**_demo_split(), "aesthetic_model": model})
 
 
-def _eval_summary(result: Any) -> RichTable:
+def _eval_report_json(result: Any) -> dict[str, Any]:
     import json as json_module
 
     (materialization,) = result.asset_materializations_for_node("eval_report")
-    report = json_module.loads(Path(materialization.metadata["report_dir"].value, "report.json").read_text())
+    return json_module.loads(Path(materialization.metadata["report_dir"].value, "report.json").read_text())
+
+
+def _eval_summary(result: Any) -> RichTable:
+    report = _eval_report_json(result)
     table = RichTable(title=f"held-out teacher pairs: student accuracy, 95% CI over prompts (chance {report['chance']:.0%})")
-    for column in ("dimension", "accuracy", "95% CI", "pairs", "beats chance"):
+    columns = ("dimension", "all pairs", "95% CI", "pairs", "same-ratio", "95% CI ", "pairs ", "same-ratio CI above chance")
+    for column in columns:
         table.add_column(column, justify="left" if column == "dimension" else "right")
+    same_ratio = report["model"].get("per_kind", {}).get("same_ratio", {})
     for dim in report["dimensions"]:
         acc = report["model"]["per_dimension"][dim]
+        same = same_ratio.get(dim, {"accuracy": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0})
         table.add_row(
             dim, f"{acc['accuracy']:.1%}", f"[{acc['ci_low']:.1%}, {acc['ci_high']:.1%}]", str(acc["n"]),
-            "yes" if acc["ci_low"] > report["chance"] else "no",
+            f"{same['accuracy']:.1%}", f"[{same['ci_low']:.1%}, {same['ci_high']:.1%}]", str(same["n"]),
+            "yes" if same["n"] and same["ci_low"] > report["chance"] else "no",
+        )
+    return table
+
+
+def _best_of_n_summary(result: Any) -> RichTable:
+    report = _eval_report_json(result)
+    table = RichTable(title="best of N: the student's top pick among one (prompt, ratio)'s N seeds is the judge's, vs random choice")
+    for column in ("dimension", "student", "95% CI", "random choice", "lift, 95% CI", "groups", "beats random"):
+        table.add_column(column, justify="left" if column == "dimension" else "right")
+    for dim, best in report["model"].get("best_of_n", {}).items():
+        if not best["n"]:
+            continue
+        table.add_row(
+            dim, f"{best['accuracy']:.1%}", f"[{best['ci_low']:.1%}, {best['ci_high']:.1%}]", f"{best['chance']:.1%}",
+            f"[{best['lift_ci_low']:+.1%}, {best['lift_ci_high']:+.1%}]", f"{best['n']} (N={best['mean_n']:.1f})",
+            "yes" if best["beats_chance"] else "no",
         )
     return table
 
@@ -192,7 +230,8 @@ def materialize(
     source: Annotated[str, typer.Option(help="Prompt source: grammar, llm or file.")] = "grammar",
     file: Annotated[Path | None, typer.Option(help="CSV/JSON prompt file for --source file.", exists=True, dir_okay=False)] = None,
     prompts: Annotated[int | None, typer.Option(help="Prompts per batch (grammar/llm) [default: the prompts asset's].")] = None,
-    per_prompt: Annotated[int | None, typer.Option(help="Candidate images per prompt [default: the asset's].")] = None,
+    per_prompt: Annotated[int | None, typer.Option(help="Candidate seeds per (prompt, ratio) [default: the asset's].")] = None,
+    ratios_per_prompt: Annotated[int | None, typer.Option(help="Ratios each prompt is rendered at [default: the asset's].")] = None,
     pixel_budget: Annotated[int | None, typer.Option(help="Pixels per image [default: the asset's].")] = None,
 ) -> None:
     """Create the batches (if new) and materialize prompts -> images -> judgments in one go (a backfill)."""
@@ -200,7 +239,7 @@ def materialize(
         raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
     root = data_root_option(home)
     prompt_settings = {"source": source, "count": prompts, "file_path": str(file.resolve()) if file else None}
-    chain = _chain_config(prompt_settings, {"per_prompt": per_prompt, "pixel_budget": pixel_budget})
+    chain = _chain_config(prompt_settings, {"per_prompt": per_prompt, "ratios_per_prompt": ratios_per_prompt, "pixel_budget": pixel_budget})
     _run_chain(root, batch, chain, job_name="judging_chain")
     console.print(_summary(root, batch))
 

@@ -56,3 +56,21 @@ def test_byte_identical_images_are_never_paired():
     pairs = plan_pairs(prompts, [manifest[0], manifest[1], twin, manifest[3]])
     assert frozenset((manifest[0].image_id, twin.image_id)) not in {frozenset((p.a.image_id, p.b.image_id)) for p in pairs}
     assert len(pairs) == 2 + 1
+
+
+def test_the_demo_design_gives_every_split_same_ratio_pairs_at_every_ratio_and_cross_ratio_pairs():
+    """The demo's own batches, candidate design and split, planned without rendering or judging."""
+    from aesthetic_platform.dagster_cli import DEMO_BATCHES, DEMO_PROMPTS, DEMO_RATIOS, DEMO_SEEDS, _demo_split, demo_batches
+    from aesthetic_platform.judging.pairs import split_for
+    from aesthetic_platform.schemas import RATIOS
+
+    split = _demo_split()["preference_pairs"]
+    config = CandidateConfig(per_prompt=DEMO_SEEDS, ratios_per_prompt=DEMO_RATIOS)
+    kinds: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
+    for batch in demo_batches("demo-0001", DEMO_BATCHES):
+        prompts = build_prompt_batch(batch, PromptBatchConfig(count=DEMO_PROMPTS))
+        for pair in plan_pairs(prompts, _manifest(batch, prompts, config)):
+            part = split_for(pair.prompt.text_hash, split.fractions, split.split_salt)
+            kinds[part].add(f"same_ratio {pair.a.ratio}" if pair.kind == "same_ratio" else "cross_ratio")
+    expected = {f"same_ratio {r}" for r in RATIOS} | {"cross_ratio"}
+    assert kinds == {"train": expected, "val": expected, "test": expected}

@@ -10,14 +10,17 @@ import polars as pl
 
 from aesthetic_platform.assets import candidate_images, content_audit, judge_calibration, judgments, preference_pairs, prompts
 from aesthetic_platform.assets.partitions import prompt_batch
+from aesthetic_platform.judging.dataset import ratio_balance_problems
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
 from aesthetic_platform.resources.moderation import moderation_from_env
+from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from tests.fixtures.judge_server import running_judge_server
 
 REPO = Path(__file__).resolve().parents[2]
 AESTHETIC = str(Path(sys.executable).with_name("aesthetic"))
-SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 4, "pixel_budget": 48 * 48}}}}
+# 2 seeds at each of 2 ratios per prompt: 2 same-ratio + 2 cross-ratio pairs (96x96 keeps the five ratios' sizes apart)
+SMALL = {"ops": {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 2, "pixel_budget": 96 * 96}}}}
 CHAIN = [prompts, candidate_images, content_audit, judgments]
 
 
@@ -39,7 +42,7 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
             result = dg.materialize(CHAIN, partition_key=batch, instance=instance, resources=_resources(tmp_path), run_config=SMALL)
             assert result.success
             metadata = result.asset_materializations_for_node("judgments")[0].metadata
-            assert metadata["judge_calls"].value == 36 and metadata["failed"].value == 0  # 3 prompts x 6 pairs x 2 orders
+            assert metadata["judge_calls"].value == 24 and metadata["failed"].value == 0  # 3 prompts x 4 pairs x 2 orders
             assert _checks(result)["judgments_schema"] and _checks(result)["judgments_failure_rate"]
         again = dg.materialize(CHAIN, partition_key="j1", instance=instance, resources=_resources(tmp_path), run_config=SMALL)
         assert again.asset_materializations_for_node("judgments")[0].metadata["judge_calls"].value == 0
@@ -49,7 +52,9 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
             selection=[judge_calibration, preference_pairs],
         )
         assert pairs.success
-        assert _checks(pairs) == {
+        checks = _checks(pairs)
+        balance = checks.pop("pairs_ratio_balance")
+        assert checks == {
             "pairs_schema": True, "pairs_winner_beats_loser": True, "pairs_no_prompt_in_two_splits": True,
             "pairs_all_ratios_present": True,
         }
@@ -57,8 +62,11 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
         calibration = pairs.asset_materializations_for_node("judge_calibration")[0].metadata
         assert calibration["swap_consistency"].value == 1.0 and "Judge calibration" in calibration["report"].value
     frame = pl.read_parquet(DataRoot(tmp_path).table("preference_pairs"))
-    assert frame.height == meta["pairs"].value > 30
-    assert set(frame["batch"]) == {"j1", "j2"}
+    assert frame.height == meta["pairs"].value > 16
+    assert set(frame["batch"]) == {"j1", "j2"} and set(frame["pair_kind"]) == {"same_ratio", "cross_ratio"}
+    # six prompts cannot fill three splits with every ratio: the balance check says so exactly when the table is unbalanced
+    assert balance == (ratio_balance_problems(PREFERENCE_PAIRS.read(DataRoot(tmp_path).table("preference_pairs"))) == [])
+    assert sum(sum(kinds.values()) for kinds in meta["pair_kinds"].value.values()) == frame.height
     assert (DataRoot(tmp_path).root / "reports" / "judge_calibration.md").exists()
 
 
@@ -72,18 +80,18 @@ def test_failure_rate_above_threshold_fails_the_asset_and_names_the_pairs(tmp_pa
                                 run_config=config, raise_on_error=False)
         assert not result.success
         failure = result.failure_data_for_node("judgments")
-        assert "18 of 18 judge calls failed" in str(failure.user_failure_data.description)
-        assert len(failure.user_failure_data.metadata["failed_pairs"].value) == 18
+        assert "12 of 12 judge calls failed" in str(failure.user_failure_data.description)
+        assert len(failure.user_failure_data.metadata["failed_pairs"].value) == 12
         assert "HTTP 500" in failure.user_failure_data.metadata["failed_pairs"].value[0]
         # the verdict table was still written: what failed, and why
         table = pl.read_parquet(DataRoot(tmp_path).table("judgments", "f1"))
-        assert table.height == 18 and set(table["status"]) == {"failed"} and table["scores_a"].null_count() == 18
+        assert table.height == 12 and set(table["status"]) == {"failed"} and table["scores_a"].null_count() == 12
 
         # the server recovers: a re-run asks only for the failed pairs, then nothing
         server.state.rules.clear()
         before = server.state.requests
         ok = dg.materialize(CHAIN, partition_key="f1", instance=instance, resources=_resources(tmp_path, judge), run_config=config)
-        assert ok.success and server.state.requests - before == 18
+        assert ok.success and server.state.requests - before == 12
 
 
 def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
@@ -120,14 +128,15 @@ def test_demo_leaves_a_pair_dataset_polars_alone_can_read(tmp_path):
     )
     read = subprocess.run([sys.executable, "-c", code, str(pairs_path)], capture_output=True, text=True, check=True)
     read = read.stdout.split(maxsplit=2)
-    assert int(read[0]) > 10 and read[1] == "2"  # 2 batches x 3 prompts x 3 pairs, minus ties
+    assert int(read[0]) > 10 and read[1] == "2"  # 2 batches x 3 prompts x (2 ratios x 3 same-ratio pairs + cross-ratio), minus ties
     assert (home / "reports" / "judge_calibration.md").exists()
 
 
 def test_a_two_partition_run_reports_each_partition_its_own_numbers(tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(prompt_batch.name, ["m1", "m2"])
-        config = {"ops": {"prompts": {"config": {"count": 2}}, "candidate_images": {"config": {"per_prompt": 3, "pixel_budget": 48 * 48}}}}
+        candidates = {"per_prompt": 3, "ratios_per_prompt": 1, "pixel_budget": 48 * 48}
+        config = {"ops": {"prompts": {"config": {"count": 2}}, "candidate_images": {"config": candidates}}}
         first = dg.materialize(CHAIN, partition_key="m1", instance=instance, resources=_resources(tmp_path), run_config=config)
         assert first.success
         # m2 gets one prompt more, then both batches run again in ONE run over the range
