@@ -5,9 +5,11 @@
     scorer.score(["a.png", pil_image], ["prompt a", "prompt b"])  # [{dim: logit}, ...]
 
 Images may have any size and aspect ratio: each is resized keeping its ratio to the
-model's patch budget (never cropped or letterboxed). Internally images that share a
-patch grid are batched together, so batching adds no padding and a score never depends
-on which other images were scored with it. Scores are relative logits: larger is better.
+model's patch budget (never cropped or letterboxed). Internally each chunk of
+``batch_size`` images is packed several images to a row of tokens (``model/packing.py``:
+own position field per image, block-diagonal attention), so batching adds almost no
+padding and a score never depends on which other images were scored with it. Scores are
+relative logits: larger is better.
 
 Bad input raises ``ValueError`` subclasses that name the position of the culprit:
 ``ImageInputError`` (``aesthetic_platform.images``: missing, unreadable, over
@@ -25,7 +27,8 @@ import torch
 from PIL import Image
 
 from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageInputError
-from aesthetic_platform.model.batching import RatioBucketSampler, budget_pixels, collate_images, prepare_image, tensor_grid
+from aesthetic_platform.model.batching import budget_pixels, prepare_image
+from aesthetic_platform.model.packing import default_token_budget, pack_images
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
 
@@ -115,12 +118,12 @@ class Scorer:
             raise exc.at(index) from None
 
     def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
-        """Indices grouped by patch grid, in chunks of ``batch_size``: no padding inside a batch."""
-        grids = [(tensor_grid(tensor, self.model.preprocess.patch_size),) for tensor in tensors]
-        return RatioBucketSampler(grids, self.batch_size, shuffle=False, mix_leftovers=False).batches()
+        """Indices in input order, in chunks of ``batch_size``: each chunk is packed, whatever its sizes."""
+        return [list(range(start, min(start + self.batch_size, len(tensors)))) for start in range(0, len(tensors), self.batch_size)]
 
     def _score_batch(self, tensors: list[torch.Tensor], prompts: list[str]) -> dict[str, torch.Tensor]:
-        images = collate_images(tensors, self.model.preprocess.patch_size).to(self.device)
+        token_budget = default_token_budget(self.model.config.image.patch_budget)
+        images = pack_images(tensors, self.model.preprocess.patch_size, token_budget).to(self.device)
         text = {name: value.to(self.device) for name, value in self.model.tokenize(prompts).items()}
         logits = self.model(images, **text)
         return {dim: values.float().cpu() for dim, values in logits.items()}
