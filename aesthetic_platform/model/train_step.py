@@ -7,6 +7,10 @@ A pair's two images may have different sizes and ratios: winners and losers are 
 as two separate batches, and ``RatioBucketSampler`` over ``(winner grid, loser grid)``
 keys makes each side of a batch share one grid, so a bucketed batch has no padding.
 The prompt is encoded once and shared by both sides.
+
+Packed (``PackedPairCollator``): every image of a batch, winners and losers alike, goes
+into the same packed rows (``model/packing.py``), wherever its partner lands; the image
+tower runs once and the loss pairs the two sides back by their image ids.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from PIL import Image
 
 from aesthetic_platform.model.batching import ImageBatch, ItemGrids, collate_images, patch_grid, prepare_image
 from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossOutput, teacher_matrix
+from aesthetic_platform.model.packing import PackedImages, default_token_budget, pack_images
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.text import tokenize
 
@@ -80,6 +85,63 @@ class PairCollator:
         )
 
 
+@dataclass
+class PackedPairBatch:
+    """A batch of pairs whose 2B images share packed rows; ``winner_ids``/``loser_ids`` index the images."""
+
+    images: PackedImages
+    winner_ids: torch.Tensor  # [B] long
+    loser_ids: torch.Tensor  # [B] long
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    teacher_winner: torch.Tensor  # [B, D]
+    teacher_loser: torch.Tensor  # [B, D]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PackedPairBatch:
+        return PackedPairBatch(
+            images=self.images.to(device, dtype),
+            winner_ids=self.winner_ids.to(device),
+            loser_ids=self.loser_ids.to(device),
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            teacher_winner=self.teacher_winner.to(device),
+            teacher_loser=self.teacher_loser.to(device),
+        )
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+class PackedPairCollator:
+    """``collate_fn`` packing winners then losers into rows of ``token_budget`` tokens (image i of a pair
+    batch of B: winner i is image i, loser i is image B + i, the order ``PackedPairSampler`` packs)."""
+
+    def __init__(self, tokenizer, max_length: int, patch_size: int, token_budget: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.patch_size = patch_size
+        self.token_budget = token_budget
+
+    @classmethod
+    def for_model(cls, model: AestheticScorer, token_budget: int | None = None) -> PackedPairCollator:
+        budget = token_budget or default_token_budget(model.config.image.patch_budget)
+        return cls(model.tokenizer, model.config.text.max_length, model.preprocess.patch_size, budget)
+
+    def __call__(self, examples: Sequence[PairExample]) -> PackedPairBatch:
+        text = tokenize(self.tokenizer, [example.prompt for example in examples], self.max_length)
+        images = [example.winner for example in examples] + [example.loser for example in examples]
+        count = len(examples)
+        return PackedPairBatch(
+            images=pack_images(images, self.patch_size, self.token_budget),
+            winner_ids=torch.arange(count),
+            loser_ids=torch.arange(count, 2 * count),
+            input_ids=text["input_ids"],
+            attention_mask=text["attention_mask"],
+            teacher_winner=torch.stack([example.teacher_winner for example in examples]),
+            teacher_loser=torch.stack([example.teacher_loser for example in examples]),
+        )
+
+
 class PreferencePairDataset(torch.utils.data.Dataset):
     """``PreferencePair`` rows (seed 000 §7 records) -> ``PairExample``s, images read on access."""
 
@@ -115,9 +177,17 @@ class PreferencePairDataset(torch.utils.data.Dataset):
             return patch_grid(image.width, image.height, self.patch_budget)
 
 
-def score_pairs(model: AestheticScorer, batch: PairBatch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def score_pairs(
+    model: AestheticScorer, batch: PairBatch | PackedPairBatch
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """({dim: [B]} winner logits, {dim: [B]} loser logits), the prompt encoded once for both."""
     text = model.encode_text(batch.input_ids, batch.attention_mask)
+    if isinstance(batch, PackedPairBatch):
+        features = model.encode_images(batch.images)
+        sides = torch.cat([batch.winner_ids, batch.loser_ids])
+        both = model.score_features(features[sides], torch.cat([text, text]))  # the heads run once for both sides
+        count = len(batch)
+        return {d: v[:count] for d, v in both.items()}, {d: v[count:] for d, v in both.items()}
     winners = model.score_features(model.encode_images(batch.winners), text)
     losers = model.score_features(model.encode_images(batch.losers), text)
     return winners, losers
@@ -130,7 +200,7 @@ class PairStep:
     loser_logits: dict[str, torch.Tensor]
 
 
-def pair_loss(model: AestheticScorer, batch: PairBatch, loss_fn: CombinedRankingLoss) -> PairStep:
+def pair_loss(model: AestheticScorer, batch: PairBatch | PackedPairBatch, loss_fn: CombinedRankingLoss) -> PairStep:
     """Forward both sides and the combined ranking loss (call ``.loss.objective.backward()``)."""
     winners, losers = score_pairs(model, batch)
     loss = loss_fn(winners, losers, batch.teacher_winner, batch.teacher_loser)

@@ -20,6 +20,7 @@ from aesthetic_platform.model.config import ModelConfig, named_config
 from aesthetic_platform.model.loss import RankingLossConfig
 
 Precision = Literal["auto", "fp32", "bf16"]
+Batching = Literal["bucketed", "packed"]
 TRAINING_FILE = "training.json"
 
 
@@ -83,6 +84,11 @@ class TrainConfig(_Config):
     checkpoint_every: int = Field(default=25, ge=1, description="Save a resumable checkpoint every N steps.")
     early_stopping_patience: int = Field(default=3, ge=1, description="Epochs without val improvement before stopping.")
     gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in both towers.")
+    batching: Batching = Field(
+        default="bucketed",
+        description="bucketed = ratio buckets, each side padded to its own grid; packed = both sides of a batch "
+        "packed several images to a row of tokens (block-diagonal attention), pairs matched back by id.",
+    )
 
     def model_config_for(self) -> ModelConfig:
         """The named model config with this run's overrides applied."""
@@ -90,7 +96,10 @@ class TrainConfig(_Config):
 
     def fingerprint(self, data_fingerprint: str) -> str:
         """Identity of a run: same config + same training pairs -> resume instead of restart."""
-        payload = json.dumps({"config": self.model_dump(mode="json"), "data": data_fingerprint}, sort_keys=True)
+        config = self.model_dump(mode="json")
+        if config["batching"] == "bucketed":  # the default keeps the run keys made before the knob existed
+            del config["batching"]
+        payload = json.dumps({"config": config, "data": data_fingerprint}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

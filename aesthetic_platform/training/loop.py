@@ -24,9 +24,10 @@ from torch import nn
 from aesthetic_platform.atomic import write_with
 from aesthetic_platform.model.batching import RatioBucketSampler
 from aesthetic_platform.model.loss import CombinedRankingLoss
+from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget
 from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.model.scorer_model import AestheticScorer
-from aesthetic_platform.model.train_step import PairCollator, PreferencePairDataset, pair_loss
+from aesthetic_platform.model.train_step import PackedPairCollator, PairCollator, PreferencePairDataset, pair_loss
 from aesthetic_platform.training.config import TrainConfig, save_training_config
 from aesthetic_platform.training.distributed import DistContext, barrier, init_distributed
 
@@ -168,8 +169,8 @@ class _Run:
     run_dir: Path
     model: AestheticScorer
     dataset: PreferencePairDataset
-    collate: PairCollator
-    sampler: RatioBucketSampler
+    collate: PairCollator | PackedPairCollator
+    sampler: RatioBucketSampler | PackedPairSampler
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     total_steps: int
@@ -185,13 +186,21 @@ def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, contex
         set_tower_dropout(model, config.overrides.tower_dropout)
     model.set_gradient_checkpointing(config.gradient_checkpointing)
     dataset = PreferencePairDataset(train_pairs, model)
-    sampler = RatioBucketSampler(dataset.item_grids(), batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    sampler: RatioBucketSampler | PackedPairSampler
+    collate: PairCollator | PackedPairCollator
+    if config.batching == "packed":
+        token_budget = default_token_budget(model.config.image.patch_budget)
+        sampler = PackedPairSampler(dataset.item_grids(), config.batch_size, token_budget, shuffle=True, seed=config.seed)
+        collate = PackedPairCollator.for_model(model, token_budget)
+    else:
+        sampler = RatioBucketSampler(dataset.item_grids(), batch_size=config.batch_size, shuffle=True, seed=config.seed)
+        collate = PairCollator.for_model(model)
     steps_per_epoch = len(sampler)
     total_steps = min(config.max_steps or steps_per_epoch * config.epochs, steps_per_epoch * config.epochs)
     optim = config.optimizer
     optimizer = torch.optim.AdamW(model.param_groups(optim.head_lr, optim.tower_lr, optim.weight_decay))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(optim.warmup_steps, total_steps))
-    return _Run(config, context, run_dir, model, dataset, PairCollator.for_model(model), sampler, optimizer, scheduler, total_steps)
+    return _Run(config, context, run_dir, model, dataset, collate, sampler, optimizer, scheduler, total_steps)
 
 
 def _resume(run: _Run) -> _Progress:
