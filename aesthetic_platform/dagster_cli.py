@@ -97,8 +97,8 @@ def _pairs_summary(root: DataRoot) -> RichTable:
     from aesthetic_platform.schemas import RATIOS
 
     pairs = pl.read_parquet(root.table("preference_pairs"))
-    table = RichTable(title="preference pairs (split by prompt hash)")
-    for column in ("split", "pairs", "same-ratio", "cross-ratio", "ratios with same-ratio pairs", "consistent", "prompts"):
+    table = RichTable(title="preference pairs (split by prompt hash; ratios: of the five, how many have same-ratio pairs)")
+    for column in ("split", "pairs", "same-ratio", "cross-ratio", "ratios", "consistent", "prompts"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for split in ("train", "val", "test"):
         part = pairs.filter(pl.col("split") == split)
@@ -191,34 +191,38 @@ def _eval_report_json(result: Any) -> dict[str, Any]:
 
 def _eval_summary(result: Any) -> RichTable:
     report = _eval_report_json(result)
-    table = RichTable(title=f"held-out teacher pairs: student accuracy, 95% CI over prompts (chance {report['chance']:.0%})")
-    columns = ("dimension", "all pairs", "95% CI", "pairs", "same-ratio", "95% CI ", "pairs ", "same-ratio CI above chance")
-    for column in columns:
+    table = RichTable(title=f"held-out teacher pairs: student accuracy [95% CI over prompts] (pairs); chance {report['chance']:.0%}")
+    for column in ("dimension", "all pairs", "same-ratio", "pairs", "> 50%"):
         table.add_column(column, justify="left" if column == "dimension" else "right")
     same_ratio = report["model"].get("per_kind", {}).get("same_ratio", {})
     for dim in report["dimensions"]:
         acc = report["model"]["per_dimension"][dim]
         same = same_ratio.get(dim, {"accuracy": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0})
         table.add_row(
-            dim, f"{acc['accuracy']:.1%}", f"[{acc['ci_low']:.1%}, {acc['ci_high']:.1%}]", str(acc["n"]),
-            f"{same['accuracy']:.1%}", f"[{same['ci_low']:.1%}, {same['ci_high']:.1%}]", str(same["n"]),
-            "yes" if same["n"] and same["ci_low"] > report["chance"] else "no",
+            dim, _acc_cell(acc), _acc_cell(same), str(same["n"]), "yes" if same["n"] and same["ci_low"] > report["chance"] else "no",
         )
     return table
 
 
+def _acc_cell(acc: dict[str, Any]) -> str:
+    return f"{acc['accuracy']:.1%} [{acc['ci_low'] * 100:.1f}, {acc['ci_high'] * 100:.1f}]"
+
+
 def _best_of_n_summary(result: Any) -> RichTable:
     report = _eval_report_json(result)
-    table = RichTable(title="best of N: the student's top pick among one (prompt, ratio)'s N seeds is the judge's, vs random choice")
-    for column in ("dimension", "student", "95% CI", "random choice", "lift, 95% CI", "groups", "beats random"):
+    best_of_n = report["model"].get("best_of_n", {})
+    groups = best_of_n.get("total", {}).get("n", 0)
+    table = RichTable(title=f"best of N: the student's top pick among a (prompt, ratio)'s N seeds is the judge's ({groups} groups)")
+    for column in ("dimension", "student [95% CI]", "random", "lift (points)", "beats"):
         table.add_column(column, justify="left" if column == "dimension" else "right")
-    for dim, best in report["model"].get("best_of_n", {}).items():
-        if not best["n"]:
+    for dim in report["dimensions"]:
+        best = best_of_n.get(dim)
+        if not best or not best["n"]:
             continue
+        lift = (best["accuracy"] - best["chance"]) * 100
         table.add_row(
-            dim, f"{best['accuracy']:.1%}", f"[{best['ci_low']:.1%}, {best['ci_high']:.1%}]", f"{best['chance']:.1%}",
-            f"[{best['lift_ci_low']:+.1%}, {best['lift_ci_high']:+.1%}]", f"{best['n']} (N={best['mean_n']:.1f})",
-            "yes" if best["beats_chance"] else "no",
+            dim, _acc_cell(best), f"{best['chance']:.1%}",
+            f"{lift:+.1f} [{best['lift_ci_low'] * 100:+.1f}, {best['lift_ci_high'] * 100:+.1f}]", "yes" if best["beats_chance"] else "no",
         )
     return table
 

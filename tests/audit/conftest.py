@@ -26,7 +26,8 @@ TEXTS = [
 def make_audit_batch(root: DataRoot, batch: str, texts: list[str] = TEXTS, per_prompt: int = 2) -> list[PromptSpec]:
     specs = [PromptRecord(text=t).to_spec(batch, "file") for t in texts]
     write_prompts(root, batch, specs)
-    generate_candidates(root, batch, specs, CandidateConfig(per_prompt=per_prompt, pixel_budget=48 * 48), PosterRenderer())
+    config = CandidateConfig(per_prompt=per_prompt, ratios_per_prompt=1, pixel_budget=48 * 48)  # per_prompt images per prompt
+    generate_candidates(root, batch, specs, config, PosterRenderer())
     return specs
 
 

@@ -11,7 +11,10 @@ import polars as pl
 from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
 from aesthetic_platform.embeddings.labels import LabelRecord, add_labels
 
-SMALL = {"prompts": {"config": {"count": 3}}, "candidate_images": {"config": {"per_prompt": 2, "pixel_budget": 48 * 48}}}
+SMALL = {
+    "prompts": {"config": {"count": 3}},
+    "candidate_images": {"config": {"per_prompt": 2, "ratios_per_prompt": 1, "pixel_budget": 48 * 48}},  # 2 images per prompt
+}
 
 
 def test_embedding_assets_cache_vectors_and_snapshot_labels(tmp_path: Path) -> None:

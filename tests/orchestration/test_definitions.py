@@ -48,16 +48,16 @@ def test_materialize_dynamic_partition_in_process(tmp_path):
         }
         materialization = result.asset_materializations_for_node("candidate_images")[0]
         assert materialization.partition == "batch-a"
-        assert materialization.metadata["images"].value == 9
+        assert materialization.metadata["images"].value == 18  # 3 prompts x 3 seeds x 2 ratios
     manifest = pl.read_parquet(DataRoot(tmp_path).table("candidate_images", "batch-a"))
-    assert manifest.height == 9
+    assert manifest.height == 18
     assert set(manifest["ratio"]) == {"1:1", "3:4", "9:16", "4:3", "16:9"}
 
 
 def test_rematerializing_reuses_images(tmp_path):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(prompt_batch.name, ["b"])
-        for expected_generated in (9, 0):
+        for expected_generated in (18, 0):
             result = dg.materialize(
                 [prompts, candidate_images], partition_key="b", instance=instance, resources=_resources(tmp_path), run_config=SMALL
             )

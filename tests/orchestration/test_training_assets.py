@@ -57,7 +57,7 @@ def test_whole_chain_in_process(data_root):
     resources = _resources(data_root)
     chain = {**QUIET, "ops": {
         "prompts": {"config": {"count": 8}},
-        "candidate_images": {"config": {"per_prompt": 4, "pixel_budget": 64 * 64}},
+        "candidate_images": {"config": {"per_prompt": 2, "pixel_budget": 64 * 64}},  # 2 seeds at each of 2 ratios
     }}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("prompt_batch", ["b1"])
