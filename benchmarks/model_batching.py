@@ -2,13 +2,18 @@
 
 Measures forward+backward throughput (pairs/s) and the padded share of patch tokens on
 one mixed-ratio stream of preference pairs (ratios drawn uniformly from the five of
-seed 000), for four batching strategies:
+seed 000), for five batching strategies:
 
 * ``square``: every image stretched to the square native grid (what most reward models
   do after a centre crop; here a stretch, so no pixel is lost) - no padding, distorted;
 * ``pad_to_max``: aspect-true grids, every image padded to the largest grid of the stream;
 * ``dynamic``: aspect-true, stream order, each batch side padded only to its own max;
-* ``ratio_bucketed``: aspect-true, ``RatioBucketSampler`` over (winner grid, loser grid).
+* ``ratio_bucketed``: aspect-true, ``RatioBucketSampler`` over (winner grid, loser grid);
+* ``packed``: aspect-true, a seeded shuffle cut into batches, all images of a batch packed
+  several to a row of tokens (``model/packing.py``, block-diagonal attention), one tower pass.
+
+It also times the public ``Scorer`` on 128 mixed-ratio PIL images (decode-free, resize
+included): one ``score`` call for all of them (packed) against one call per image.
 
 Image decoding/resizing is excluded from the timing (inputs are synthetic tensors of the
 right shapes). Runs the tiny config on CPU always; with CUDA it also runs the production
@@ -27,19 +32,25 @@ import random
 import statistics
 import time
 
+import numpy as np
 import torch
+from PIL import Image
 
 from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.model import AestheticScorer, named_config
 from aesthetic_platform.model.batching import Grid, RatioBucketSampler, padded_token_fraction, patch_grid
 from aesthetic_platform.model.loss import CombinedRankingLoss
-from aesthetic_platform.model.train_step import PairCollator, PairExample, pair_loss
+from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget, pack_lengths, packed_padding, tokens_for
+from aesthetic_platform.model.train_step import PackedPairCollator, PairCollator, PairExample, pair_loss
 from aesthetic_platform.schemas import RATIOS
+from aesthetic_platform.scoring import Scorer
 
 SOURCE_PIXELS = 1024 * 1024  # generator output size the stream imitates
 WARMUP_BATCHES = 2
 PROMPTS = ("国潮风格的月饼礼盒海报，红色与金色，居中构图", "a minimalist blue coffee poster, rule-of-thirds composition")
-STRATEGIES = ("square", "pad_to_max", "dynamic", "ratio_bucketed")
+STRATEGIES = ("square", "pad_to_max", "dynamic", "ratio_bucketed", "packed")
+SCORER_IMAGES = 128
+SCORER_SOURCE_PIXELS = 512 * 512
 
 
 def mixed_ratio_stream(pairs: int, seed: int) -> list[tuple[str, str]]:
@@ -55,9 +66,13 @@ def grids_for(stream: list[tuple[str, str]], budget: int, strategy: str) -> list
     return [tuple(patch_grid(*size_for_ratio(ratio, SOURCE_PIXELS), budget) for ratio in pair) for pair in stream]
 
 
-def batches_for(grids: list[tuple[Grid, Grid]], batch_size: int, strategy: str, seed: int) -> list[list[int]]:
+def batches_for(
+    grids: list[tuple[Grid, Grid]], batch_size: int, strategy: str, seed: int, token_budget: int
+) -> list[list[int]]:
     if strategy == "ratio_bucketed":
         return RatioBucketSampler(grids, batch_size=batch_size, seed=seed).batches()
+    if strategy == "packed":
+        return PackedPairSampler(grids, batch_size, token_budget, seed=seed).batches()
     return [list(range(start, min(start + batch_size, len(grids)))) for start in range(0, len(grids), batch_size)]
 
 
@@ -74,7 +89,7 @@ def make_batches(model, grids, batches, strategy, dims, seed):
     """Collated ``PairBatch``es; for pad_to_max every side is padded to the stream's largest grid."""
     patch = model.preprocess.patch_size
     generator = torch.Generator().manual_seed(seed)
-    collate = PairCollator.for_model(model)
+    collate = PackedPairCollator.for_model(model) if strategy == "packed" else PairCollator.for_model(model)
     canvas = global_canvas(grids) if strategy == "pad_to_max" else None
     collated = []
     for indices in batches:
@@ -131,8 +146,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def padded_fraction_for(grids, batches, strategy: str) -> float:
+def padded_fraction_for(grids, batches, strategy: str, token_budget: int) -> float:
     """Padded share of patch tokens the transformer actually processes under ``strategy``."""
+    if strategy == "packed":
+        padded = patches = 0
+        for batch in batches:
+            lengths = [tokens_for(grids[index][side]) for side in range(2) for index in batch]
+            batch_padded, batch_patches = packed_padding(lengths, pack_lengths(lengths, token_budget))
+            padded, patches = padded + batch_padded, patches + batch_patches
+        return padded / (padded + patches)
     if strategy != "pad_to_max":
         return padded_token_fraction(batches, grids)
     real = sum(rows * cols for pair in grids for rows, cols in pair)
@@ -147,14 +169,15 @@ def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed
     torch.manual_seed(seed)
     model = AestheticScorer(named_config(config_name), load_pretrained=False).to(device)
     budget = model.config.image.patch_budget
+    token_budget = default_token_budget(budget)
     stream = mixed_ratio_stream(pairs, seed)
     prepared, results = {}, {}
     for strategy in STRATEGIES:
         grids = grids_for(stream, budget, strategy)
-        batches = batches_for(grids, batch_size, strategy, seed)
+        batches = batches_for(grids, batch_size, strategy, seed, token_budget)
         prepared[strategy] = make_batches(model, grids, batches, strategy, len(model.dimensions), seed)
         results[strategy] = {
-            "padded_token_fraction": round(padded_fraction_for(grids, batches, strategy), 4),
+            "padded_token_fraction": round(padded_fraction_for(grids, batches, strategy, token_budget), 4),
             "batches": len(batches),
             "aspect_preserved": strategy != "square",
         }
@@ -172,6 +195,9 @@ def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed
     for strategy, rates in timings.items():
         results[strategy]["pairs_per_s_median"] = round(statistics.median(rates), 2)
         results[strategy]["pairs_per_s_best"] = round(max(rates), 2)
+    packed = results["packed"]["pairs_per_s_median"]
+    speedups = {f"packed_vs_{other}": round(packed / results[other]["pairs_per_s_median"], 3)
+                for other in ("pad_to_max", "ratio_bucketed", "dynamic", "square")}
     return {
         "config": config_name,
         "device": str(device),
@@ -181,7 +207,54 @@ def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed
         "pairs": pairs,
         "batch_size": batch_size,
         "repeats": repeats,
+        "token_budget_packed": token_budget,
         "strategies": results,
+        "speedup_median": speedups,
+    }
+
+
+def scorer_images(count: int, seed: int) -> list[Image.Image]:
+    """``count`` noise images cycling through the five ratios (each a different size)."""
+    generator = np.random.default_rng(seed)
+    ratios = list(RATIOS)
+    images = []
+    for index in range(count):
+        width, height = size_for_ratio(ratios[index % len(ratios)], SCORER_SOURCE_PIXELS - 97 * index)
+        images.append(Image.fromarray(generator.integers(0, 256, (height, width, 3), dtype=np.uint8)))
+    return images
+
+
+def run_scorer(config_name: str, count: int, repeats: int, seed: int, device: torch.device) -> dict:
+    """images/s of ``Scorer.score``: one call for all ``count`` images vs one call per image (best of ``repeats``)."""
+    torch.manual_seed(seed)
+    scorer = Scorer(AestheticScorer(named_config(config_name), load_pretrained=False), device=device)
+    images = scorer_images(count, seed)
+    prompts = [PROMPTS[index % len(PROMPTS)] for index in range(count)]
+    scorer.score(images[:4], prompts[:4])  # warm-up
+    batched, single, prepare = [], [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for index, image in enumerate(images):
+            scorer._prepare(image, index)
+        prepare.append(count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        scorer.score(images, prompts)
+        batched.append(count / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for image, prompt in zip(images, prompts, strict=True):
+            scorer.score(image, prompt)
+        single.append(count / (time.perf_counter() - started))
+    return {
+        "config": config_name,
+        "device": str(device),
+        "images": count,
+        "distinct_sizes": len({image.size for image in images}),
+        "batch_size": scorer.batch_size,
+        "batched_images_per_s": round(max(batched), 2),
+        "one_per_call_images_per_s": round(max(single), 2),
+        "batched_vs_one_per_call": round(max(batched) / max(single), 2),
+        # the aspect-true resize alone, included in both rates above: batching cannot make it cheaper
+        "resize_only_images_per_s": round(max(prepare), 2),
     }
 
 
@@ -192,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpu-pairs", type=int, default=512)
     parser.add_argument("--gpu-batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scorer-images", type=int, default=SCORER_IMAGES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cpu-threads", type=int, default=1,
@@ -206,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
         "tiny_cpu": run_config("tiny", args.pairs, args.batch_size, args.repeats, args.seed, torch.device("cpu"), None),
+        "scorer_tiny_cpu": run_scorer("tiny", args.scorer_images, args.repeats, args.seed, torch.device("cpu")),
     }
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import defaultdict
@@ -32,6 +33,7 @@ RGB_CHANNELS = 3
 MAX_PIXEL_VALUE = 255.0
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and a scan over every row count: scoring asks for the same sizes again
 def patch_grid(width: int, height: int, patch_budget: int) -> Grid:
     """The largest (rows, cols) grid within ``patch_budget`` whose shape matches ``width:height``.
 

@@ -221,3 +221,17 @@ def test_packed_pair_batch_pairs_the_sides_back_by_id(tiny_model, sample_images)
     for side in range(2):
         for dim in tiny_model.dimensions:
             assert (got[side][dim] - expected[side][dim]).abs().max().item() <= TOLERANCE
+
+
+def test_packed_forward_with_gradient_checkpointing_gives_the_same_gradients(sample_images):
+    tensors = _tensors(build_tiny_model(), list(sample_images.values())[:3])
+    gradients = []
+    for enabled in (False, True):
+        model = build_tiny_model().eval()
+        model.set_gradient_checkpointing(enabled)
+        packed = pack_images(tensors, model.preprocess.patch_size, _budget(model))
+        packed_vit_forward(model.visual, packed).square().sum().backward()
+        gradients.append({name: p.grad.clone() for name, p in model.visual.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys() and gradients[0]
+    for name, grad in gradients[0].items():
+        assert torch.allclose(grad, gradients[1][name], atol=1e-6), name
