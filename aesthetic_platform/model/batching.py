@@ -127,6 +127,10 @@ class ImageBatch:
             grids=self.grids.to(device),
         )
 
+    def pin_memory(self) -> ImageBatch:
+        """Page-locked copy, for DataLoader(pin_memory=True) and fast host-to-GPU copies."""
+        return ImageBatch(self.pixels.pin_memory(), self.patch_mask.pin_memory(), self.grids.pin_memory())
+
     def __len__(self) -> int:
         return self.pixels.shape[0]
 

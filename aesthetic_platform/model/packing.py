@@ -132,6 +132,17 @@ class PackedImages:
             grid_table=self.grid_table,
         )
 
+    def pin_memory(self) -> PackedImages:
+        """Page-locked copy, for DataLoader(pin_memory=True) and fast host-to-GPU copies."""
+        return PackedImages(
+            patches=self.patches.pin_memory(),
+            segment_ids=self.segment_ids.pin_memory(),
+            position_index=self.position_index.pin_memory(),
+            class_slots=self.class_slots.pin_memory(),
+            grids=self.grids.pin_memory(),
+            grid_table=self.grid_table,
+        )
+
     def __len__(self) -> int:
         return self.grids.shape[0]
 

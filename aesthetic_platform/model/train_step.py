@@ -57,6 +57,16 @@ class PairBatch:
             teacher_loser=self.teacher_loser.to(device),
         )
 
+    def pin_memory(self) -> PairBatch:
+        return PairBatch(
+            winners=self.winners.pin_memory(),
+            losers=self.losers.pin_memory(),
+            input_ids=self.input_ids.pin_memory(),
+            attention_mask=self.attention_mask.pin_memory(),
+            teacher_winner=self.teacher_winner.pin_memory(),
+            teacher_loser=self.teacher_loser.pin_memory(),
+        )
+
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
@@ -106,6 +116,17 @@ class PackedPairBatch:
             attention_mask=self.attention_mask.to(device),
             teacher_winner=self.teacher_winner.to(device),
             teacher_loser=self.teacher_loser.to(device),
+        )
+
+    def pin_memory(self) -> PackedPairBatch:
+        return PackedPairBatch(
+            images=self.images.pin_memory(),
+            winner_ids=self.winner_ids.pin_memory(),
+            loser_ids=self.loser_ids.pin_memory(),
+            input_ids=self.input_ids.pin_memory(),
+            attention_mask=self.attention_mask.pin_memory(),
+            teacher_winner=self.teacher_winner.pin_memory(),
+            teacher_loser=self.teacher_loser.pin_memory(),
         )
 
     def __len__(self) -> int:

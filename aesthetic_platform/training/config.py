@@ -89,6 +89,9 @@ class TrainConfig(_Config):
         description="bucketed = ratio buckets, each side padded to its own grid; packed = both sides of a batch "
         "packed several images to a row of tokens (block-diagonal attention), pairs matched back by id.",
     )
+    data_workers: int = Field(
+        default=0, ge=0, description="DataLoader worker processes that decode and resize images (0: in the training process)."
+    )
 
     def model_config_for(self) -> ModelConfig:
         """The named model config with this run's overrides applied."""
@@ -96,7 +99,7 @@ class TrainConfig(_Config):
 
     def fingerprint(self, data_fingerprint: str) -> str:
         """Identity of a run: same config + same training pairs -> resume instead of restart."""
-        config = self.model_dump(mode="json")
+        config = self.model_dump(mode="json", exclude={"data_workers"})  # where images are decoded changes nothing trained
         if config["batching"] == "bucketed":  # the default keeps the run keys made before the knob existed
             del config["batching"]
         payload = json.dumps({"config": config, "data": data_fingerprint}, sort_keys=True)
@@ -111,3 +114,12 @@ def load_training_config(model_dir: Path) -> TrainConfig | None:
     """The config a saved model was trained with (None for a model saved outside training)."""
     path = Path(model_dir) / TRAINING_FILE
     return TrainConfig.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def trained_loss_config(model_dir: Path) -> RankingLossConfig:
+    """The loss settings a saved model was trained with; read on their own, so a model whose
+    ``training.json`` has knobs this version does not know still evaluates with its own threshold."""
+    path = Path(model_dir) / TRAINING_FILE
+    if not path.exists():
+        return RankingLossConfig()
+    return RankingLossConfig.model_validate(json.loads(path.read_text(encoding="utf-8")).get("loss", {}))

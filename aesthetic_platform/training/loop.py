@@ -12,7 +12,7 @@ import hashlib
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -239,15 +239,35 @@ def _wrap_for_ddp(run: _Run, loss_fn: CombinedRankingLoss) -> nn.Module:
     return trainable
 
 
+def _collated(run: _Run, batches: list[list[int]], start: int) -> Iterator[tuple[int, Any]]:
+    """(index, this rank's collated batch or None when its shard is empty) for ``batches[start:]``.
+
+    With ``data_workers`` the images are decoded and resized in DataLoader worker processes
+    (pinned memory on CUDA) while the model trains; the batches are the same either way.
+    """
+    shards = [(index, run.context.shard(batches[index])) for index in range(start, len(batches))]
+    if run.config.data_workers == 0:
+        for index, shard in shards:
+            yield index, run.collate([run.dataset[i] for i in shard]) if shard else None
+        return
+    loader = torch.utils.data.DataLoader(
+        run.dataset, batch_sampler=[shard for _, shard in shards if shard], collate_fn=run.collate,
+        num_workers=run.config.data_workers, pin_memory=run.context.device.type == "cuda",
+        generator=torch.Generator().manual_seed(run.config.seed),  # worker seeds must not draw on the training RNG
+    )
+    loaded = iter(loader)
+    for index, shard in shards:
+        yield index, next(loaded) if shard else None
+
+
 def _train_epoch(run: _Run, trainable: nn.Module, progress: _Progress, logger: MetricsLogger | None,
                  on_step: Callable[[int], None] | None, throughput: _Throughput) -> bool:
     """Steps through the rest of the current epoch; False when ``total_steps`` cut it short."""
     run.sampler.set_epoch(progress.epoch)
     batches = run.sampler.batches()
-    for index in range(progress.batch_in_epoch, len(batches)):
-        shard = run.context.shard(batches[index])
-        if shard:
-            batch = run.collate([run.dataset[i] for i in shard]).to(run.context.device)
+    for index, collated in _collated(run, batches, progress.batch_in_epoch):
+        if collated is not None:
+            batch = collated.to(run.context.device)
             result = _optimizer_step(trainable, batch, run.config, run.context)
             run.optimizer.step()
             run.scheduler.step()
