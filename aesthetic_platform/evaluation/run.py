@@ -20,13 +20,12 @@ from aesthetic_platform.evaluation.report import (
     render_plots,
     teacher_signal,
 )
-from aesthetic_platform.model.loss import RankingLossConfig
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.registry import champion_dir, has_champion
 from aesthetic_platform.tracking import TrackingConfig, TrainedModel
 from aesthetic_platform.tracking.champion import promote_champion
-from aesthetic_platform.training.config import load_training_config
+from aesthetic_platform.training.config import trained_loss_config
 from aesthetic_platform.training.data import EvalSet, freeze_eval_set, load_eval_set, load_pair_splits
 from aesthetic_platform.workbench.preferences import load_human_preferences
 
@@ -63,8 +62,7 @@ def evaluation_set(root: DataRoot, refresh: bool = False) -> EvalSet:
 
 def tie_threshold_of(model_dir: Path) -> float:
     """The tie threshold the model was trained with (the loss default for models saved outside training)."""
-    training = load_training_config(model_dir)
-    return (training.loss if training else RankingLossConfig()).tie_threshold
+    return trained_loss_config(model_dir).tie_threshold
 
 
 def _champion_accuracy(root: DataRoot, model: AestheticScorer, eval_set: EvalSet, humans, tie: float, device: str) -> ModelAccuracy | None:
