@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python benchmarks/demo_wall_time.py
 
 Prints one JSON object: total seconds, and the per-dimension held-out accuracy with CIs read
-back from the eval report the demo wrote.
+back from the eval report the demo wrote: on all test pairs, on same-ratio test pairs, and
+best-of-N (with its random-choice rate).
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ def main() -> None:
         subprocess.run([aesthetic, "demo", "--home", home], check=True, capture_output=True)
         seconds = time.perf_counter() - started
         (report,) = Path(home, "reports").glob("eval-*/report.json")
-        per_dimension = json.loads(report.read_text())["model"]["per_dimension"]
+        model = json.loads(report.read_text())["model"]
+    per_dimension = model["per_dimension"]
+    same_ratio = model.get("per_kind", {}).get("same_ratio", {})
+    best_of_n = {d: {k: b[k] for k in ("accuracy", "ci_low", "ci_high", "n", "chance")} for d, b in model.get("best_of_n", {}).items()}
     print(json.dumps({
         "benchmark": "demo_wall_time", "seconds": round(seconds, 1), "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
         "held_out_accuracy": {d: {k: round(v, 3) for k, v in a.items()} for d, a in per_dimension.items()},
+        "same_ratio_accuracy": {d: {k: round(v, 3) for k, v in a.items()} for d, a in same_ratio.items()},
+        "best_of_n": {d: {k: round(v, 3) for k, v in b.items()} for d, b in best_of_n.items()},
     }))
 
 
