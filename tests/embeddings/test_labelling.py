@@ -100,6 +100,7 @@ def test_labels_tab_in_headless_chromium(labelled_root, test_output) -> None:
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 800})
             page.set_default_timeout(20_000)
+            expect.set_options(timeout=20_000)  # assertions wait as long as actions on a loaded machine
             page.goto(url)
             page.click("#tab-labels")
             expect(page.locator("#panel-labels")).to_be_visible()
