@@ -56,6 +56,9 @@ def chromium():
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(STEP_TIMEOUT_MS)
+            from playwright.sync_api import expect
+
+            expect.set_options(timeout=STEP_TIMEOUT_MS)  # assertions wait as long as actions
             yield page
         finally:
             browser.close()
