@@ -5,10 +5,12 @@ from collections import Counter
 import dagster as dg
 
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.assets.metadata import column_schema
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch, run_totals
 from aesthetic_platform.audit import AuditConfig, audit_batch, check_flagged_share, earlier_shares, flagged_share, load_image_classifier
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.moderation import ModerationResource
+from aesthetic_platform.schemas import CONTENT_AUDIT
 
 MAX_LISTED = 20
 
@@ -69,6 +71,8 @@ def content_audit(
             "moderation_calls": sum(run.moderation_calls for run in runs),
             "reused": sum(run.reused for run in runs),
             "table": dg.MetadataValue.path(str(root.tables / "content_audit")),
+            "dagster/column_schema": column_schema(CONTENT_AUDIT),
+            **run_totals(context, {"rows": len(rows)}),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
+from aesthetic_platform.assets.metadata import table_metadata
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
 from aesthetic_platform.embeddings.classifier import ClassifierJobSettings, ClassifierSettings, labelled_vectors, train_classifier
 from aesthetic_platform.embeddings.config import ImageEmbeddingSettings, PromptEmbeddingSettings
@@ -18,6 +19,7 @@ from aesthetic_platform.prompts import load_prompts
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
 from aesthetic_platform.resources.tracking import MLflowResource
+from aesthetic_platform.schemas import LABEL_REVIEW_QUEUE, LABEL_SNAPSHOT
 
 GROUP = "embeddings"
 
@@ -137,7 +139,7 @@ def label_snapshot(context: dg.AssetExecutionContext, data_root: DataRootResourc
         "tasks": sorted(snapshot.stats),
         "disputed": len(snapshot.queue),
         "agreement": dg.MetadataValue.json(agreement),
-        "table": dg.MetadataValue.path(str(path)),
+        **table_metadata(LABEL_SNAPSHOT, len(snapshot.rows), path),
     }
     for task, s in snapshot.stats.items():
         if s.alpha is not None:
@@ -158,7 +160,7 @@ def label_review_queue(data_root: DataRootResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "items": len(rows), "per_task": dg.MetadataValue.json(per_task),
-            "preview": dg.MetadataValue.md(_preview(rows)), "table": dg.MetadataValue.path(str(path)),
+            "preview": dg.MetadataValue.md(_preview(rows)), **table_metadata(LABEL_REVIEW_QUEUE, len(rows), path),
         }
     )
 

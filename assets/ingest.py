@@ -1,10 +1,14 @@
 """Reference images: crawl sources (gallery sites, URL lists) into validated images with provenance."""
 
+from pathlib import Path
+
 import dagster as dg
 
+from aesthetic_platform.assets.metadata import table_metadata
 from aesthetic_platform.ingest import CrawlConfig, get_source
 from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.schemas import REFERENCE_IMAGES
 
 GROUP = "ingest"
 
@@ -48,6 +52,6 @@ def reference_images(
             "pending_left": report.pending_left,
             "total_images": report.total_images,
             "source_kind": source.kind,
-            "table": dg.MetadataValue.path(report.table),
+            **table_metadata(REFERENCE_IMAGES, report.total_images, Path(report.table)),
         }
     )
