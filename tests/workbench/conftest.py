@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from aesthetic_platform.workbench.app import create_app
+from tests.fixtures.servers import serving
 
 PROMPTS_CSV = b"text,palette\nA red poster of a cat,red\nA blue poster of a car,blue\nA gold sneaker poster,gold\n"
 #: 64x64 images keep every render to a few milliseconds
@@ -40,28 +38,9 @@ def ready(client) -> TestClient:
     return client
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @contextlib.contextmanager
 def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_S
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=SERVER_START_S)
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread (its lifespan runs); yields its base URL."""
+    with serving(app, "workbench", startup_timeout_s=SERVER_START_S, lifespan="auto") as url:
+        yield url
