@@ -2,7 +2,7 @@
 
 Scoring, serving, the workbench and prompt-file checks run on the core library alone.
 The commands that run pipeline steps (``demo``, ``materialize``, ``batch``, ``ui``) are
-added by :mod:`aesthetic_platform.dagster_cli`, the orchestration layer, which is what
+added by :mod:`aesthetic_platform.jobs.cli`, the orchestration layer, which is what
 the ``aesthetic`` console script starts.
 """
 

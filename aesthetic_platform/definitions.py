@@ -1,86 +1,19 @@
-"""The Dagster code location, and the one core module allowed to import Dagster.
+"""The Dagster code location: what ``workspace.yaml``, ``dagster dev`` and
+``dagster definitions validate`` load.
 
-``defs`` is what ``workspace.yaml``, ``dagster dev`` and ``dagster definitions
-validate`` load. The helpers below let the ``aesthetic`` CLI run the very same
-definitions in-process against the instance under ``$DAGSTER_HOME``, so every run it
-starts shows up in the UI with full lineage.
+Everything is assembled by :func:`aesthetic_platform.jobs.launch.build_definitions`; the
+``aesthetic`` commands (``aesthetic_platform.jobs.cli``) run the same jobs in-process.
 """
 
-from __future__ import annotations
-
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 import dagster as dg
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+from aesthetic_platform.jobs.launch import build_definitions, contiguous_ranges, materialize_batches, materialize_job  # noqa: E402
 
-from aesthetic_platform.assets import ALL_ASSETS  # noqa: E402  (after the warning filters)
-from aesthetic_platform.dagster_home import PROMPT_BATCH, REPO_ROOT, add_batches, instance_for, prepare_dagster_home  # noqa: E402
-from aesthetic_platform.jobs import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS  # noqa: E402
-from aesthetic_platform.paths import DataRoot  # noqa: E402
-from aesthetic_platform.resources import DataRootResource, resources_for  # noqa: E402
-
-__all__ = ["REPO_ROOT", "add_batches", "build_definitions", "contiguous_ranges", "defs", "instance_for", "prepare_dagster_home"]
-
-
-def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
-    return dg.Definitions(
-        assets=ALL_ASSETS,
-        jobs=ALL_JOBS,
-        schedules=ALL_SCHEDULES,
-        sensors=ALL_SENSORS,
-        resources=resources or resources_for(),
-    )
-
+__all__ = ["build_definitions", "contiguous_ranges", "defs", "materialize_batches", "materialize_job"]
 
 defs = build_definitions()
-
-
-def contiguous_ranges(ordered: Sequence[str], wanted: Iterable[str]) -> list[tuple[str, str]]:
-    """Group wanted partition keys into (start, end) runs of the partition order."""
-    positions = sorted({ordered.index(b) for b in wanted})
-    ranges: list[tuple[str, str]] = []
-    for pos in positions:
-        if ranges and ordered.index(ranges[-1][1]) == pos - 1:
-            ranges[-1] = (ranges[-1][0], ordered[pos])
-        else:
-            ranges.append((ordered[pos], ordered[pos]))
-    return ranges
-
-
-def materialize_batches(
-    root: DataRoot,
-    batches: Sequence[str],
-    job_name: str = "candidate_chain",
-    run_config: dict[str, Any] | None = None,
-    instance: dg.DagsterInstance | None = None,
-) -> list[dg.ExecuteInProcessResult]:
-    """Run ``job_name`` over several batches: one run per contiguous partition range."""
-    instance = instance or instance_for(root)
-    add_batches(instance, batches)
-    ordered = instance.get_dynamic_partitions(PROMPT_BATCH)
-    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
-    job = build_definitions(resources).resolve_job_def(job_name)
-    results = []
-    for start, end in contiguous_ranges(ordered, batches):
-        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-        results.append(job.execute_in_process(run_config=run_config or {}, instance=instance, tags=tags))
-    return results
-
-
-def materialize_job(
-    root: DataRoot,
-    job_name: str = "pair_dataset",
-    run_config: dict[str, Any] | None = None,
-    instance: dg.DagsterInstance | None = None,
-) -> dg.ExecuteInProcessResult:
-    """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance."""
-    instance = instance or instance_for(root)
-    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
-    job = build_definitions(resources).resolve_job_def(job_name)
-    return job.execute_in_process(run_config=run_config or {}, instance=instance)

@@ -1,22 +1,11 @@
-"""Asset jobs, schedules and sensors."""
+"""Asset jobs, schedules, sensors, the instance of a data root and the Dagster commands.
 
-from aesthetic_platform.jobs.automation import eager_re_evaluation_sensor
-from aesthetic_platform.jobs.chains import (
-    candidate_chain_job,
-    judging_chain_job,
-    pair_dataset_job,
-    train_and_evaluate_job,
-    weekly_retrain_schedule,
-)
-from aesthetic_platform.jobs.embeddings import classifier_sweep_sensor, embedding_classifier_job
-from aesthetic_platform.jobs.golden_noise import golden_noise_job, workbench_selections_sensor
-from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
-from aesthetic_platform.jobs.ingest import crawl_job, incremental_crawl_schedule
+The names are exported lazily, so ``aesthetic score`` (whose entry point lives in
+``jobs/cli.py``) does not import every asset to start.
+"""
 
-ALL_JOBS = [candidate_chain_job, judging_chain_job, pair_dataset_job, train_and_evaluate_job, golden_noise_job]
-ALL_SCHEDULES = [weekly_retrain_schedule]
-ALL_SENSORS = [prompt_inbox_sensor, workbench_selections_sensor, eager_re_evaluation_sensor]
-ALL_JOBS += [crawl_job]
-ALL_SCHEDULES += [incremental_crawl_schedule]
-ALL_JOBS += [embedding_classifier_job]
-ALL_SENSORS += [classifier_sweep_sensor]
+from aesthetic_platform.lazy import lazy_exports
+
+_EXPORTS = {"ALL_JOBS": "catalog", "ALL_SCHEDULES": "catalog", "ALL_SENSORS": "catalog"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -52,7 +52,7 @@ BREAKS = {
     "a resource reaching up to the assets": (
         "resources/judge.py",
         "def _sneaky():\n    from aesthetic_platform.assets import judging\n\n    return judging",
-        "resources <- dagster_home <- assets <- jobs <- definitions <- dagster_cli",
+        "resources <- assets <- jobs <- definitions",
     ),
     "MLflow outside tracking/": (
         "aesthetic_platform/evaluation/run.py",

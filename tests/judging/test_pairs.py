@@ -60,7 +60,7 @@ def test_byte_identical_images_are_never_paired():
 
 def test_the_demo_design_gives_every_split_same_ratio_pairs_at_every_ratio_and_cross_ratio_pairs():
     """The demo's own batches, candidate design and split, planned without rendering or judging."""
-    from aesthetic_platform.dagster_cli import DEMO_BATCHES, DEMO_PROMPTS, DEMO_RATIOS, DEMO_SEEDS, _demo_split, demo_batches
+    from aesthetic_platform.jobs.cli import DEMO_BATCHES, DEMO_PROMPTS, DEMO_RATIOS, DEMO_SEEDS, _demo_split, demo_batches
     from aesthetic_platform.judging.pairs import split_for
     from aesthetic_platform.schemas import RATIOS
 

@@ -5,7 +5,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from aesthetic_platform.assets import ALL_ASSETS
-from aesthetic_platform.dagster_home import PG_URL_ENV, prepare_dagster_home
+from aesthetic_platform.jobs.instance import PG_URL_ENV, prepare_dagster_home
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource, MLflowResource, resources_for
 from aesthetic_platform.tracking import TrackingConfig

@@ -1,4 +1,4 @@
-"""The Dagster instance of a data root, without loading the code location.
+"""The Dagster instance of a data root, without loading the code location (orchestration layer).
 
 Commands that only touch the instance (``aesthetic batch add|list``, ``aesthetic ui``)
 import this module and ``dagster`` alone, not the assets with their torch, MLflow and
@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.schemas import PROMPT_BATCH
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PROMPT_BATCH = "prompt_batch"  # the dynamic partitions of every per-batch asset
+REPO_ROOT = Path(__file__).resolve().parents[1]  # jobs/ -> the repository (dagster.yaml lives there)
 GPU_POOL = "gpu"
 GPU_POOL_LIMIT = 1
 

@@ -1,8 +1,8 @@
 """The ``aesthetic`` commands that run pipeline steps through Dagster (orchestration layer).
 
 They extend the core command line (:mod:`aesthetic_platform.cli`) and go through the
-code location in :mod:`aesthetic_platform.definitions`, so a CLI run is a Dagster run:
-it shows up in the UI with lineage, metadata and asset checks. Definitions are imported
+jobs of :mod:`aesthetic_platform.jobs.launch` (the code location's own), so a CLI run is a Dagster run:
+it shows up in the UI with lineage, metadata and asset checks. The jobs are imported
 inside each command so that ``aesthetic score`` and friends never pay for Dagster.
 """
 
@@ -43,12 +43,12 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_chain(root: DataRoot, batches: list[str], run_config: Any, job_name: str = "candidate_chain") -> None:
-    from aesthetic_platform import definitions
+    from aesthetic_platform.jobs import launch
 
     for batch in batches:
         check_key("batch", batch)
     with console.status(f"materializing {', '.join(batches)} through Dagster ..."):
-        results = definitions.materialize_batches(root, batches, job_name=job_name, run_config=run_config)
+        results = launch.materialize_batches(root, batches, job_name=job_name, run_config=run_config)
     _fail_on(results)
 
 
@@ -125,7 +125,7 @@ def demo(
 ) -> None:
     """Run the main chain end to end on embedded defaults (no GPU, keys or downloads):
     prompts -> candidate images -> judge verdicts -> preference pairs -> student model -> eval report."""
-    from aesthetic_platform import definitions
+    from aesthetic_platform.jobs import launch
 
     quiet_libraries()
     root = data_root_option(home)
@@ -137,12 +137,12 @@ def demo(
     chain = _chain_config({"source": "grammar", "count": prompts}, candidates)
     _run_chain(root, keys, chain, job_name="judging_chain")
     with console.status("building the preference-pair dataset and the judge calibration ..."):
-        _fail_on([definitions.materialize_job(root, "pair_dataset", run_config=_run_config(_demo_split()))])
+        _fail_on([launch.materialize_job(root, "pair_dataset", run_config=_run_config(_demo_split()))])
     console.print(_summary(root, keys))
     console.print(_pairs_summary(root))
     if train:
         with console.status(f"training the tiny student ({epochs} epochs) and evaluating it ..."):
-            result = definitions.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
+            result = launch.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
         _fail_on([result])
         console.print(_eval_summary(result))
         console.print(_best_of_n_summary(result))
@@ -251,21 +251,21 @@ def materialize(
 @batch_app.command("add")
 def batch_add(keys: Annotated[list[str], typer.Argument(help="Partition keys to add.")], home: HomeOption = None) -> None:
     """Register prompt_batch partitions without running anything (e.g. before a UI backfill)."""
-    from aesthetic_platform import dagster_home
+    from aesthetic_platform.jobs import instance
 
     for key in keys:
         check_key("batch", key)
     root = data_root_option(home)
-    added = dagster_home.add_batches(dagster_home.instance_for(root), keys)
+    added = instance.add_batches(instance.instance_for(root), keys)
     console.print(f"added {len(added)} new partition(s): {', '.join(added) or '-'}")
 
 
 @batch_app.command("list")
 def batch_list(home: HomeOption = None) -> None:
     """List prompt_batch partitions known to the instance."""
-    from aesthetic_platform import dagster_home
+    from aesthetic_platform.jobs import instance
 
-    for key in dagster_home.list_batches(dagster_home.instance_for(data_root_option(home))):
+    for key in instance.list_batches(instance.instance_for(data_root_option(home))):
         console.print(key)
 
 
@@ -279,7 +279,7 @@ def ui(
 ) -> None:
     """Start the Dagster UI and the MLflow UI; Ctrl-C stops both."""
     from aesthetic_platform import ui as ui_module
-    from aesthetic_platform.dagster_home import REPO_ROOT, prepare_dagster_home
+    from aesthetic_platform.jobs.instance import REPO_ROOT, prepare_dagster_home
 
     root = data_root_option(home)
     prepare_dagster_home(root)

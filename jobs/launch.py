@@ -1,0 +1,77 @@
+"""Running the platform's jobs in-process against a data root's instance.
+
+``build_definitions`` is the one place the assets, jobs, schedules, sensors and
+resources come together (the code location in ``definitions.py`` calls it), and the
+``aesthetic`` commands use the helpers below to run the very same jobs in-process, so
+every CLI run shows up in the Dagster UI with full lineage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from aesthetic_platform.assets import ALL_ASSETS
+from aesthetic_platform.jobs.catalog import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS
+from aesthetic_platform.jobs.instance import PROMPT_BATCH, add_batches, instance_for
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.resources import DataRootResource, resources_for
+
+
+def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=ALL_JOBS,
+        schedules=ALL_SCHEDULES,
+        sensors=ALL_SENSORS,
+        resources=resources or resources_for(),
+    )
+
+
+
+def contiguous_ranges(ordered: Sequence[str], wanted: Iterable[str]) -> list[tuple[str, str]]:
+    """Group wanted partition keys into (start, end) runs of the partition order."""
+    positions = sorted({ordered.index(b) for b in wanted})
+    ranges: list[tuple[str, str]] = []
+    for pos in positions:
+        if ranges and ordered.index(ranges[-1][1]) == pos - 1:
+            ranges[-1] = (ranges[-1][0], ordered[pos])
+        else:
+            ranges.append((ordered[pos], ordered[pos]))
+    return ranges
+
+
+def materialize_batches(
+    root: DataRoot,
+    batches: Sequence[str],
+    job_name: str = "candidate_chain",
+    run_config: dict[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[dg.ExecuteInProcessResult]:
+    """Run ``job_name`` over several batches: one run per contiguous partition range."""
+    instance = instance or instance_for(root)
+    add_batches(instance, batches)
+    ordered = instance.get_dynamic_partitions(PROMPT_BATCH)
+    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
+    job = build_definitions(resources).resolve_job_def(job_name)
+    results = []
+    for start, end in contiguous_ranges(ordered, batches):
+        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+        results.append(job.execute_in_process(run_config=run_config or {}, instance=instance, tags=tags))
+    return results
+
+
+def materialize_job(
+    root: DataRoot,
+    job_name: str = "pair_dataset",
+    run_config: dict[str, Any] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance."""
+    instance = instance or instance_for(root)
+    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
+    job = build_definitions(resources).resolve_job_def(job_name)
+    return job.execute_in_process(run_config=run_config or {}, instance=instance)
