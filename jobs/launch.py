@@ -8,7 +8,8 @@ every CLI run shows up in the Dagster UI with full lineage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -31,7 +32,6 @@ def build_definitions(resources: dict[str, Any] | None = None) -> dg.Definitions
     )
 
 
-
 def contiguous_ranges(ordered: Sequence[str], wanted: Iterable[str]) -> list[tuple[str, str]]:
     """Group wanted partition keys into (start, end) runs of the partition order."""
     positions = sorted({ordered.index(b) for b in wanted})
@@ -52,16 +52,16 @@ def materialize_batches(
     instance: dg.DagsterInstance | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
     """Run ``job_name`` over several batches: one run per contiguous partition range."""
-    instance = instance or instance_for(root)
-    add_batches(instance, batches)
-    ordered = instance.get_dynamic_partitions(PROMPT_BATCH)
-    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
-    job = build_definitions(resources).resolve_job_def(job_name)
-    results = []
-    for start, end in contiguous_ranges(ordered, batches):
-        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-        results.append(job.execute_in_process(run_config=run_config or {}, instance=instance, tags=tags))
-    return results
+    with _active(instance, root) as active:
+        add_batches(active, batches)
+        ordered = active.get_dynamic_partitions(PROMPT_BATCH)
+        resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
+        job = build_definitions(resources).resolve_job_def(job_name)
+        results = []
+        for start, end in contiguous_ranges(ordered, batches):
+            tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+            results.append(job.execute_in_process(run_config=run_config or {}, instance=active, tags=tags))
+        return results
 
 
 def materialize_job(
@@ -71,7 +71,18 @@ def materialize_job(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance."""
-    instance = instance or instance_for(root)
-    resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
-    job = build_definitions(resources).resolve_job_def(job_name)
-    return job.execute_in_process(run_config=run_config or {}, instance=instance)
+    with _active(instance, root) as active:
+        resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
+        job = build_definitions(resources).resolve_job_def(job_name)
+        return job.execute_in_process(run_config=run_config or {}, instance=active)
+
+
+@contextmanager
+def _active(instance: dg.DagsterInstance | None, root: DataRoot) -> Iterator[dg.DagsterInstance]:
+    """The caller's instance as is, or the data root's, entered so Dagster's definitions-state
+    lookup resolves to it (not to an instance an earlier caller left behind) and disposed after."""
+    if instance is not None:
+        yield instance
+        return
+    with instance_for(root) as own:
+        yield own

@@ -28,8 +28,8 @@ def test_runs_and_mlflow_live_on_postgres(tmp_path, monkeypatch):
             **resources_for("local"), "data_root": DataRootResource(home=str(root.root)),
             "mlflow_tracking": MLflowResource(tracking_uri=tracking_uri),
         }
-        instance = dg.DagsterInstance.from_config(str(home))
-        try:
+        # entered, so this instance is the current definitions-state storage (not a stale one from earlier tests)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
@@ -50,8 +50,6 @@ def test_runs_and_mlflow_live_on_postgres(tmp_path, monkeypatch):
             assert {r.run_id for r in instance.get_runs()} >= {judged.run_id, trained.run_id}
             latest = instance.get_latest_materialization_event(dg.AssetKey("aesthetic_model"))
             assert latest is not None and latest.run_id == trained.run_id
-        finally:
-            instance.dispose()
         TrackingConfig.for_root(root, tracking_uri).activate()
         client = MlflowClient()
         experiment = client.get_experiment_by_name("aesthetic-scorer")
