@@ -24,6 +24,7 @@ import openai
 from openai import AsyncOpenAI
 from PIL import Image
 
+from aesthetic_platform.images import load_image
 from aesthetic_platform.judging.base import ImageRef, JudgeRequest, OnVerdict, Verdict
 from aesthetic_platform.judging.config import BASE_URL_ENV, JudgeConfig
 from aesthetic_platform.judging.prompt import JudgePrompt
@@ -33,8 +34,7 @@ from aesthetic_platform.llm import Attempts, async_openai_client, count_attempts
 
 def encode_image(path: str, max_side: int) -> str:
     """A PNG data URL of the image, downscaled so its longest side is at most ``max_side``."""
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
+    rgb = load_image(path, fit_pixels=max_side * max_side)
     rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG", optimize=False)

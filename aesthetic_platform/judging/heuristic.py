@@ -69,6 +69,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from aesthetic_platform.images import load_image
 from aesthetic_platform.judging.base import ImageRef, JudgeRequest, OnVerdict, Verdict
 from aesthetic_platform.judging.prompt import ScoreScale, check_dimensions, version_hash
 from aesthetic_platform.prompts.vocabulary import COLOURS, Elements, parse_elements
@@ -422,8 +423,7 @@ def alignment_parts(a: Analysis, elements: Elements) -> dict[str, float]:
 # --- the judge's scores ----------------------------------------------------------------
 def image_file_scores(path: str, prompt: str) -> dict[str, float]:
     """Unit scores of an image file (the heuristic baseline on human picks)."""
-    with Image.open(path) as image:
-        return unit_scores(image.convert("RGB"), prompt)
+    return unit_scores(load_image(path), prompt)
 
 
 def unit_scores(image: Image.Image, prompt: str) -> dict[str, float]:
@@ -504,8 +504,7 @@ class HeuristicJudge:
     def _scores(self, image: ImageRef, prompt: str) -> dict[str, float]:
         key = (image.sha256, prompt)
         if key not in self._memo:
-            with Image.open(image.path) as loaded:
-                self._memo[key] = scaled_scores(loaded, prompt, self._dimensions, self.scale)
+            self._memo[key] = scaled_scores(load_image(image.path), prompt, self._dimensions, self.scale)
         return self._memo[key]
 
     def judge_all(self, requests: Sequence[JudgeRequest], on_verdict: OnVerdict) -> None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 
+from aesthetic_platform.images import image_size
 from aesthetic_platform.model.batching import ImageBatch, ItemGrids, collate_images, patch_grid, prepare_image
 from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossOutput, teacher_matrix
 from aesthetic_platform.model.packing import PackedImages, default_token_budget, pack_images
@@ -194,8 +194,7 @@ class PreferencePairDataset(torch.utils.data.Dataset):
         ]
 
     def _grid(self, path: str | Path):
-        with Image.open(path) as image:
-            return patch_grid(image.width, image.height, self.patch_budget)
+        return patch_grid(*image_size(path), self.patch_budget)
 
 
 def score_pairs(
