@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from aesthetic_platform.llm import EndpointSettings
+
 FaceEmbedder = Literal["auto", "descriptor", "insightface"]
 
 
@@ -89,3 +91,55 @@ class CropConfig(BaseModel):
     headroom: float = Field(default=1 / 3, gt=0, lt=1, description="Eye line's height in the crop, from the top (rule of thirds: 1/3).")
     eye_line: float = Field(default=0.4, gt=0, lt=1, description="Where the eyes sit inside a detected face box, from its top.")
     saliency_threshold: float = Field(default=0.5, gt=0, lt=1, description="Share of the saliency map's maximum that counts as salient.")
+
+
+#: Triggers and class words become folder names (``10_ohwx person``) and caption tokens.
+WORD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+DEFAULT_TRIGGER = "ohwx"
+DEFAULT_CAPTION_MODEL = "gpt-4o-mini"
+DEFAULT_CAPTION_PROMPT = (
+    "Write a training caption for this photo of a person: one line of comma-separated tags covering framing, "
+    "pose, expression, clothing, hair, background and lighting. Do not name or guess who the person is. "
+    "Answer with the tags only."
+)
+
+
+class CaptionConfig(EndpointSettings):
+    """Captions: offline tags unless an endpoint is configured, then a VLM through the ``openai`` SDK.
+
+    Only ``base_url`` (or ``$AESTHETIC_CAPTION_BASE_URL``) switches the VLM on; the generic
+    ``$OPENAI_BASE_URL`` alone never does, so nothing leaves the machine by accident. The
+    API key is read from ``api_key_env`` at call time and never stored with a job.
+    """
+
+    models: list[str] = Field(
+        default_factory=list,
+        description="Model priority list: after a failed call (SDK retries spent) the next is tried (empty: `model`, else gpt-4o-mini).",
+    )
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
+    prompt: str = Field(default=DEFAULT_CAPTION_PROMPT, min_length=1, description="Instruction sent with each downscaled crop.")
+    trigger: str = Field(default=DEFAULT_TRIGGER, pattern=WORD_PATTERN, description="Trigger word, first token of every caption.")
+    max_side: int = Field(default=512, ge=64, le=2048, description="The crop is downscaled to this long side before it is sent.")
+    max_tokens: int = Field(default=200, ge=16, description="Longest caption the VLM may write.")
+    temperature: float = Field(default=0.2, ge=0, description="Sampling temperature of the VLM.")
+
+
+class PackageConfig(BaseModel):
+    """The kohya layout ``<repeats>_<trigger> <class_word>/`` and the ZIP around it."""
+
+    repeats: int = Field(default=10, ge=1, le=10_000, description="Kohya repeats per image per epoch (the folder-name prefix).")
+    trigger: str = Field(default=DEFAULT_TRIGGER, pattern=WORD_PATTERN, description="Trigger word of the folder name (as the captions').")
+    class_word: str = Field(default="person", pattern=WORD_PATTERN, description="Class word in the folder name (regularisation class).")
+    zip_name: str = Field(
+        default="", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.zip$", description="Name of the ZIP; empty: <trigger>_lora_dataset.zip."
+    )
+
+
+class LoraConfig(BaseModel):
+    """Every stage's knobs in one object: what the CLI, the web app and a job folder's ``job.json`` carry."""
+
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    crop: CropConfig = Field(default_factory=CropConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
