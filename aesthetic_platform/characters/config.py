@@ -103,3 +103,79 @@ class DistillConfig(BaseModel):
     seed: int = Field(default=0, description="Seed of initialisation, augmentation and batch order.")
     device: str = Field(default="", description="torch device for training; empty = cuda when available, else cpu. Speed is always CPU.")
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes.")
+
+
+class PrototypeConfig(BaseModel):
+    """Prototype-based recognition on the frozen classifier's features (seed 002 §3.2): new classes without a gradient step."""
+
+    target_false_accept: float = Field(
+        default=0.05, gt=0, lt=1,
+        description="Share of images of characters outside the prototype set that may still be accepted as one of its classes; "
+        "the unknown threshold is the lowest cosine similarity that keeps calibration unknowns at or under it.",
+    )
+    shots: int = Field(default=5, ge=1, description="Images per new character imprinted with add_class in the evaluation.")
+    calibration_characters: int = Field(default=6, ge=1, description="Characters outside training rendered to calibrate the threshold.")
+    novel_characters: int = Field(default=4, ge=1, description="Characters outside training imprinted with add_class in the evaluation.")
+    unknown_test_characters: int = Field(
+        default=6, ge=1, description="Further characters outside training, never imprinted, that should come back unknown."
+    )
+    images_per_character: int = Field(default=20, ge=2, description="Renders per character outside training (shots + queries).")
+    batch_size: int = Field(default=64, ge=1, description="Images per feature forward.")
+    device: str = Field(default="", description="torch device; empty means cuda when available, else cpu.")
+    seed: int = Field(default=0, description="Seed of the renders of unseen characters and of the shot selection.")
+
+
+class FusionConfig(BaseModel):
+    """Late fusion of frozen image features and a text embedding of a description, with a learned gate (seed 002 §3.3)."""
+
+    text_encoder: str = Field(
+        default="minilm",
+        description="minilm: the packaged offline all-MiniLM-L6-v2; anything else: a transformers encoder name or folder "
+        "(mean-pooled last hidden states).",
+    )
+    degrade: bool = Field(
+        default=True,
+        description="Grey-scale and blur the images before the frozen classifier sees them, so colour (hair, eyes, outfit) is left "
+        "to the description: the split on which the text carries information.",
+    )
+    blur_radius: float = Field(default=1.5, ge=0, description="Gaussian blur radius of degraded images, in pixels of the classifier input.")
+    mentioned_attributes: int = Field(
+        default=2, ge=1, description="Attributes of the character each image's description mentions (a random subset, per image)."
+    )
+    hidden_dim: int = Field(default=64, ge=1, description="Hidden units of the gate.")
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the features before each head.")
+    aux_weight: float = Field(default=0.5, ge=0, description="Weight of each head's own cross-entropy next to the fused loss.")
+    learning_rate: float = Field(default=3e-3, gt=0, description="AdamW learning rate (fusion and the image-only baseline alike).")
+    weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
+    epochs: int = Field(default=150, ge=1, description="Full-batch epochs (fusion and the image-only baseline alike).")
+    batch_size: int = Field(default=64, ge=1, description="Images per feature forward.")
+    device: str = Field(default="", description="torch device; empty means cuda when available, else cpu.")
+    seed: int = Field(default=0, description="Seed of the descriptions, the initialisation and the batch order.")
+
+
+class GeneratorConfig(BaseModel):
+    """The classifier-guided generator (seed 002 §2): Upsample + Conv2d, a discriminator, the frozen classifier as examiner."""
+
+    image_size: int = Field(default=224, ge=8, description="Generated image side; a multiple of 4 (nearest-neighbour upsampling by 2).")
+    noise_dim: int = Field(default=128, ge=1, description="Length of the noise vector.")
+    class_embedding_dim: int = Field(default=64, ge=1, description="Length of the learned target-class embedding.")
+    base_channels: int = Field(default=256, ge=4, description="Channels of the generator's first feature map (halved per upsampling).")
+    disc_channels: int = Field(default=32, ge=4, description="Channels of the discriminator's first layer (doubled per downsampling).")
+    target_classes: str = Field(
+        default="", description="Comma-separated character names to generate; empty means every class of the classifier."
+    )
+    epochs: int = Field(default=30, ge=1, description="Epochs over the real images of the target classes.")
+    batch_size: int = Field(default=16, ge=1, description="Real and generated images per step.")
+    learning_rate: float = Field(default=2e-4, gt=0, description="Adam learning rate of generator and discriminator.")
+    adv_weight: float = Field(default=0.1, ge=0, description="Weight of the adversarial term of the generator loss.")
+    cls_weight: float = Field(default=0.2, ge=0, description="Weight of the examiner's cross-entropy on the target class.")
+    perc_weight: float = Field(default=10.0, ge=0, description="Weight of the perceptual term (feature distance to real images).")
+    perceptual: str = Field(
+        default="auto", pattern="^(auto|vgg16|classifier)$",
+        description="auto: VGG16 when its ImageNet weights are in the local torch hub cache, else the frozen classifier's "
+        "intermediate features; the run records which.",
+    )
+    samples_per_class: int = Field(default=4, ge=1, description="Samples per target class in each epoch's grid and confidence.")
+    max_grid_classes: int = Field(default=8, ge=1, description="Target classes shown in the sample grids.")
+    device: str = Field(default="", description="torch device; empty means cuda when available, else cpu.")
+    seed: int = Field(default=0, description="Seed of the initialisation, the noise and the batch order.")

@@ -1,0 +1,469 @@
+"""New characters without retraining (seed 002 §3.2): class prototypes in the shared embedding store.
+
+The frozen classifier's pooled penultimate features are the feature database. Everything
+lives in the embedding store (``aesthetic_platform.embeddings``), so it is shared, cached
+by content hash and survives processes:
+
+- **Per-image features**: model ``character-classifier@<hash of the weights>`` (one model
+  id per classifier version: retrained weights never mix with old vectors), keyed by the
+  image file's sha256; the image is an item with its path.
+- **Prototypes**: model ``character-prototypes@<same hash>``. A prototype is the mean of its
+  members' L2-normalised features. Its key is the sha256 of a text item whose text is the
+  canonical JSON ``{"kind", "model", "class", "members"}`` (the sorted member hashes), so a
+  prototype is immutable and content-addressed, like every other row of the store: an
+  update is a new prototype, never an overwrite.
+- **Prototype sets**: a text item holding the canonical JSON of one whole set (class ->
+  prototype hash and member count, the unknown threshold and its calibration, the parent
+  set). The set in use for a classifier version is the newest label row of task
+  ``character-prototype-set`` by annotator ``<model id>`` (labels are append-only), so
+  every earlier set stays in the store and can be read back.
+
+``add_class`` imprints a new class from a few images and ``update_class`` folds new images
+into an existing prototype (running mean; the same vector as recomputing over all members).
+Neither touches the classifier: no gradient step, no weight changes. Prediction is the
+cosine similarity to every prototype; below the calibrated threshold the answer is
+``unknown``. The threshold is calibrated for a target false-accept rate on images of
+characters the set does not know, and the known-class accept rate it costs is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from aesthetic_platform.atomic import sha256_bytes, sha256_file
+from aesthetic_platform.embeddings.embedders import Embedder, EmbeddingError
+from aesthetic_platform.embeddings.flow import embed_missing
+from aesthetic_platform.embeddings.labels import LabelRecord, add_labels, label_history
+from aesthetic_platform.embeddings.store import Item, ModelSpec, Store
+from aesthetic_platform.images import ImageInputError, load_image
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+FEATURE_MODEL = "character-classifier"
+PROTOTYPE_MODEL = "character-prototypes"
+SET_TASK = "character-prototype-set"
+CURRENT = "current"
+UNKNOWN = "unknown"
+
+
+class PrototypeError(ValueError):
+    """A request the prototype database refuses, with the reason."""
+
+
+class FeatureModel(Protocol):
+    """What the prototype database needs of a classifier (``characters.classifier.CharacterClassifier`` has it)."""
+
+    classes: list[str]
+
+    @property
+    def feature_dim(self) -> int: ...
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor: ...
+
+    def features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+
+
+def resolve_device(device: str = "") -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def weights_version(model: FeatureModel) -> str:
+    """A short hash of every tensor of the model (names, dtypes, bytes): one embedding-model version per set of weights,
+    computed from the weights themselves so an in-memory model and its saved copy agree."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_images(paths: Sequence[str | Path]) -> list[Image.Image]:
+    """Every image decoded up front through the shared loader, so a bad file fails the request before anything is stored."""
+    images = []
+    for index, path in enumerate(paths):
+        try:
+            images.append(load_image(Path(path)))
+        except ImageInputError as exc:
+            raise exc.at(index) from None
+    return images
+
+
+def image_features(model: FeatureModel, images: Sequence[Image.Image], batch_size: int = 64, device: str = "") -> np.ndarray:
+    """Pooled penultimate features ``[n, D]`` of the frozen model (eval mode, no autograd)."""
+    import torch
+
+    module: Any = model
+    target = torch.device(resolve_device(device))
+    module.to(target).eval()
+    out = np.zeros((len(images), model.feature_dim), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = model.preprocess(list(images[start : start + batch_size])).to(target)
+            out[start : start + len(batch)] = model.features(batch).float().cpu().numpy()
+    return out
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+class CharacterFeatureEmbedder(Embedder):
+    """The frozen classifier as an embedder of the shared store (image items -> pooled features)."""
+
+    def __init__(self, model: FeatureModel, batch_size: int = 64, device: str = "") -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.spec = ModelSpec(FEATURE_MODEL, weights_version(model), int(model.feature_dim), "image")
+
+    def _embed(self, items: Sequence[Item]) -> np.ndarray:
+        images = [load_image(Path(item.path or ""), name=item.path) for item in items]
+        return image_features(self.model, images, self.batch_size, self.device)
+
+
+def prototype_spec(feature_spec: ModelSpec) -> ModelSpec:
+    return ModelSpec(PROTOTYPE_MODEL, feature_spec.version, feature_spec.dimension, "image")
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The unknown threshold and what it costs, measured on the calibration images."""
+
+    threshold: float  # accept the top class when its cosine similarity is >= threshold
+    target_false_accept: float
+    false_accept: float  # share of calibration unknowns accepted as some class
+    known_accept: float  # share of held-out known-class images accepted
+    known_accuracy: float  # share of held-out known-class images accepted AND right
+    unknown_images: int
+    known_images: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "threshold": self.threshold, "target_false_accept": self.target_false_accept, "false_accept": self.false_accept,
+            "known_accept": self.known_accept, "known_accuracy": self.known_accuracy, "unknown_images": self.unknown_images,
+            "known_images": self.known_images,
+        }
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    prototype: str  # sha256 of the prototype item
+    count: int  # member images
+
+
+@dataclass(frozen=True)
+class PrototypeSet:
+    """One immutable version of a classifier's prototype database."""
+
+    model_id: str
+    classes: dict[str, ClassEntry]
+    calibration: Calibration | None = None
+    parent: str | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.calibration is None else self.calibration.threshold
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "kind": SET_TASK, "model": self.model_id, "parent": self.parent,
+            "classes": {name: {"prototype": e.prototype, "count": e.count} for name, e in sorted(self.classes.items())},
+            "calibration": None if self.calibration is None else self.calibration.as_dict(),
+        }
+
+    @property
+    def sha256(self) -> str:
+        return sha256_bytes(_canonical(self.document()).encode("utf-8"))
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> PrototypeSet:
+        calibration = doc.get("calibration")
+        return cls(
+            model_id=doc["model"],
+            classes={name: ClassEntry(e["prototype"], int(e["count"])) for name, e in doc["classes"].items()},
+            calibration=Calibration(**calibration) if calibration else None,
+            parent=doc.get("parent"),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str  # the top class, or ``unknown`` below the threshold
+    top_class: str
+    similarity: float  # cosine similarity to the top class's prototype
+    ranking: list[tuple[str, float]] = field(default_factory=list)  # best classes first
+
+    @property
+    def known(self) -> bool:
+        return self.label != UNKNOWN
+
+
+def calibrate(
+    known_similarity: np.ndarray, known_correct: np.ndarray, unknown_similarity: np.ndarray, target_false_accept: float
+) -> Calibration:
+    """The lowest threshold that accepts at most ``target_false_accept`` of the unknown images.
+
+    ``*_similarity`` are each image's top cosine similarity; ``known_correct`` whether the top
+    class of a known image is its true class. With n unknowns, floor(target·n) of them may stay
+    above the threshold; the threshold sits just above the next one."""
+    unknown = np.sort(np.asarray(unknown_similarity, dtype=np.float64))[::-1]
+    if unknown.size == 0:
+        raise PrototypeError("calibration needs images of characters outside the prototype set")
+    allowed = int(np.floor(target_false_accept * unknown.size + 1e-9))
+    threshold = -1.0 if allowed >= unknown.size else float(np.nextafter(unknown[allowed], np.inf))
+    known = np.asarray(known_similarity, dtype=np.float64)
+    accepted = known >= threshold
+    correct = np.asarray(known_correct, dtype=bool)
+    return Calibration(
+        threshold=threshold,
+        target_false_accept=float(target_false_accept),
+        false_accept=float(np.mean(unknown >= threshold)),
+        known_accept=float(np.mean(accepted)) if known.size else float("nan"),
+        known_accuracy=float(np.mean(accepted & correct)) if known.size else float("nan"),
+        unknown_images=int(unknown.size),
+        known_images=int(known.size),
+    )
+
+
+class PrototypeDatabase:
+    """A classifier version's prototypes in the store: build, add, update, calibrate, predict.
+
+    The classifier is only read (features in eval mode under ``no_grad``); its weights never change here."""
+
+    def __init__(self, store: Store, model: FeatureModel, batch_size: int = 64, device: str = "") -> None:
+        self.store = store
+        self.model = model
+        self.embedder = CharacterFeatureEmbedder(model, batch_size=batch_size, device=device)
+        self.feature_record = store.register_model(self.embedder.spec)
+        self.prototype_record = store.register_model(prototype_spec(self.embedder.spec))
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    # ---- features ---------------------------------------------------------------------------
+
+    def features_of(self, paths: Sequence[str | Path], character: str | None = None) -> tuple[list[str], np.ndarray]:
+        """Each image's sha256 and L2-normalised features, embedded once and cached in the store (decoded and
+        checked first, so a bad image stores nothing)."""
+        paths = [Path(p) for p in paths]
+        load_images(paths)
+        meta = {"character": character} if character else {}
+        items = [Item(sha256_file(p), "image", path=str(p), meta=meta) for p in paths]
+        report = embed_missing(self.store, self.embedder, items, batch_size=self.embedder.batch_size)
+        if report.failed:
+            sha, why = next(iter(report.failed.items()))
+            raise PrototypeError(f"{len(report.failed)} image(s) could not be embedded, e.g. {sha}: {why}")
+        hashes = [item.sha256 for item in items]
+        found = self.store.get_many(self.feature_record, hashes)
+        return hashes, normalize_rows(np.stack([found[h] for h in hashes]))
+
+    # ---- sets -------------------------------------------------------------------------------
+
+    def current(self) -> PrototypeSet | None:
+        """The set in use for this classifier version (the newest pointer label), or None."""
+        rows = [r for r in label_history(self.store, SET_TASK) if r.annotator == self.model_id and r.label == CURRENT]
+        if not rows:
+            return None
+        item = self.store.get_items([rows[-1].item]).get(rows[-1].item)
+        if item is None or item.text is None:
+            raise PrototypeError(f"prototype set {rows[-1].item} of {self.model_id} is missing from the store")
+        return PrototypeSet.from_document(json.loads(item.text))
+
+    def require_current(self) -> PrototypeSet:
+        found = self.current()
+        if found is None:
+            raise PrototypeError(
+                f"no prototypes for {self.model_id} in {self.store.url}: materialize character_prototypes or add a class first"
+            )
+        return found
+
+    def history(self) -> list[str]:
+        """Every set this classifier version has used, oldest first (sha256 of the set items)."""
+        return [r.item for r in label_history(self.store, SET_TASK) if r.annotator == self.model_id and r.label == CURRENT]
+
+    def _commit(self, new: PrototypeSet, expected_parent: str | None) -> PrototypeSet:
+        """Store the set item and move the pointer; refuses when another writer moved it since ``expected_parent`` was read."""
+        now = self.current()
+        if (now.sha256 if now else None) != expected_parent:
+            raise PrototypeError(f"the prototype set of {self.model_id} changed while this update ran; retry it")
+        text = _canonical(new.document())
+        sha = sha256_bytes(text.encode("utf-8"))
+        meta = {"kind": SET_TASK, "model": self.model_id, "classes": len(new.classes), "threshold": new.threshold}
+        self.store.put_items([Item(sha, "text", text=text, meta=meta)])
+        add_labels(self.store, [LabelRecord(item=sha, task=SET_TASK, annotator=self.model_id, label=CURRENT)])
+        return new
+
+    def _store_prototype(self, name: str, members: Iterable[str], vector: np.ndarray) -> ClassEntry:
+        members = sorted(set(members))
+        text = _canonical({"kind": PROTOTYPE_MODEL, "model": self.model_id, "class": name, "members": members})
+        sha = sha256_bytes(text.encode("utf-8"))
+        self.store.put_items([Item(sha, "text", text=text, meta={"kind": PROTOTYPE_MODEL, "class": name, "count": len(members)})])
+        self.store.put_many(self.prototype_record, {sha: vector})
+        return ClassEntry(sha, len(members))
+
+    def members(self, name: str, prototype_set: PrototypeSet | None = None) -> list[str]:
+        entry = (prototype_set or self.require_current()).classes.get(name)
+        if entry is None:
+            raise PrototypeError(f"no class {name!r} in the prototype set of {self.model_id}")
+        item = self.store.get_items([entry.prototype])[entry.prototype]
+        return list(json.loads(item.text or "{}")["members"])
+
+    def prototype_matrix(self, prototype_set: PrototypeSet) -> tuple[list[str], np.ndarray]:
+        names = sorted(prototype_set.classes)
+        found = self.store.get_many(self.prototype_record, [prototype_set.classes[n].prototype for n in names])
+        missing = [n for n in names if prototype_set.classes[n].prototype not in found]
+        if missing:
+            raise PrototypeError(f"prototype vectors of {missing} are missing from the store under {self.prototype_record.model_id}")
+        return names, normalize_rows(np.stack([found[prototype_set.classes[n].prototype] for n in names]))
+
+    # ---- building -----------------------------------------------------------------------------
+
+    def build(self, images_by_class: Mapping[str, Sequence[str | Path]]) -> PrototypeSet:
+        """A fresh set (replacing the current one, which stays in the history) from each class's images."""
+        if not images_by_class:
+            raise PrototypeError("no classes to build prototypes from")
+        parent = self.current()
+        classes = {}
+        for name, paths in sorted(images_by_class.items()):
+            _check_name(name)
+            if not paths:
+                raise PrototypeError(f"class {name!r} has no images")
+            hashes, feats = self.features_of(paths, name)
+            classes[name] = self._prototype_of(name, hashes, feats)
+        return self._commit(PrototypeSet(self.model_id, classes, None, parent.sha256 if parent else None),
+                            parent.sha256 if parent else None)
+
+    def _prototype_of(self, name: str, hashes: list[str], feats: np.ndarray) -> ClassEntry:
+        unique = dict(zip(hashes, feats, strict=True))
+        return self._store_prototype(name, unique, np.mean(np.stack(list(unique.values())), axis=0))
+
+    def add_class(self, name: str, images: Sequence[str | Path]) -> PrototypeSet:
+        """Imprint a new class from a few images: its prototype joins the set; no gradient step, no weight change."""
+        _check_name(name)
+        if not images:
+            raise PrototypeError(f"add_class {name!r}: no images given")
+        parent = self.current()
+        if parent is not None and name in parent.classes:
+            raise PrototypeError(f"class {name!r} already exists in the set of {self.model_id}; use update_class to add images to it")
+        hashes, feats = self.features_of(images, name)
+        classes = dict(parent.classes) if parent else {}
+        classes[name] = self._prototype_of(name, hashes, feats)
+        parent_sha = parent.sha256 if parent else None
+        new = PrototypeSet(self.model_id, classes, parent.calibration if parent else None, parent_sha)
+        return self._commit(new, parent_sha)
+
+    def update_class(self, name: str, images: Sequence[str | Path]) -> PrototypeSet:
+        """Fold new images into an existing class: running mean over the union of members (images already members count once)."""
+        parent = self.require_current()
+        entry = parent.classes.get(name)
+        if entry is None:
+            raise PrototypeError(f"no class {name!r} in the set of {self.model_id}; use add_class for a new one")
+        hashes, feats = self.features_of(images, name)
+        old_members = set(self.members(name, parent))
+        fresh = {h: f for h, f in zip(hashes, feats, strict=True) if h not in old_members}
+        if not fresh:
+            return parent
+        old = self.store.get_many(self.prototype_record, [entry.prototype])[entry.prototype]
+        total = entry.count + len(fresh)
+        vector = (old * entry.count + np.sum(np.stack(list(fresh.values())), axis=0)) / total
+        classes = dict(parent.classes)
+        classes[name] = self._store_prototype(name, old_members | set(fresh), vector)
+        return self._commit(PrototypeSet(self.model_id, classes, parent.calibration, parent.sha256), parent.sha256)
+
+    def set_calibration(self, calibration: Calibration) -> PrototypeSet:
+        parent = self.require_current()
+        return self._commit(PrototypeSet(self.model_id, dict(parent.classes), calibration, parent.sha256), parent.sha256)
+
+    # ---- prediction -----------------------------------------------------------------------------
+
+    def similarities(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None) -> tuple[list[str], np.ndarray]:
+        names, protos = self.prototype_matrix(prototype_set or self.require_current())
+        return names, normalize_rows(np.atleast_2d(feats)) @ protos.T
+
+    def predict_features(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None, top: int = 3) -> list[Prediction]:
+        prototype_set = prototype_set or self.require_current()
+        names, sims = self.similarities(feats, prototype_set)
+        threshold = prototype_set.threshold
+        out = []
+        for row in sims:
+            order = np.argsort(-row, kind="stable")
+            best = int(order[0])
+            label = names[best] if threshold is None or row[best] >= threshold else UNKNOWN
+            out.append(Prediction(label, names[best], float(row[best]), [(names[i], float(row[i])) for i in order[:top]]))
+        return out
+
+    def predict(self, images: Sequence[str | Path | Image.Image], prototype_set: PrototypeSet | None = None) -> list[Prediction]:
+        """Top class by cosine similarity to the prototypes, or ``unknown`` under the threshold. Paths are decoded with
+        the shared loader; nothing is written to the store."""
+        decoded = []
+        for index, image in enumerate(images):
+            try:
+                decoded.append(load_image(image if not isinstance(image, str) else Path(image)))
+            except ImageInputError as exc:
+                raise exc.at(index) from None
+        feats = image_features(self.model, decoded, self.embedder.batch_size, self.embedder.device)
+        return self.predict_features(feats, prototype_set)
+
+    def calibrate(
+        self, known: Sequence[tuple[str | Path, str]], unknown: Sequence[str | Path], target_false_accept: float
+    ) -> PrototypeSet:
+        """Calibrate the current set's threshold on held-out images of its classes and images of characters it does not
+        know, and store the calibrated set (the calibration images' features are cached like any other)."""
+        prototype_set = self.require_current()
+        known_classes = [c for _, c in known]
+        strangers = sorted(set(known_classes) - set(prototype_set.classes))
+        if strangers:
+            raise PrototypeError(f"known calibration images name classes outside the set: {strangers[:5]}")
+        _, known_feats = self.features_of([p for p, _ in known])
+        _, unknown_feats = self.features_of(list(unknown))
+        known_pred = self.predict_features(known_feats, _without_threshold(prototype_set))
+        unknown_pred = self.predict_features(unknown_feats, _without_threshold(prototype_set))
+        calibration = calibrate(
+            np.array([p.similarity for p in known_pred]),
+            np.array([p.top_class == c for p, c in zip(known_pred, known_classes, strict=True)]),
+            np.array([p.similarity for p in unknown_pred]),
+            target_false_accept,
+        )
+        return self.set_calibration(calibration)
+
+
+def _without_threshold(prototype_set: PrototypeSet) -> PrototypeSet:
+    return PrototypeSet(prototype_set.model_id, prototype_set.classes, None, prototype_set.parent)
+
+
+def _check_name(name: str) -> None:
+    if not name or not name.strip() or name != name.strip() or len(name) > 200:
+        raise PrototypeError(f"class name {name!r} must be 1-200 characters without surrounding spaces")
+    if name == UNKNOWN:
+        raise PrototypeError(f"{UNKNOWN!r} is reserved for images under the threshold")
+
+
+__all__ = [
+    "CURRENT", "FEATURE_MODEL", "PROTOTYPE_MODEL", "SET_TASK", "UNKNOWN", "Calibration", "CharacterFeatureEmbedder", "ClassEntry",
+    "EmbeddingError", "PrototypeDatabase", "PrototypeError", "PrototypeSet", "Prediction", "calibrate", "image_features",
+    "weights_version",
+]
