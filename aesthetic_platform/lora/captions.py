@@ -273,7 +273,8 @@ def caption_crops(work_dir: Path, config: CaptionConfig, progress: Progress | No
         crop_path = work_dir / record.path
         crop_sha = sha256_file(crop_path)
         old = previous.get(record.image_id)
-        if old is not None and old.crop_sha256 == crop_sha and old.settings == fingerprint and not old.errors:
+        retry = vlm is not None and old is not None and old.source == "offline"  # every model failed last time
+        if old is not None and old.crop_sha256 == crop_sha and old.settings == fingerprint and not retry:
             rows.append(old)
             result.reused += 1
         else:
