@@ -69,7 +69,7 @@ class DedupConfig(BaseModel):
         default=True, description="Also compare against the mirrored image's hash, so a horizontal flip is a near duplicate."
     )
     dbscan_eps: float = Field(
-        default=0.5, gt=0, le=1, description="DBSCAN radius over the combined distance (0 = identical, 1 = unrelated)."
+        default=0.25, gt=0, le=1, description="DBSCAN radius over the combined distance (0 = identical, 1 = unrelated)."
     )
     dbscan_min_samples: int = Field(default=2, ge=2, description="DBSCAN core-point size; 2 groups any two images within eps.")
     face_embedder: FaceEmbedder = Field(
