@@ -467,10 +467,14 @@ def _dedup(work_dir: Path, config: LoraConfig, tick: _Ticker) -> dict[str, Any]:
 def _crops(work_dir: Path, config: LoraConfig, tick: _Ticker) -> dict[str, Any]:
     from aesthetic_platform.lora.crop import focus_and_crop
 
-    focus_and_crop(work_dir, config.crop, read_overrides(work_dir), tick)
+    kept = {r.image_id for r in DEDUP_DECISIONS.rows(DEDUP_DECISIONS.read(work_dir / DEDUP_TABLE)) if r.kept}
+    overrides = read_overrides(work_dir)
+    # a box stays stored for an image a changed dedup setting dropped; it applies again if the image comes back
+    focus_and_crop(work_dir, config.crop, {k: v for k, v in overrides.items() if k in kept}, tick)
     rows = CROP_RECORDS.rows(CROP_RECORDS.read(work_dir / CROPS_TABLE))
     return {
         "images": len(rows),
+        "unused_boxes": sorted(set(overrides) - kept),
         "cropped": sum(r.status == "cropped" for r in rows),
         "refused": sum(r.status == "refused" for r in rows),
         "manual": sum(r.crop_source == "manual" for r in rows),
