@@ -231,6 +231,10 @@ function placeRect(box) {
 function startDrag(event) {
   if (!editing || event.button !== 0) return;
   event.preventDefault();
+  if (job && BUSY.includes(job.state)) {
+    status("editor-status", "the job is still processing; adjust the crop when it is done", "error");
+    return;
+  }
   const rect = $("crop-rect");
   drag = {
     mode: event.target.id === "crop-handle" ? "resize" : "move", x: event.clientX, y: event.clientY,

@@ -1,0 +1,147 @@
+"""The web builder's HTTP API: streamed upload with a limit, SSE progress, jobs from disk, crop adjust, download."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from aesthetic_platform.lora.app import create_app
+from aesthetic_platform.lora.config import LoraConfig
+from aesthetic_platform.lora.pipeline import read_job, set_state
+from tests.fixtures.lora_photos import SMALL_CROP, photo_zip
+
+FAST = LoraConfig.model_validate({"dedup": {"analysis_side": 256}, "crop": SMALL_CROP})
+WAIT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return photo_zip(tmp_path_factory.mktemp("lora-web") / "photos.zip").read_bytes()
+
+
+def _wait_done(client: TestClient, job_id: str) -> dict:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {WAIT_S} s")
+
+
+def _events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
+    events = []
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+def test_upload_progress_preview_adjust_and_download(data_root, archive):
+    client = TestClient(create_app(data_root, FAST))
+    settings = client.get("/api/settings").json()["settings"]
+    assert client.put("/api/settings", json={**settings, "trigger": "zxq", "repeats": 3}).status_code == 200
+
+    created = client.post("/api/jobs?name=my photos.zip", content=archive, headers={"Content-Type": "application/zip"})
+    assert created.status_code == 201, created.text
+    job_id = created.json()["job"]["job_id"]
+    assert created.json()["bytes"] == len(archive)
+    events = _events(client, job_id)  # follows job.json until the job is no longer queued or running
+    assert events[-1] == ("end", {"state": "done"})
+    seen = {(stage, e["stages"][stage]["status"]) for kind, e in events if kind == "job" for stage in e["stages"]}
+    assert {(s, "done") for s in ("ingest", "dedup", "crops", "captions", "package")} <= seen
+    assert len([e for e in events if e[0] == "job"]) >= 2  # progress arrived as it happened, not only the final state
+
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["state"] == "done" and job["source_name"] == "my photos.zip" and job["download_url"]
+    kept = [i for i in job["items"] if i["status"] == "kept"]
+    dropped = [i for i in job["items"] if i["status"] == "dropped"]
+    assert len(kept) == 4 and len(dropped) == 3
+    assert {i["category"] for i in dropped} == {"dedup:near", "ingest:skipped"}
+    assert all(i["reason"] for i in dropped) and all(i["lost_to"] for i in dropped if i["category"] == "dedup:near")
+    assert client.get(kept[0]["crop_url"]).headers["content-type"] == "image/png"
+    assert client.get(kept[0]["source_url"]).status_code == 200
+    assert client.get("/api/jobs").json()["jobs"][0]["job_id"] == job_id
+
+    target = kept[0]["image_id"]
+    finished = {s: job["stages"][s]["summary"] for s in ("ingest", "dedup")}
+    ingest_file = data_root.root / "lora" / job_id / "ingest.parquet"
+    stamp = ingest_file.stat().st_mtime_ns
+    bad = client.post(f"/api/jobs/{job_id}/crop", json={"image_id": target, "box": [0, 0, 100, 40]})
+    assert bad.status_code == 422 and "must be square" in bad.json()["detail"]
+    moved = client.post(f"/api/jobs/{job_id}/crop", json={"image_id": target, "box": [30, 30, 130, 130]})
+    assert moved.status_code == 202
+    assert _events(client, job_id)[-1] == ("end", {"state": "done"})
+    job = client.get(f"/api/jobs/{job_id}").json()
+    stages = job["stages"]
+    assert {s: stages[s]["summary"] for s in ("ingest", "dedup")} == finished and ingest_file.stat().st_mtime_ns == stamp
+    assert read_job(ingest_file.parent)["stages"]["dedup"]["finished_at"] <= read_job(ingest_file.parent)["stages"]["crops"]["started_at"]
+    assert stages["crops"]["recomputed"] and stages["captions"]["summary"]["captioned"] == 1
+    item = next(i for i in job["items"] if i["image_id"] == target)
+    assert item["crop_source"] == "manual" and item["crop_box"] == [30, 30, 130, 130]
+
+    download = client.get(job["download_url"])
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as packed:
+        manifest = pl.read_parquet(io.BytesIO(packed.read("manifest.parquet")))
+        paths = [p for p in manifest["dataset_path"].to_list() if p]
+        assert sorted(packed.namelist()) == sorted(["manifest.parquet", *paths, *(p.removesuffix(".png") + ".txt" for p in paths)])
+        assert all(p.startswith("3_zxq person/") for p in paths)
+
+
+def test_uploads_over_the_limit_or_not_zips_are_refused_and_leave_nothing(data_root, archive):
+    client = TestClient(create_app(data_root, FAST, max_upload_bytes=1000))
+    declared = client.post("/api/jobs", content=archive)
+    assert declared.status_code == 413 and "over the 1,000-byte limit" in declared.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for start in range(0, len(archive), 400):
+            yield archive[start:start + 400]
+
+    streamed = client.post("/api/jobs", content=chunks())
+    assert streamed.status_code == 413 and "upload refused" in streamed.json()["detail"]
+    small = TestClient(create_app(data_root, FAST))
+    not_zip = small.post("/api/jobs?name=notes.txt", content=b"hello, not a zip")
+    assert not_zip.status_code == 415 and "'notes.txt' is not a ZIP archive" in not_zip.json()["detail"]
+    assert small.post("/api/jobs", content=b"").status_code == 400
+    assert small.get("/api/jobs").json()["jobs"] == []
+    assert [p.name for p in (data_root.root / "lora").iterdir() if p.is_dir()] == []
+
+
+def test_jobs_survive_a_restart_and_interrupted_ones_resume(data_root, archive):
+    first = TestClient(create_app(data_root, FAST))
+    job_id = first.post("/api/jobs", content=archive).json()["job"]["job_id"]
+    assert _wait_done(first, job_id)["state"] == "done"
+    work_dir = data_root.root / "lora" / job_id
+    set_state(work_dir, "running")  # as a server killed mid-job leaves it
+    assert first.post(f"/api/jobs/{job_id}/crop", json={"image_id": "x", "box": [0, 0, 1, 1]}).status_code == 409
+
+    second = TestClient(create_app(data_root, FAST))  # a restarted server
+    assert second.app.state.resumed == [job_id]
+    assert _wait_done(second, job_id)["state"] == "done"
+    listed = second.get("/api/jobs").json()["jobs"]
+    assert [j["job_id"] for j in listed] == [job_id] and listed[0]["stages"]["package"]["status"] == "done"
+    assert not read_job(work_dir)["stages"]["dedup"]["recomputed"]  # nothing that was done is redone
+
+
+def test_unknown_jobs_and_hostile_ids_get_404_and_settings_are_checked(data_root):
+    client = TestClient(create_app(data_root, FAST))
+    assert client.get("/api/jobs/nope").status_code == 404
+    assert client.get("/api/jobs/..%2F..%2Fetc/download").status_code == 404
+    assert client.get("/api/jobs/.hidden/events").status_code == 404
+    settings = client.get("/api/settings").json()["settings"]
+    assert client.put("/api/settings", json={**settings, "trigger": "a b/c"}).status_code == 422
+    assert client.put("/api/settings", json={**settings, "api_key": "sk-x"}).status_code == 422  # keys stay in the environment
+    page = client.get("/")
+    assert page.status_code == 200 and "LoRA dataset builder" in page.text
