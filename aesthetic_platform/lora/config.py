@@ -68,6 +68,12 @@ class DedupConfig(BaseModel):
     hash_mirrored: bool = Field(
         default=True, description="Also compare against the mirrored image's hash, so a horizontal flip is a near duplicate."
     )
+    centre_hash_share: float = Field(
+        default=0.92,
+        gt=0,
+        le=1,
+        description="Also hash the central share of each image (per side), so a slightly cropped copy meets its original; 1 turns it off.",
+    )
     dbscan_eps: float = Field(
         default=0.25, gt=0, le=1, description="DBSCAN radius over the combined distance (0 = identical, 1 = unrelated)."
     )

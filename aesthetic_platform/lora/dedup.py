@@ -2,13 +2,15 @@
 
 Every kept ingest image is analysed once at a common size (long side ``analysis_side``, so
 a resized copy looks the same as its original): sharpness (variance of the Laplacian),
-a 64-bit perceptual hash (``imagehash.phash``) of the image and of its mirror, the largest
+64-bit perceptual hashes (``imagehash.phash``) of the image, its mirror and its centre, the largest
 face (see ``faces``), its descriptor and grey patch, and the body pose when MediaPipe is
 installed. Then, over all pairs:
 
 1. **exact**: same stored pixels (or same file bytes);
-2. **near**: pHash Hamming distance <= ``phash_max_distance``, also against the mirrored
-   hash when ``hash_mirrored`` (a horizontal flip is the same picture);
+2. **near**: pHash Hamming distance <= ``phash_max_distance``, the smallest over the full
+   images, the mirrored image when ``hash_mirrored`` (a horizontal flip is the same picture)
+   and the central ``centre_hash_share`` of either image against the other (a slightly
+   cropped copy is the centre of its original);
 3. **same shoot**: both largest faces sit within ``bbox_tol_c`` (centre) and ``bbox_tol_wh``
    (width, height) of each other, as shares of the image side, and
    cosine >= ``face_sim_th2`` with SSIM >= ``face_ssim_th1``, or
@@ -68,6 +70,8 @@ class Analysis:
     sharpness: float
     phash: int
     phash_mirror: int
+    phash_centre: int
+    phash_centre_mirror: int
     faces: int = 0
     face_box: tuple[int, int, int, int] | None = None
     rel_box: tuple[float, float, float, float] | None = None  # centre x, centre y, width, height
@@ -132,7 +136,11 @@ def analyse(
 ) -> Analysis:
     rgb = analysis_image(work_dir / record.path, config.analysis_side)
     pil = Image.fromarray(rgb)
-    result = Analysis(record, sharpness_of(rgb), phash_int(pil), phash_int(ImageOps.mirror(pil)))
+    dx, dy = round(pil.width * (1 - config.centre_hash_share) / 2), round(pil.height * (1 - config.centre_hash_share) / 2)
+    centre = pil.crop((dx, dy, pil.width - dx, pil.height - dy))
+    result = Analysis(
+        record, sharpness_of(rgb), phash_int(pil), phash_int(ImageOps.mirror(pil)), phash_int(centre), phash_int(ImageOps.mirror(centre))
+    )
     faces = detector.detect(rgb)
     result.faces = len(faces)
     if faces:
@@ -156,10 +164,38 @@ def analyse(
     return result
 
 
-def hamming_matrix(hashes: list[int]) -> np.ndarray:
-    values = np.array(hashes, dtype=np.uint64)
-    xor = values[:, None] ^ values[None, :]
-    return np.unpackbits(xor.view(np.uint8).reshape(len(values), len(values), 8), axis=-1).sum(axis=-1).astype(np.int64)
+def hamming_matrix(rows: list[int], cols: list[int] | None = None) -> np.ndarray:
+    """Bit differences of every (row hash, column hash) pair of 64-bit hashes."""
+    left = np.array(rows, dtype=np.uint64)
+    right = left if cols is None else np.array(cols, dtype=np.uint64)
+    xor = left[:, None] ^ right[None, :]
+    return np.unpackbits(xor.view(np.uint8).reshape(len(left), len(right), 8), axis=-1).sum(axis=-1).astype(np.int64)
+
+
+def hash_distances(items: list[Analysis], config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest Hamming distance of every pair over the compared views, and which view gave it (index into ``HASH_VIEWS``).
+
+    Views: the two full images; one full against the other mirrored; one full against the
+    other's centre, either way round (a slight crop of one is the centre of the other);
+    one full against the other's mirrored centre.
+    """
+    full = [a.phash for a in items]
+    pairs: list[np.ndarray] = [hamming_matrix(full)]
+    if config.hash_mirrored:
+        pairs.append(hamming_matrix(full, [a.phash_mirror for a in items]))
+    else:
+        pairs.append(np.full((len(items), len(items)), 64, dtype=np.int64))
+    if config.centre_hash_share < 1:
+        centre = hamming_matrix(full, [a.phash_centre for a in items])
+        pairs.append(np.minimum(centre, centre.T))
+        if config.hash_mirrored:
+            centre_mirror = hamming_matrix(full, [a.phash_centre_mirror for a in items])
+            pairs.append(np.minimum(centre_mirror, centre_mirror.T))
+    stack = np.stack(pairs)
+    return stack.min(axis=0), stack.argmin(axis=0)
+
+
+HASH_VIEWS = ("", " (mirrored)", " (one is a central crop of the other)", " (mirrored; one is a central crop of the other)")
 
 
 def same_shoot(a: Analysis, b: Analysis, config: DedupConfig) -> PairLink | None:
@@ -221,12 +257,7 @@ def link_pairs(items: list[Analysis], config: DedupConfig) -> tuple[dict[tuple[i
     links: dict[tuple[int, int], PairLink] = {}
     if n == 0:
         return links, np.zeros((0, 0))
-    direct = hamming_matrix([a.phash for a in items])
-    if config.hash_mirrored:
-        mirrored = np.array([[bin(a.phash ^ b.phash_mirror).count("1") for b in items] for a in items], dtype=np.int64)
-        hashes = np.minimum(direct, mirrored)
-    else:
-        mirrored, hashes = direct, direct
+    hashes, views = hash_distances(items, config)
     distance = np.minimum(1.0, hashes / HASH_SCALE)
     for i in range(n):
         for j in range(i + 1, n):
@@ -235,8 +266,7 @@ def link_pairs(items: list[Analysis], config: DedupConfig) -> tuple[dict[tuple[i
                 same = "same file" if a.record.sha256 == b.record.sha256 else "same pixels"
                 links[(i, j)] = PairLink("exact", same)
             elif hashes[i, j] <= config.phash_max_distance:
-                flip = config.hash_mirrored and mirrored[i, j] < direct[i, j]
-                links[(i, j)] = PairLink("near", f"perceptual-hash distance {hashes[i, j]}/64" + (" (mirrored)" if flip else ""))
+                links[(i, j)] = PairLink("near", f"perceptual-hash distance {hashes[i, j]}/64{HASH_VIEWS[views[i, j]]}")
             elif (link := same_shoot(a, b, config)) is not None:
                 links[(i, j)] = link
             if a.embedding is not None and b.embedding is not None:
