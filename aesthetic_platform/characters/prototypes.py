@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -182,6 +182,7 @@ class PrototypeSet:
     classes: dict[str, ClassEntry]
     calibration: Calibration | None = None
     parent: str | None = None
+    center: str | None = None  # sha256 of the centre vector subtracted before normalising (None: no centring)
 
     @property
     def threshold(self) -> float | None:
@@ -189,7 +190,7 @@ class PrototypeSet:
 
     def document(self) -> dict[str, Any]:
         return {
-            "kind": SET_TASK, "model": self.model_id, "parent": self.parent,
+            "kind": SET_TASK, "model": self.model_id, "parent": self.parent, "center": self.center,
             "classes": {name: {"prototype": e.prototype, "count": e.count} for name, e in sorted(self.classes.items())},
             "calibration": None if self.calibration is None else self.calibration.as_dict(),
         }
@@ -206,6 +207,7 @@ class PrototypeSet:
             classes={name: ClassEntry(e["prototype"], int(e["count"])) for name, e in doc["classes"].items()},
             calibration=Calibration(**calibration) if calibration else None,
             parent=doc.get("parent"),
+            center=doc.get("center"),
         )
 
 
@@ -267,8 +269,8 @@ class PrototypeDatabase:
     # ---- features ---------------------------------------------------------------------------
 
     def features_of(self, paths: Sequence[str | Path], character: str | None = None) -> tuple[list[str], np.ndarray]:
-        """Each image's sha256 and L2-normalised features, embedded once and cached in the store (decoded and
-        checked first, so a bad image stores nothing)."""
+        """Each image's sha256 and raw features, embedded once and cached in the store (decoded and checked first, so a
+        bad image stores nothing)."""
         paths = [Path(p) for p in paths]
         load_images(paths)
         meta = {"character": character} if character else {}
@@ -279,7 +281,21 @@ class PrototypeDatabase:
             raise PrototypeError(f"{len(report.failed)} image(s) could not be embedded, e.g. {sha}: {why}")
         hashes = [item.sha256 for item in items]
         found = self.store.get_many(self.feature_record, hashes)
-        return hashes, normalize_rows(np.stack([found[h] for h in hashes]))
+        return hashes, np.stack([found[h] for h in hashes])
+
+    def center_vector(self, prototype_set: PrototypeSet | None) -> np.ndarray | None:
+        if prototype_set is None or prototype_set.center is None:
+            return None
+        found = self.store.get_many(self.prototype_record, [prototype_set.center])
+        if prototype_set.center not in found:
+            raise PrototypeError(f"centre vector {prototype_set.center} of {self.model_id} is missing from the store")
+        return found[prototype_set.center]
+
+    def embed_space(self, raw: np.ndarray, prototype_set: PrototypeSet | None) -> np.ndarray:
+        """Raw features -> the space prototypes live in: minus the set's centre, then L2-normalised."""
+        center = self.center_vector(prototype_set)
+        raw = np.atleast_2d(raw)
+        return normalize_rows(raw - center if center is not None else raw)
 
     # ---- sets -------------------------------------------------------------------------------
 
@@ -347,34 +363,48 @@ class PrototypeDatabase:
         if not images_by_class:
             raise PrototypeError("no classes to build prototypes from")
         parent = self.current()
-        classes = {}
+        raw: dict[str, tuple[list[str], np.ndarray]] = {}
         for name, paths in sorted(images_by_class.items()):
             _check_name(name)
             if not paths:
                 raise PrototypeError(f"class {name!r} has no images")
-            hashes, feats = self.features_of(paths, name)
-            classes[name] = self._prototype_of(name, hashes, feats)
-        return self._commit(PrototypeSet(self.model_id, classes, None, parent.sha256 if parent else None),
-                            parent.sha256 if parent else None)
+            raw[name] = self.features_of(paths, name)
+        everything = dict(zip([h for hs, _ in raw.values() for h in hs], np.concatenate([f for _, f in raw.values()]), strict=True))
+        center = self._store_center(list(everything), np.mean(np.stack(list(everything.values())), axis=0))
+        base = PrototypeSet(self.model_id, {}, None, parent.sha256 if parent else None, center)
+        classes = {name: self._prototype_of(name, hashes, self.embed_space(feats, base)) for name, (hashes, feats) in raw.items()}
+        return self._commit(replace(base, classes=classes), parent.sha256 if parent else None)
 
-    def _prototype_of(self, name: str, hashes: list[str], feats: np.ndarray) -> ClassEntry:
-        unique = dict(zip(hashes, feats, strict=True))
+    def _store_center(self, members: list[str], vector: np.ndarray) -> str:
+        """The mean raw feature of the images a set was built from. Pooled activations share a large common component
+        (every cosine would be near 1 without removing it); subtracting it spreads the classes apart."""
+        text = _canonical({"kind": "character-feature-center", "model": self.model_id, "members": sorted(members)})
+        sha = sha256_bytes(text.encode("utf-8"))
+        self.store.put_items([Item(sha, "text", text=text, meta={"kind": "character-feature-center", "count": len(members)})])
+        self.store.put_many(self.prototype_record, {sha: vector})
+        return sha
+
+    def _prototype_of(self, name: str, hashes: list[str], unit: np.ndarray) -> ClassEntry:
+        unique = dict(zip(hashes, unit, strict=True))
         return self._store_prototype(name, unique, np.mean(np.stack(list(unique.values())), axis=0))
 
-    def add_class(self, name: str, images: Sequence[str | Path]) -> PrototypeSet:
-        """Imprint a new class from a few images: its prototype joins the set; no gradient step, no weight change."""
+    def add_class(self, name: str, images: Sequence[str | Path], base: PrototypeSet | None = None, commit: bool = True) -> PrototypeSet:
+        """Imprint a new class from a few images: its prototype joins the set; no gradient step, no weight change.
+
+        ``base`` (default: the current set) is the set it joins; ``commit=False`` returns the new set without making it
+        current (its vectors are stored, content-addressed, either way), for evaluations that must leave the live set alone."""
         _check_name(name)
         if not images:
             raise PrototypeError(f"add_class {name!r}: no images given")
-        parent = self.current()
+        parent = base if base is not None else self.current()
         if parent is not None and name in parent.classes:
             raise PrototypeError(f"class {name!r} already exists in the set of {self.model_id}; use update_class to add images to it")
         hashes, feats = self.features_of(images, name)
         classes = dict(parent.classes) if parent else {}
-        classes[name] = self._prototype_of(name, hashes, feats)
+        classes[name] = self._prototype_of(name, hashes, self.embed_space(feats, parent))
         parent_sha = parent.sha256 if parent else None
-        new = PrototypeSet(self.model_id, classes, parent.calibration if parent else None, parent_sha)
-        return self._commit(new, parent_sha)
+        new = PrototypeSet(self.model_id, classes, parent.calibration if parent else None, parent_sha, parent.center if parent else None)
+        return self._commit(new, parent_sha) if commit else new
 
     def update_class(self, name: str, images: Sequence[str | Path]) -> PrototypeSet:
         """Fold new images into an existing class: running mean over the union of members (images already members count once)."""
@@ -384,7 +414,7 @@ class PrototypeDatabase:
             raise PrototypeError(f"no class {name!r} in the set of {self.model_id}; use add_class for a new one")
         hashes, feats = self.features_of(images, name)
         old_members = set(self.members(name, parent))
-        fresh = {h: f for h, f in zip(hashes, feats, strict=True) if h not in old_members}
+        fresh = {h: f for h, f in zip(hashes, self.embed_space(feats, parent), strict=True) if h not in old_members}
         if not fresh:
             return parent
         old = self.store.get_many(self.prototype_record, [entry.prototype])[entry.prototype]
@@ -392,17 +422,18 @@ class PrototypeDatabase:
         vector = (old * entry.count + np.sum(np.stack(list(fresh.values())), axis=0)) / total
         classes = dict(parent.classes)
         classes[name] = self._store_prototype(name, old_members | set(fresh), vector)
-        return self._commit(PrototypeSet(self.model_id, classes, parent.calibration, parent.sha256), parent.sha256)
+        return self._commit(replace(parent, classes=classes, parent=parent.sha256), parent.sha256)
 
     def set_calibration(self, calibration: Calibration) -> PrototypeSet:
         parent = self.require_current()
-        return self._commit(PrototypeSet(self.model_id, dict(parent.classes), calibration, parent.sha256), parent.sha256)
+        return self._commit(replace(parent, calibration=calibration, parent=parent.sha256), parent.sha256)
 
     # ---- prediction -----------------------------------------------------------------------------
 
     def similarities(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None) -> tuple[list[str], np.ndarray]:
-        names, protos = self.prototype_matrix(prototype_set or self.require_current())
-        return names, normalize_rows(np.atleast_2d(feats)) @ protos.T
+        prototype_set = prototype_set or self.require_current()
+        names, protos = self.prototype_matrix(prototype_set)
+        return names, self.embed_space(feats, prototype_set) @ protos.T
 
     def predict_features(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None, top: int = 3) -> list[Prediction]:
         prototype_set = prototype_set or self.require_current()
@@ -451,8 +482,165 @@ class PrototypeDatabase:
         return self.set_calibration(calibration)
 
 
+def rate_with_ci(hits: Sequence[bool], clusters: Sequence[str], seed: int = 0) -> tuple[float, float, float]:
+    """A rate and its 95% cluster-bootstrap interval (images of one character are not independent draws)."""
+    from aesthetic_platform.stats import cluster_bootstrap
+
+    values = np.asarray(hits, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+
+    def statistic(weights: np.ndarray) -> float:
+        return float(np.sum(weights * values) / np.sum(weights)) if np.sum(weights) > 0 else float("nan")
+
+    low, high = cluster_bootstrap(statistic, np.asarray(clusters), seed=seed)
+    return float(values.mean()), low, high
+
+
+@dataclass
+class PrototypeReport:
+    """What the prototype database does on images it never saw: known classes, imprinted new ones, strangers."""
+
+    model_id: str
+    set_sha256: str  # the calibrated base set made current
+    classes: int
+    calibration: Calibration
+    known_accuracy: tuple[float, float, float]  # test split, open set (under the threshold counts as wrong), with CI
+    known_closed_accuracy: tuple[float, float, float]  # test split, nearest prototype without the threshold
+    novel_accuracy: tuple[float, float, float]  # queries of imprinted characters whose nearest prototype is their own
+    novel_open_accuracy: tuple[float, float, float]  # ... and above the threshold (what a caller sees: not ``unknown``)
+    novel_per_character: dict[str, float]
+    novel_chance: float  # 1 / classes after imprinting
+    shots: int
+    novel_queries: int
+    unknown_rate: tuple[float, float, float]  # held-out strangers answered ``unknown``
+    unknown_images: int
+    weights_unchanged: bool
+    sims: dict[str, list[float]] = field(default_factory=dict)  # top similarities per population, for the plot
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {"classes": self.classes, "shots": self.shots, "novel_chance": self.novel_chance,
+                                 "weights_unchanged": float(self.weights_unchanged)}
+        for name in ("known_accuracy", "known_closed_accuracy", "novel_accuracy", "novel_open_accuracy", "unknown_rate"):
+            value, low, high = getattr(self, name)
+            out.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        out.update({f"calibration_{k}": float(v) for k, v in self.calibration.as_dict().items()})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "set": self.set_sha256, **self.metrics(), "novel_per_character": self.novel_per_character}
+
+
+def unseen_render_config(dataset_dir: Path, count: int, images: int, image_size: int, seed: int) -> Any:
+    """Renders of characters outside a rendered dataset: the same design sequence, past the dataset's last character."""
+    from aesthetic_platform.characters.config import RenderConfig
+    from aesthetic_platform.characters.render import CHARACTERS_FILE, load_characters
+
+    specs = load_characters(dataset_dir)
+    design_seed, size = 0, image_size
+    meta = Path(dataset_dir) / CHARACTERS_FILE
+    if meta.exists():
+        rendered = json.loads(meta.read_text()).get("config", {})
+        design_seed, size = int(rendered.get("seed", 0)), int(rendered.get("image_size", image_size))
+    first = max((s.index for s in specs.values()), default=-1) + 1
+    return RenderConfig(characters=count, images_per_character=images, image_size=size, seed=design_seed, first_character=first,
+                        image_seed=10_000 + seed)
+
+
+def evaluate_prototypes(
+    db: PrototypeDatabase,
+    train: Mapping[str, Sequence[Path]],
+    val: Sequence[tuple[Path, str]],
+    test: Sequence[tuple[Path, str]],
+    strangers: Mapping[str, Sequence[Path]],
+    config: Any,
+) -> PrototypeReport:
+    """Build the set from ``train``, calibrate it on ``val`` against the first strangers, then imprint the next strangers
+    with ``add_class`` from ``config.shots`` images each (not committed: the live set stays the calibrated base set), and
+    ask the remaining strangers, never imprinted, to come back ``unknown``."""
+    before = weights_version(db.model)
+    names = sorted(strangers)
+    needed = config.calibration_characters + config.novel_characters + config.unknown_test_characters
+    if len(names) < needed:
+        raise PrototypeError(f"{needed} characters outside training are needed, got {len(names)}")
+    calib = names[: config.calibration_characters]
+    novel = names[config.calibration_characters : config.calibration_characters + config.novel_characters]
+    held_out = names[config.calibration_characters + config.novel_characters : needed]
+    db.build(train)
+    base = db.calibrate(val, [p for n in calib for p in strangers[n]], config.target_false_accept)
+
+    _, test_feats = db.features_of([p for p, _ in test])
+    test_pred = db.predict_features(test_feats, base)
+    truth = [c for _, c in test]
+    known = rate_with_ci([p.label == c for p, c in zip(test_pred, truth, strict=True)], truth, config.seed)
+    closed = rate_with_ci([p.top_class == c for p, c in zip(test_pred, truth, strict=True)], truth, config.seed)
+
+    rng = np.random.default_rng(config.seed)
+    imprinted = base
+    queries: list[tuple[Path, str]] = []
+    for name in novel:
+        paths = list(strangers[name])
+        if len(paths) <= config.shots:
+            raise PrototypeError(f"character {name} has {len(paths)} images; add_class needs {config.shots} plus queries")
+        order = rng.permutation(len(paths))
+        imprinted = db.add_class(name, [paths[i] for i in order[: config.shots]], base=imprinted, commit=False)
+        queries += [(paths[i], name) for i in order[config.shots :]]
+    _, query_feats = db.features_of([p for p, _ in queries])
+    query_pred = db.predict_features(query_feats, imprinted)
+    hits = [p.top_class == c for p, c in zip(query_pred, [c for _, c in queries], strict=True)]
+    novel_rate = rate_with_ci(hits, [c for _, c in queries], config.seed)
+    open_hits = [p.label == c for p, c in zip(query_pred, [c for _, c in queries], strict=True)]
+    novel_open = rate_with_ci(open_hits, [c for _, c in queries], config.seed)
+    per_character = {n: float(np.mean([h for h, (_, c) in zip(hits, queries, strict=True) if c == n])) for n in novel}
+
+    unknown_paths = [(p, n) for n in held_out for p in strangers[n]]
+    _, unknown_feats = db.features_of([p for p, _ in unknown_paths])
+    unknown_pred = db.predict_features(unknown_feats, imprinted)
+    unknown = rate_with_ci([not p.known for p in unknown_pred], [n for _, n in unknown_paths], config.seed)
+
+    _, val_feats = db.features_of([p for p, _ in val])
+    _, calib_feats = db.features_of([p for n in calib for p in strangers[n]])
+    sims = {
+        "known (validation)": [p.similarity for p in db.predict_features(val_feats, base)],
+        "unknown (calibration)": [p.similarity for p in db.predict_features(calib_feats, base)],
+        "unknown (held out)": [p.similarity for p in unknown_pred],
+    }
+    assert base.calibration is not None
+    return PrototypeReport(
+        model_id=db.model_id, set_sha256=base.sha256, classes=len(base.classes), calibration=base.calibration,
+        known_accuracy=known, known_closed_accuracy=closed, novel_accuracy=novel_rate, novel_open_accuracy=novel_open,
+        novel_per_character=per_character,
+        novel_chance=1.0 / len(imprinted.classes), shots=config.shots, novel_queries=len(queries), unknown_rate=unknown,
+        unknown_images=len(unknown_paths), weights_unchanged=weights_version(db.model) == before, sims=sims,
+    )
+
+
+def prototype_plots(report: PrototypeReport, folder: Path) -> dict[str, Path]:
+    """Top-similarity histograms of known, calibration and held-out unknown images, with the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aesthetic_platform.atomic import write_with
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, values in report.sims.items():
+        ax.hist(values, bins=30, alpha=0.5, label=f"{label} (n={len(values)})")
+    ax.axvline(report.calibration.threshold, color="black", linestyle="--",
+               label=f"threshold {report.calibration.threshold:.3f} (FAR {report.calibration.target_false_accept:.0%})")
+    ax.set_xlabel("cosine similarity to the nearest prototype")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = write_with(folder / "similarity_histogram.png", lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+    return {"similarity_histogram": path}
+
+
 def _without_threshold(prototype_set: PrototypeSet) -> PrototypeSet:
-    return PrototypeSet(prototype_set.model_id, prototype_set.classes, None, prototype_set.parent)
+    return replace(prototype_set, calibration=None)
 
 
 def _check_name(name: str) -> None:
@@ -464,6 +652,6 @@ def _check_name(name: str) -> None:
 
 __all__ = [
     "CURRENT", "FEATURE_MODEL", "PROTOTYPE_MODEL", "SET_TASK", "UNKNOWN", "Calibration", "CharacterFeatureEmbedder", "ClassEntry",
-    "EmbeddingError", "PrototypeDatabase", "PrototypeError", "PrototypeSet", "Prediction", "calibrate", "image_features",
-    "weights_version",
+    "EmbeddingError", "PrototypeDatabase", "PrototypeError", "PrototypeReport", "PrototypeSet", "Prediction", "calibrate",
+    "evaluate_prototypes", "image_features", "prototype_plots", "rate_with_ci", "unseen_render_config", "weights_version",
 ]
