@@ -231,6 +231,15 @@ def prepare_dataset(dataset_dir: Path, config: DatasetConfig, fail_on_problems: 
 # --- torch side ------------------------------------------------------------------------
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+
+
+def _transforms() -> Any:
+    """``torchvision.transforms``, imported on use (torchvision ships no type information)."""
+    import importlib
+
+    return importlib.import_module("torchvision.transforms")
+
+
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -239,7 +248,7 @@ def train_transform(
     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
 ) -> Callable[[Any], Any]:
     """Resize to the model side, random rotation, horizontal flip, colour jitter, normalisation (seed 002 §1)."""
-    from torchvision import transforms as T
+    T = _transforms()
 
     steps: list[Any] = [T.Resize((image_size, image_size), antialias=True)]
     if rotation > 0:
@@ -253,7 +262,7 @@ def train_transform(
 
 
 def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], Any]:
-    from torchvision import transforms as T
+    T = _transforms()
 
     return T.Compose([T.Resize((image_size, image_size), antialias=True), T.ToTensor(), T.Normalize(list(mean), list(std))])
 

@@ -312,7 +312,7 @@ def _light(image: Image.Image, strength: float, rng: random.Random) -> Image.Ima
         return image
     image = ImageEnhance.Brightness(image).enhance(1 + rng.uniform(-strength, strength))
     image = ImageEnhance.Contrast(image).enhance(1 + rng.uniform(-strength, strength) * 0.6)
-    tint = Image.new("RGB", image.size, tuple(rng.randint(0, 255) for _ in range(3)))  # type: ignore[arg-type]
+    tint = Image.new("RGB", image.size, (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)))
     image = Image.blend(image, tint, rng.uniform(0, strength * 0.3))
     # a directional light: one side brighter than the other
     ramp = Image.linear_gradient("L").resize(image.size).rotate(rng.uniform(0, 360))
@@ -339,6 +339,10 @@ def render_image(spec: CharacterSpec, size: int, rng: random.Random, config: Ren
     return _light(image, config.lighting, rng)
 
 
+def _save_png(path: Path, image: Image.Image) -> None:
+    write_with(path, lambda p: image.save(p, format="PNG"))
+
+
 def render_dataset(out_dir: Path, config: RenderConfig) -> RenderSummary:
     """Write ``<out_dir>/<character>/<i>.png`` for ``config.characters`` designs (from ``config.first_character``)
     and ``<out_dir>/characters.json`` with every design and its description. Files are written atomically."""
@@ -351,7 +355,7 @@ def render_dataset(out_dir: Path, config: RenderConfig) -> RenderSummary:
         for i in range(config.images_per_character):
             rng = random.Random(f"{config.image_seed}-{config.seed}-{spec.index}-{i}")
             image = render_image(spec, config.image_size, rng, config)
-            write_with(folder / f"{i:04d}.png", lambda p, im=image: im.save(p, format="PNG"))
+            _save_png(folder / f"{i:04d}.png", image)
         counts[spec.name] = config.images_per_character
     descriptions = {s.name: describe(s) for s in specs}
     write_json(out_dir / CHARACTERS_FILE, {
