@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table as RichTable
 
 from aesthetic_platform.lora.config import CropConfig, LoraConfig
-from aesthetic_platform.lora.pipeline import STAGES, BuildResult, build
+from aesthetic_platform.lora.pipeline import STAGES, BuildResult, build, run_stages, set_crop_box
 from aesthetic_platform.paths import DataRoot
 
 lora_app = typer.Typer(help="LoRA portrait dataset builder: photos -> dedup -> 1024 crops -> captions -> kohya ZIP.", no_args_is_help=True)
@@ -156,6 +156,26 @@ def build_command(
     for table in summary_tables(result):
         console.print(table)
     console.print(f"zip: {result.zip_path}", soft_wrap=True)  # one unbroken line, easy to copy
+
+
+@lora_app.command("crop")
+def crop_command(
+    output: Annotated[Path, typer.Option("--output", exists=True, file_okay=False, help="Work folder of an earlier build.")],
+    image_id: Annotated[str, typer.Argument(help="Image id (manifest.parquet, image_id column).")],
+    box: Annotated[tuple[int, int, int, int], typer.Argument(help="Square crop box LEFT TOP RIGHT BOTTOM in stored-image pixels.")],
+) -> None:
+    """Set a manual crop box for one image, then recompute crops, captions and package (only that image is recaptioned)."""
+    try:
+        set_crop_box(output, image_id, list(box))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            outcomes = run_stages(output, ("crops", "captions", "package"), progress=StageBars(progress))
+    except ValueError as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    captions = outcomes["captions"].summary
+    console.print(f"{image_id}: crop {list(box)}; captions recomputed {captions['captioned']}, reused {captions['reused']}")
+    console.print(f"zip: {outcomes['package'].summary['zip']}", soft_wrap=True)
 
 
 @lora_app.command("serve")

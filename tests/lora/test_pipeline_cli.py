@@ -168,3 +168,12 @@ def test_cli_captions_through_the_endpoint_with_a_model_priority_list(built, tmp
     assert {c.model for c in read_captions(out)} == {"small-vlm"}
     stored = (out / "job.json").read_text()
     assert "sk-never-stored" not in stored and '"api_key"' not in stored
+
+
+def test_cli_crop_sets_a_box_and_rebuilds_from_crops(work_dir):
+    kept = next(d.image_id for d in DEDUP_DECISIONS.rows(DEDUP_DECISIONS.read(work_dir / "dedup.parquet")) if d.kept)
+    result = CliRunner().invoke(lora_app, ["crop", "--output", str(work_dir), kept, "0", "0", "128", "128"])
+    assert result.exit_code == 0, result.output
+    assert f"{kept}: crop [0, 0, 128, 128]; captions recomputed 1, reused 3" in result.output
+    refused = CliRunner().invoke(lora_app, ["crop", "--output", str(work_dir), kept, "0", "0", "128", "64"])
+    assert refused.exit_code == 2 and "must be square" in refused.output
