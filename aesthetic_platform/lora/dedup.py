@@ -23,7 +23,8 @@ installed. Then, over all pairs:
    face distance (1 - cosine, capped to [0, 1]).
 
 Within a cluster, exact and near copies collapse to one picture (the largest source, then
-the sharpest); of the remaining pictures the ``keep_per_cluster`` sharpest are kept. Every
+the largest file, i.e. the least compressed, then the sharpest: the variance of the
+Laplacian alone would favour a heavily recompressed copy for its block edges); of the remaining pictures the ``keep_per_cluster`` sharpest are kept. Every
 dropped image names the stage, the measured numbers and the kept image it lost to.
 """
 
@@ -93,6 +94,7 @@ class DedupResult:
     work_dir: Path
     table_path: Path
     decisions: list[DedupDecision] = field(default_factory=list)
+    analyses: list[Analysis] = field(default_factory=list, repr=False)  # what was measured, for re-deciding with other thresholds
 
     @property
     def kept(self) -> int:
@@ -292,7 +294,7 @@ def dedup(work_dir: Path, config: DedupConfig, progress: Progress | None = None)
             progress(done, len(records), record.source_name)
     decisions = decide(items, config)
     table_path = DEDUP_DECISIONS.write(decisions, work_dir / DEDUP_TABLE)
-    return DedupResult(work_dir=work_dir, table_path=table_path, decisions=decisions)
+    return DedupResult(work_dir=work_dir, table_path=table_path, decisions=decisions, analyses=items)
 
 
 def cluster_labels(distance: np.ndarray, config: DedupConfig) -> list[int]:
@@ -332,7 +334,8 @@ def decide(items: list[Analysis], config: DedupConfig) -> list[DedupDecision]:
 
     representative: dict[int, int] = {}
     for members in groups.values():
-        rep = max(members, key=lambda i: (source_pixels(i), items[i].sharpness, -i))
+        # The best copy of one picture: the largest original, then the most bytes (least compressed), then the sharpest.
+        rep = max(members, key=lambda i: (source_pixels(i), items[i].record.bytes, items[i].sharpness, -i))
         for i in members:
             representative[i] = rep
     kept: set[int] = set()
