@@ -23,7 +23,7 @@ TINY_CLASSIFIER = ClassifierConfig(model_name="test_efficientnet", image_size=TI
 
 @pytest.fixture(scope="session")
 def tiny_character_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``<dir>/character_000 … character_005/*.png`` with ``characters.json`` and ``split.json`` (train 12 / val 4 / test 5 each)."""
+    """``<dir>/character_000 … character_005/*.png`` with ``characters.json`` and ``split.json`` (train 11 / val 4 / test 5 each)."""
     from aesthetic_platform.characters.data import prepare_dataset
     from aesthetic_platform.characters.render import render_dataset
 
