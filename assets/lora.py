@@ -27,6 +27,7 @@ from aesthetic_platform.lora.config import CaptionConfig, CropConfig, DedupConfi
 from aesthetic_platform.lora.pipeline import JobError, StageOutcome, init_job, job_config, read_job, run_stage
 from aesthetic_platform.lora.schemas import CROP_RECORDS, CROPS_TABLE, DEDUP_DECISIONS, DEDUP_TABLE, INGEST_RECORDS, INGEST_TABLE
 from aesthetic_platform.lora.tables import CAPTION_RECORDS, CAPTIONS_TABLE, MANIFEST_RECORDS, MANIFEST_TABLE
+from aesthetic_platform.paths import check_key
 from aesthetic_platform.resources import DataRootResource
 
 GROUP = "lora_dataset"
@@ -61,7 +62,12 @@ class LoraPackageConfig(dg.Config, PackageConfig):
 
 
 def _work_dir(context: dg.AssetExecutionContext, data_root: DataRootResource) -> Path:
-    return data_root.root().root / "lora" / context.partition_key
+    """The partition's work folder; the key becomes a folder name, so only a safe alphabet is accepted."""
+    try:
+        key = check_key("lora_upload partition key", context.partition_key)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    return data_root.root().root / "lora" / key
 
 
 def _run(

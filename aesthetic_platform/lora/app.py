@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aesthetic_platform.atomic import write_json
 from aesthetic_platform.lora.config import DEFAULT_CAPTION_PROMPT, DEFAULT_TRIGGER, WORD_PATTERN, LoraConfig
 from aesthetic_platform.lora.package import zip_name
-from aesthetic_platform.lora.pipeline import STAGES, JobError, init_job, read_job, run_stages, set_crop_box, set_state
+from aesthetic_platform.lora.pipeline import STAGES, JobBusyError, JobError, init_job, read_job, run_stages, set_crop_box, set_state
 from aesthetic_platform.lora.schemas import CROPS_DIR, INGEST_RECORDS, INGEST_TABLE
 from aesthetic_platform.lora.tables import MANIFEST_RECORDS, MANIFEST_TABLE
 from aesthetic_platform.paths import DataRoot, check_key
@@ -131,8 +131,12 @@ class Jobs:
 
     @staticmethod
     def _run(work_dir: Path, stages: tuple[str, ...]) -> None:
-        with contextlib.suppress(Exception):  # the failure is in job.json (state, stage error) for the page to show
+        try:
             run_stages(work_dir, stages)
+        except JobBusyError as exc:  # another process (a CLI build, Dagster) holds the folder: say so instead of waiting forever
+            set_state(work_dir, "failed", str(exc))
+        except Exception:  # noqa: BLE001 - the failure is already in job.json (state, stage error) for the page to show
+            return
 
     def resume_interrupted(self) -> list[str]:
         """Jobs a stopped server left queued or running go back in the queue."""

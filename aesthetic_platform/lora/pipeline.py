@@ -219,6 +219,8 @@ def stage_fingerprint(work_dir: Path, stage: str, config: LoraConfig, upstream: 
         source = read_job(work_dir).get("source")
         if not source:
             raise JobError(f"{work_dir}: no input recorded; start with build (CLI) or an upload")
+        if not Path(source).exists():
+            raise JobError(f"the input {source} of {work_dir} no longer exists; build again with --input")
         own: Any = {"config": config.ingest.model_dump(mode="json"), "source": source_identity(Path(source))}
     elif stage == "dedup":
         own = config.dedup.model_dump(mode="json")

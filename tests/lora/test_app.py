@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from aesthetic_platform.lora.app import create_app
 from aesthetic_platform.lora.config import LoraConfig
-from aesthetic_platform.lora.pipeline import read_job, set_state
+from aesthetic_platform.lora.pipeline import read_job, run_lock, set_state
 from tests.fixtures.lora_photos import SMALL_CROP, photo_zip
 
 FAST = LoraConfig.model_validate({"dedup": {"analysis_side": 256}, "crop": SMALL_CROP})
@@ -133,6 +133,11 @@ def test_jobs_survive_a_restart_and_interrupted_ones_resume(data_root, archive):
     listed = second.get("/api/jobs").json()["jobs"]
     assert [j["job_id"] for j in listed] == [job_id] and listed[0]["stages"]["package"]["status"] == "done"
     assert not read_job(work_dir)["stages"]["dedup"]["recomputed"]  # nothing that was done is redone
+
+    with run_lock(work_dir):  # a CLI build or a Dagster run holds the folder: the job says so rather than waiting forever
+        second.app.state.jobs.submit(job_id)
+        failed = _wait_done(second, job_id)
+    assert failed["state"] == "failed" and "being processed by another run" in failed["error"]
 
 
 def test_unknown_jobs_and_hostile_ids_get_404_and_settings_are_checked(data_root):

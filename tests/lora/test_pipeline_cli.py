@@ -16,6 +16,7 @@ from aesthetic_platform.lora.pipeline import (
     STAGES,
     JobBusyError,
     JobError,
+    init_job,
     job_config,
     read_job,
     run_lock,
@@ -141,6 +142,12 @@ def test_bad_crop_boxes_and_stage_order_are_refused_by_name(work_dir, tmp_path):
         run_stage(fresh, "ingest", LoraConfig())
     with run_lock(work_dir), pytest.raises(JobBusyError, match="being processed by another run"):
         run_stage(work_dir, "package")
+    gone = tmp_path / "gone.zip"
+    shutil.copyfile(read_job(work_dir)["source"], gone)
+    init_job(work_dir, gone, job_config(work_dir))
+    gone.unlink()
+    with pytest.raises(JobError, match="gone.zip of .* no longer exists"):
+        run_stage(work_dir, "ingest")
 
 
 def test_cli_refuses_a_file_that_is_not_a_zip(tmp_path):
