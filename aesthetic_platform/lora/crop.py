@@ -53,6 +53,8 @@ Progress = Callable[[int, int, str], None]
 Box = tuple[int, int, int, int]
 #: Long side the saliency map is computed at (the spectral residual works on a coarse image anyway).
 SALIENCY_SIDE = 256
+#: A saliency map whose standard deviation is under this share of its mean has no salient region.
+FLAT_SALIENCY = 0.05
 
 
 @dataclass
@@ -86,6 +88,8 @@ def saliency_box(rgb: np.ndarray, threshold: float) -> Box | None:
     if not ok or saliency is None or float(saliency.max()) <= 0:
         return None
     saliency = cv2.GaussianBlur(saliency.astype(np.float32), (0, 0), 3)
+    if float(saliency.std()) < FLAT_SALIENCY * float(saliency.mean()):
+        return None  # a flat map: nothing stands out (a plain or uniformly textured picture)
     mask = (saliency >= threshold * float(saliency.max())).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     if count <= 1:
