@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import queue
 import shutil
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,10 @@ class Jobs:
         self.folder = root.root / "lora"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.base_config = base_config
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lora-job")
+        # one daemon worker: a stopped server does not wait for a running job; the job resumes at the next start
+        self.queue: queue.Queue[tuple[Path, tuple[str, ...]] | None] = queue.Queue()
+        self.worker = threading.Thread(target=self._work, name="lora-jobs", daemon=True)
+        self.worker.start()
         self._lock = threading.Lock()
 
     def work_dir(self, job_id: str) -> Path:
@@ -127,7 +130,14 @@ class Jobs:
     def submit(self, job_id: str, stages: Sequence[str] = STAGES) -> None:
         work_dir = self.folder / job_id
         set_state(work_dir, "queued")
-        self.executor.submit(self._run, work_dir, tuple(stages))
+        self.queue.put((work_dir, tuple(stages)))
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            self._run(*item)
+
+    def stop(self) -> None:
+        self.queue.put(None)
 
     @staticmethod
     def _run(work_dir: Path, stages: tuple[str, ...]) -> None:
@@ -192,7 +202,7 @@ def create_app(root: DataRoot, base_config: LoraConfig | None = None, max_upload
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        jobs.executor.shutdown(wait=False, cancel_futures=True)
+        jobs.stop()
 
     app = FastAPI(title="aesthetic_platform LoRA dataset builder", version="1", lifespan=lifespan)
     app.state.jobs = jobs
