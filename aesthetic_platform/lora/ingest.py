@@ -331,6 +331,7 @@ def _ingest_entry(entry: _Entry, staging: Path, config: IngestConfig, used: set[
 
 def _decode(data: bytes, name: str, config: IngestConfig) -> tuple[Image.Image, str, tuple[int, int], str]:
     """Open lazily, refuse by declared canvas, decode reduced, cap the long side; (image, format, source size, note)."""
+    Image.init()  # load every plugin first: Image.OPEN only lists the few preloaded ones until then
     try:
         opened = Image.open(io.BytesIO(data), formats=[f for f in LORA_FORMATS if f in Image.OPEN])
     except Image.DecompressionBombError as exc:

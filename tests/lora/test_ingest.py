@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import uuid
 import zipfile
 from pathlib import Path
@@ -179,3 +181,15 @@ def test_rerun_replaces_images_and_table(tmp_path: Path, astronaut_jpeg: bytes):
     assert sorted(p.name for p in (work / "images").iterdir()) == [f"{result.records[0].image_id}.jpg"]
     assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
     assert INGEST_RECORDS.read(work / "ingest.parquet")["source_name"].to_list() == ["c.jpg"]
+
+
+def test_the_first_file_of_a_fresh_process_is_read(tmp_path: Path, astronaut_jpeg: bytes):
+    """Pillow registers most format plugins lazily: the very first file must not be judged before they load."""
+    archive = build_zip(tmp_path / "a.zip", [("first.webp", encoded(photo("coffee", 64), "WEBP")), ("second.jpg", astronaut_jpeg)])
+    script = (
+        "import sys; from pathlib import Path; from aesthetic_platform.lora.ingest import ingest; "
+        "from aesthetic_platform.lora.config import IngestConfig; "
+        "print(' '.join(r.status for r in ingest(Path(sys.argv[1]), Path(sys.argv[2]), IngestConfig()).records))"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(archive), str(tmp_path / "work")], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["kept", "kept"]
