@@ -97,7 +97,7 @@ def summary_tables(result: BuildResult) -> list[RichTable]:
     images.add_column("commonest reason", overflow="fold")
     grouped = manifest.group_by("category").agg(pl.len().alias("n"), pl.col("reason").mode().first().alias("reason")).sort("category")
     for row in grouped.iter_rows(named=True):
-        images.add_row(row["category"], str(row["n"]), "" if row["category"] == "kept" else (row["reason"] or "")[:80])
+        images.add_row(row["category"], str(row["n"]), "" if row["category"] == "kept" else (row["reason"] or "")[:300])
     crops = result.outcomes["crops"].summary
     captions = result.outcomes["captions"].summary
     dataset = RichTable(title="dataset", show_header=False)
@@ -156,6 +156,8 @@ def build_command(
     for table in summary_tables(result):
         console.print(table)
     console.print(f"zip: {result.zip_path}", soft_wrap=True)  # one unbroken line, easy to copy
+    if not result.outcomes["package"].summary.get("kept"):
+        console.print("[yellow]no image made it into the dataset: see the reasons above (e.g. --min-source-side for small photos)[/yellow]")
 
 
 @lora_app.command("crop")

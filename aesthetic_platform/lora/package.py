@@ -104,6 +104,8 @@ def manifest_rows(work_dir: Path) -> list[ManifestRecord]:
         if decision is None:
             raise PackageError(f"{record.image_id} ({record.source_name}) has no dedup decision: run dedup again")
         base.update(cluster=decision.cluster, lost_to=decision.lost_to)
+        if len(decision.face_box) == 4:  # what dedup compared, kept for dropped images too
+            base.update(focus_kind="face", focus_box=list(decision.face_box))
         if not decision.kept:
             rows.append(
                 ManifestRecord(status="dropped", decided_at="dedup", reason=decision.reason, category=f"dedup:{decision.stage}", **base)

@@ -43,6 +43,7 @@ def test_kohya_layout_manifest_and_zip_agree(work_dir):
     duplicate = manifest["iastro2"]
     assert duplicate.status == "dropped" and duplicate.category == "dedup:near" and duplicate.lost_to == "iastro"
     assert duplicate.reason == "near duplicate (hamming 2)" and duplicate.dataset_path == ""
+    assert duplicate.focus_kind == "face" and duplicate.focus_box == [62, 14, 100, 60] and duplicate.crop_box == []
     refused = manifest["icat"]
     assert refused.category == "crop:refused" and refused.crop_box == [0, 0, 20, 20] and "below min_source_side" in refused.reason
     assert manifest["inotes"].category == "ingest:skipped" and manifest["inotes"].reason == "not an image in an accepted format"
