@@ -59,7 +59,7 @@ class ManifestRecord(_Row):
     cluster: int = Field(default=-1, description="dedup cluster (-1: never reached dedup)")
     lost_to: str = Field(default="", description="image_id of the kept image it duplicates")
     focus_kind: str = Field(default="", description="face, saliency or centre ('' when not cropped)")
-    focus_box: list[int] = Field(default_factory=list, description="focus region (the face dedup compared, for dropped images) [l, t, r, b]")
+    focus_box: list[int] = Field(default_factory=list, description="focus [l, t, r, b]; for a dropped image the face dedup compared")
     crop_box: list[int] = Field(default_factory=list, description="square crop [left, top, right, bottom] in stored-image pixels")
     crop_source: str = Field(default="", description="auto or manual ('' when not cropped)")
     caption: str = Field(default="", description="caption text written beside the image")
