@@ -58,7 +58,7 @@ class ManifestRecord(_Row):
     height: int = Field(default=0, ge=0, description="stored image height (0 unless ingested)")
     cluster: int = Field(default=-1, description="dedup cluster (-1: never reached dedup)")
     lost_to: str = Field(default="", description="image_id of the kept image it duplicates")
-    focus_kind: str = Field(default="", description="face, saliency or centre ('' when not cropped)")
+    focus_kind: str = Field(default="", description="face, saliency or centre ('' when never cropped nor face-checked)")
     focus_box: list[int] = Field(default_factory=list, description="focus [l, t, r, b]; for a dropped image the face dedup compared")
     crop_box: list[int] = Field(default_factory=list, description="square crop [left, top, right, bottom] in stored-image pixels")
     crop_source: str = Field(default="", description="auto or manual ('' when not cropped)")
