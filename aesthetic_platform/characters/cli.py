@@ -18,16 +18,14 @@ from aesthetic_platform.paths import DataRoot
 characters_app = typer.Typer(help="Character classifier: predict characters, add new ones without retraining.", no_args_is_help=True)
 console = Console()
 
-#: Where the character_classifier asset keeps its model under the data root, used when --model is not given.
-DEFAULT_MODEL = Path("models") / "characters" / "classifier"
-
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Data root (default: $AESTHETIC_HOME or ./.aesthetic).", show_default=False)
 ]
 UrlOption = Annotated[str, typer.Option("--db-url", help="Store URL (default: $AESTHETIC_DB_URL, else SQLite under the data root).")]
 ModelOption = Annotated[
     Path | None,
-    typer.Option("--model", help=f"Saved character classifier folder (default: <data root>/{DEFAULT_MODEL}).", show_default=False),
+    typer.Option("--model", help="Saved character classifier folder (default: the newest under <data root>/characters/classifiers).",
+                 show_default=False),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="torch device; empty means cuda when available, else cpu.")]
 
@@ -39,11 +37,13 @@ def _fail(message: str) -> typer.Exit:
 
 def _database(model: Path | None, home: Path | None, db_url: str, device: str):
     from aesthetic_platform.characters.classifier import CharacterClassifier
-    from aesthetic_platform.characters.prototypes import PrototypeDatabase
+    from aesthetic_platform.characters.prototypes import PrototypeDatabase, latest_classifier_dir
     from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
 
     root = DataRoot.from_env(home)
-    folder = model if model is not None else root.root / DEFAULT_MODEL
+    folder = model if model is not None else latest_classifier_dir(root.root)
+    if folder is None:
+        raise _fail(f"no saved character classifier under {root.root}: materialize character_classifier or pass --model DIR")
     try:
         classifier = CharacterClassifier.from_pretrained(folder)
     except FileNotFoundError as exc:

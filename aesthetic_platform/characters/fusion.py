@@ -329,6 +329,17 @@ def run_fusion(
     return train_fusion(data, config, encoder.model_id)
 
 
+def run_fusion_from_model(model_dir: str | Path, config: FusionConfig) -> FusionResult:
+    """Fusion on a saved classifier's own split (train / val / test) of a rendered dataset (descriptions from characters.json)."""
+    from aesthetic_platform.characters.prototypes import load_trained
+    from aesthetic_platform.characters.render import load_characters
+
+    trained = load_trained(model_dir, config.device)
+    specs = load_characters(trained.dataset_dir)
+    parts = {name: trained.part(name) for name in ("train", "val", "test")}
+    return run_fusion(trained.model, parts, specs, config, trained.model.config.image_size)
+
+
 def fusion_plots(result: FusionResult, folder: Path) -> dict[str, Path]:
     """Test accuracy with CIs per model, and the validation curves of both."""
     import matplotlib

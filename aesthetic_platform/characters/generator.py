@@ -337,6 +337,15 @@ def train_generator(
     return GeneratorResult(config, perceptual_kind, wanted, initial, history, samples, out_dir, len(real))
 
 
+def run_generator_from_model(model_dir: str | Path, config: GeneratorConfig, out_dir: Path,
+                             on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> GeneratorResult:
+    """The generator on a saved classifier's training images (its train split)."""
+    from aesthetic_platform.characters.prototypes import load_trained
+
+    trained = load_trained(model_dir, config.device)
+    return train_generator(trained.model, trained.part("train"), config, out_dir, on_epoch)
+
+
 def save_generator(generator: Generator, classes: list[str], config: GeneratorConfig, perceptual: str, folder: Path) -> Path:
     from safetensors.torch import save_file
 

@@ -615,6 +615,72 @@ def evaluate_prototypes(
     )
 
 
+@dataclass
+class TrainedClassifier:
+    """A saved classifier with the split it was trained on and where its dataset lives."""
+
+    model: Any  # characters.classifier.CharacterClassifier
+    model_dir: Path
+    dataset_dir: Path
+    split: Any  # characters.data.Split
+
+    def part(self, name: str) -> list[tuple[Path, str]]:
+        return [(path, self.split.classes[label]) for path, label in self.split.items(name, self.dataset_dir)]
+
+    def by_class(self, name: str) -> dict[str, list[Path]]:
+        out: dict[str, list[Path]] = {}
+        for path, label in self.part(name):
+            out.setdefault(label, []).append(path)
+        return out
+
+
+#: Where the character_classifier asset saves one folder per materialization, under the data root.
+CLASSIFIERS_DIR = Path("characters") / "classifiers"
+
+
+def latest_classifier_dir(root: Path) -> Path | None:
+    """The newest saved classifier under ``<data root>/characters/classifiers`` (None when there is none)."""
+    folder = Path(root) / CLASSIFIERS_DIR
+    found = [p.parent for p in folder.glob("*/model.safetensors")] if folder.is_dir() else []
+    return max(found, key=lambda p: (p / "model.safetensors").stat().st_mtime) if found else None
+
+
+def load_trained(model_dir: str | Path, device: str = "") -> TrainedClassifier:
+    """The classifier saved by ``train_classifier`` and its split (``split.json`` and ``result.json`` beside the weights)."""
+    from aesthetic_platform.characters.classifier import CharacterClassifier, load_result_summary
+    from aesthetic_platform.characters.data import load_split
+
+    model_dir = Path(model_dir)
+    model = CharacterClassifier.from_pretrained(model_dir, device=resolve_device(device))
+    split = load_split(model_dir)
+    if split is None:
+        raise PrototypeError(f"{model_dir} has no split.json: the held-out images of its training are unknown")
+    dataset_dir = Path(load_result_summary(model_dir)["dataset_dir"])
+    if not dataset_dir.is_dir():
+        raise PrototypeError(f"the dataset {dataset_dir} that {model_dir} was trained on is gone")
+    return TrainedClassifier(model, model_dir, dataset_dir, split)
+
+
+def render_strangers(trained: TrainedClassifier, config: Any, work_dir: Path) -> dict[str, list[Path]]:
+    """Renders of characters outside the training set (past its last design), cached under ``work_dir``."""
+    from aesthetic_platform.characters.render import render_dataset
+
+    count = config.calibration_characters + config.novel_characters + config.unknown_test_characters
+    render = unseen_render_config(trained.dataset_dir, count, config.images_per_character, trained.model.config.image_size, config.seed)
+    folder = Path(work_dir) / f"unseen-{render.seed}-{render.first_character}-{render.image_seed}-{render.image_size}"
+    summary = render_dataset(folder, render)
+    return {spec.name: sorted(summary.class_dir(spec.name).glob("*.png")) for spec in summary.characters}
+
+
+def run_prototypes(store: Store, model_dir: str | Path, config: Any, work_dir: Path) -> tuple[PrototypeReport, PrototypeDatabase]:
+    """Build, calibrate and evaluate the prototype set of a saved classifier; the calibrated set becomes current."""
+    trained = load_trained(model_dir, config.device)
+    strangers = render_strangers(trained, config, work_dir)
+    db = PrototypeDatabase(store, trained.model, config.batch_size, config.device)
+    report = evaluate_prototypes(db, trained.by_class("train"), trained.part("val"), trained.part("test"), strangers, config)
+    return report, db
+
+
 def prototype_plots(report: PrototypeReport, folder: Path) -> dict[str, Path]:
     """Top-similarity histograms of known, calibration and held-out unknown images, with the threshold."""
     import matplotlib
@@ -651,7 +717,8 @@ def _check_name(name: str) -> None:
 
 
 __all__ = [
-    "CURRENT", "FEATURE_MODEL", "PROTOTYPE_MODEL", "SET_TASK", "UNKNOWN", "Calibration", "CharacterFeatureEmbedder", "ClassEntry",
-    "EmbeddingError", "PrototypeDatabase", "PrototypeError", "PrototypeReport", "PrototypeSet", "Prediction", "calibrate",
-    "evaluate_prototypes", "image_features", "prototype_plots", "rate_with_ci", "unseen_render_config", "weights_version",
+    "CURRENT", "Calibration", "CharacterFeatureEmbedder", "ClassEntry", "EmbeddingError", "FEATURE_MODEL", "PROTOTYPE_MODEL",
+    "Prediction", "PrototypeDatabase", "PrototypeError", "PrototypeReport", "PrototypeSet", "SET_TASK", "TrainedClassifier",
+    "UNKNOWN", "calibrate", "evaluate_prototypes", "image_features", "latest_classifier_dir", "load_trained", "prototype_plots",
+    "rate_with_ci", "render_strangers", "run_prototypes", "unseen_render_config", "weights_version",
 ]

@@ -1,0 +1,189 @@
+"""Character suite extensions (seed 002 §2, §3.2, §3.3): prototypes for new characters, image+text fusion, guided generator.
+
+Each asset reads the classifier the ``character_classifier`` asset saved (its folder comes from
+that asset's latest materialization, ``model_dir`` in the launchpad overrides it) and is a thin
+call into ``aesthetic_platform.characters``.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from aesthetic_platform.assets.metadata import embedded_plots
+from aesthetic_platform.characters.config import FusionConfig, GeneratorConfig, PrototypeConfig
+from aesthetic_platform.characters.prototypes import latest_classifier_dir
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
+from aesthetic_platform.resources.tracking import MLflowResource
+
+GROUP = "characters"
+CLASSIFIER = dg.AssetKey("character_classifier")
+_MODEL_DIR_HELP = "Saved character classifier folder; empty means the latest character_classifier output."
+
+
+class CharacterPrototypesConfig(dg.Config, PrototypeConfig):
+    """The launchpad form of ``PrototypeConfig`` (same fields, same defaults), plus which classifier."""
+
+    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+
+
+class CharacterFusionConfig(dg.Config, FusionConfig):
+    """The launchpad form of ``FusionConfig`` (same fields, same defaults), plus which classifier."""
+
+    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+
+
+class CharacterGeneratorConfig(dg.Config, GeneratorConfig):
+    """The launchpad form of ``GeneratorConfig`` (same fields, same defaults), plus which classifier."""
+
+    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+
+
+def classifier_dir(context: dg.AssetExecutionContext, root: DataRoot, configured: str) -> Path:
+    """The launchpad's folder, else ``model_dir`` of character_classifier's latest materialization, else the newest saved one."""
+    if configured:
+        return Path(configured)
+    event = context.instance.get_latest_materialization_event(CLASSIFIER)
+    materialization = event.asset_materialization if event is not None else None
+    if materialization is not None and "model_dir" in materialization.metadata:
+        value: Any = materialization.metadata["model_dir"].value
+        return root.resolve(str(value))
+    found = latest_classifier_dir(root.root)
+    if found is None:
+        raise dg.Failure("no character classifier: materialize character_classifier first, or set model_dir")
+    return found
+
+
+def _core(config: dg.Config, model: type) -> Any:
+    return model.model_validate(config.model_dump(include=set(model.model_fields)))
+
+
+def _ci(values: tuple[float, float, float]) -> str:
+    return f"{values[0]:.3f} [{values[1]:.3f}, {values[2]:.3f}]"
+
+
+@dg.asset(group_name=GROUP, deps=[CLASSIFIER], kinds={"pytorch", "sql", "mlflow"},
+          description="Class prototypes of the classifier in the embedding store, the calibrated unknown threshold, and how "
+                      "new characters imprinted from a few images and never-seen ones fare.")
+def character_prototypes(
+    context: dg.AssetExecutionContext,
+    config: CharacterPrototypesConfig,
+    data_root: DataRootResource,
+    embedding_store: EmbeddingStoreResource,
+    mlflow_tracking: MLflowResource,
+) -> dg.MaterializeResult:
+    from aesthetic_platform.characters.prototypes import prototype_plots, run_prototypes
+    from aesthetic_platform.tracking.character_extensions import log_prototypes
+
+    root = data_root.root()
+    model_dir = classifier_dir(context, root, config.model_dir)
+    settings: PrototypeConfig = _core(config, PrototypeConfig)
+    work = root.root / "characters" / "unseen"
+    with embedding_store.open(root) as store:
+        report, _ = run_prototypes(store, model_dir, settings, work)
+        store_url = store.url
+    plots = prototype_plots(report, root.root / "characters" / "prototypes" / context.run_id)
+    logged = log_prototypes(report, settings.model_dump(), plots, mlflow_tracking.config_for(root),
+                            tags={"dagster.run_id": context.run_id, "dagster.asset": "character_prototypes"})
+    context.log.info(f"{report.classes} prototypes of {report.model_id}; threshold {report.calibration.threshold:.4f}")
+    return dg.MaterializeResult(metadata={
+        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        "feature_model": report.model_id,
+        "prototype_set": report.set_sha256,
+        "store": store_url,
+        "classes": report.classes,
+        "threshold": dg.MetadataValue.float(report.calibration.threshold),
+        "calibration": dg.MetadataValue.json(report.calibration.as_dict()),
+        "known_accuracy": _ci(report.known_accuracy),
+        "novel_accuracy": _ci(report.novel_accuracy),
+        "novel_open_accuracy": _ci(report.novel_open_accuracy),
+        "novel_chance": dg.MetadataValue.float(report.novel_chance),
+        "unknown_rate": _ci(report.unknown_rate),
+        "weights_unchanged": report.weights_unchanged,
+        "summary": dg.MetadataValue.json(report.summary()),
+        "mlflow_run_id": logged["run_id"],
+        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
+        **embedded_plots(plots),
+    })
+
+
+@dg.asset(group_name=GROUP, deps=[CLASSIFIER], kinds={"pytorch", "mlflow"},
+          description="Gated late fusion of the frozen classifier's image features with a description's text embedding, "
+                      "against image-only on the same split, where the text carries information (grey-scale, blurred images).")
+def character_fusion(
+    context: dg.AssetExecutionContext,
+    config: CharacterFusionConfig,
+    data_root: DataRootResource,
+    mlflow_tracking: MLflowResource,
+) -> dg.MaterializeResult:
+    from aesthetic_platform.characters.fusion import fusion_plots, run_fusion_from_model
+    from aesthetic_platform.tracking.character_extensions import log_fusion
+
+    root = data_root.root()
+    model_dir = classifier_dir(context, root, config.model_dir)
+    settings: FusionConfig = _core(config, FusionConfig)
+    result = run_fusion_from_model(model_dir, settings)
+    folder = root.root / "characters" / "fusion" / context.run_id
+    result.save_pretrained(folder)
+    plots = fusion_plots(result, folder / "plots")
+    logged = log_fusion(result, plots, mlflow_tracking.config_for(root),
+                        tags={"dagster.run_id": context.run_id, "dagster.asset": "character_fusion"})
+    context.log.info(f"fusion {_ci(result.fusion_accuracy)} vs image-only {_ci(result.image_only_accuracy)}")
+    return dg.MaterializeResult(metadata={
+        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        "fusion_dir": dg.MetadataValue.path(str(folder)),
+        "text_model": result.text_model,
+        "fusion_accuracy": _ci(result.fusion_accuracy),
+        "image_only_accuracy": _ci(result.image_only_accuracy),
+        "text_head_accuracy": _ci(result.text_head_accuracy),
+        "difference": _ci(result.difference),
+        "mean_gate": dg.MetadataValue.float(result.mean_gate),
+        "metrics": dg.MetadataValue.json(result.metrics()),
+        "split_sizes": dg.MetadataValue.json(result.split_sizes),
+        "mlflow_run_id": logged["run_id"],
+        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
+        **embedded_plots(plots),
+    })
+
+
+@dg.asset(group_name=GROUP, deps=[CLASSIFIER], pool="gpu", kinds={"pytorch", "mlflow"},
+          description="Upsample+Conv2d generator of the classifier's characters, examined by the frozen classifier; per-epoch "
+                      "loss terms, target-class confidence and sample grids.")
+def character_generator(
+    context: dg.AssetExecutionContext,
+    config: CharacterGeneratorConfig,
+    data_root: DataRootResource,
+    mlflow_tracking: MLflowResource,
+) -> dg.MaterializeResult:
+    from aesthetic_platform.characters.generator import confidence_plot, run_generator_from_model
+    from aesthetic_platform.tracking.character_extensions import log_generator
+
+    root = data_root.root()
+    model_dir = classifier_dir(context, root, config.model_dir)
+    settings: GeneratorConfig = _core(config, GeneratorConfig)
+    out_dir = root.root / "characters" / "generators" / context.run_id
+    result = run_generator_from_model(model_dir, settings, out_dir,
+                                      on_epoch=lambda epoch, m: context.log.info(f"epoch {epoch}: {m}"))
+    plots = confidence_plot(result, out_dir / "plots")
+    logged = log_generator(result, plots, mlflow_tracking.config_for(root),
+                           tags={"dagster.run_id": context.run_id, "dagster.asset": "character_generator"})
+    last_grid = {"samples_last_epoch": result.samples[-1]}
+    return dg.MaterializeResult(metadata={
+        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        "generator_dir": dg.MetadataValue.path(str(out_dir)),
+        "perceptual_network": result.perceptual,
+        "initial_confidence": dg.MetadataValue.float(result.initial_confidence),
+        "first_epoch_confidence": dg.MetadataValue.float(result.confidences[0]),
+        "last_epoch_confidence": dg.MetadataValue.float(result.confidences[-1]),
+        "confidence_per_epoch": dg.MetadataValue.json(result.confidences),
+        "history": dg.MetadataValue.json(result.history),
+        "mlflow_run_id": logged["run_id"],
+        "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
+        **embedded_plots({**plots, **last_grid}),
+    })
+
+
+CHARACTER_EXTENSION_ASSETS = [character_prototypes, character_fusion, character_generator]
