@@ -23,6 +23,7 @@ or its total expansion ratio is over the limit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
@@ -120,26 +121,27 @@ def ingest(source: Path, work_dir: Path, config: IngestConfig, progress: Progres
     source, work_dir = Path(source), Path(work_dir)
     if not source.exists():
         raise IngestError(f"{source}: no such file or folder")
-    if source.is_dir():
-        entries = list(_folder_entries(source, work_dir, config))
-    elif source.is_file():
-        entries = _zip_entries(source, config)
-    else:
-        raise IngestError(f"{source}: neither a ZIP file nor a folder")
-    register_heif()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    staging = work_dir / f".{IMAGES_DIR}.{uuid.uuid4().hex[:8]}.tmp"
-    staging.mkdir()
-    records: list[IngestRecord] = []
-    used: set[str] = set()
-    try:
-        for done, entry in enumerate(entries, start=1):
-            records.append(_ingest_entry(entry, staging, config, used))
-            if progress:
-                progress(done, len(entries), entry.name)
-        _swap_dir(staging, work_dir / IMAGES_DIR)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.ExitStack() as closing:
+        if source.is_dir():
+            entries = list(_folder_entries(source, work_dir, config))
+        elif source.is_file():
+            entries = _zip_entries(source, config, closing)
+        else:
+            raise IngestError(f"{source}: neither a ZIP file nor a folder")
+        register_heif()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        staging = work_dir / f".{IMAGES_DIR}.{uuid.uuid4().hex[:8]}.tmp"
+        staging.mkdir()
+        records: list[IngestRecord] = []
+        used: set[str] = set()
+        try:
+            for done, entry in enumerate(entries, start=1):
+                records.append(_ingest_entry(entry, staging, config, used))
+                if progress:
+                    progress(done, len(entries), entry.name)
+            _swap_dir(staging, work_dir / IMAGES_DIR)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     table_path = INGEST_RECORDS.write(records, work_dir / INGEST_TABLE)
     return IngestResult(work_dir=work_dir, table_path=table_path, records=records)
 
@@ -181,23 +183,21 @@ def _member_problem(info: zipfile.ZipInfo, config: IngestConfig) -> tuple[str, s
     return None
 
 
-def _zip_entries(path: Path, config: IngestConfig) -> list[_Entry]:
+def _zip_entries(path: Path, config: IngestConfig, closing: contextlib.ExitStack) -> list[_Entry]:
     """Check the archive as a whole from its central directory, then list one entry per member."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArchiveRefusedError(f"{path.name}: not a readable ZIP archive ({exc})") from None
+    closing.enter_context(archive)
     infos = [info for info in archive.infolist() if not info.is_dir()]
     if len(infos) > config.max_members:
-        archive.close()
         raise ArchiveRefusedError(f"{path.name}: {len(infos):,} members; the limit is {config.max_members:,}")
     total = sum(info.file_size for info in infos)
     packed = sum(info.compress_size for info in infos)
     if total > config.max_total_bytes:
-        archive.close()
         raise ArchiveRefusedError(f"{path.name}: declares {total:,} bytes uncompressed; the limit is {config.max_total_bytes:,}")
     if total >= RATIO_MIN_BYTES and total / max(1, packed) > config.max_expansion_ratio:
-        archive.close()
         raise ArchiveRefusedError(
             f"{path.name}: decompression bomb: the archive expands {total / max(1, packed):,.0f}x "
             f"({packed:,} -> {total:,} bytes; limit {config.max_expansion_ratio:,.0f}x)"
