@@ -193,17 +193,21 @@ def run(keep: Path | None, include_large: bool) -> dict[str, object]:
     rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     tracemalloc.start()
-    stage_s = {}
+    stage_s: dict[str, float] = {}
+    rss_after: dict[str, float] = {}
     t0 = time.perf_counter()
     ingested = ingest(archive, work, IngestConfig())
     stage_s["ingest"] = time.perf_counter() - t0
+    rss_after["ingest"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     t0 = time.perf_counter()
     config = DedupConfig()
     deduped = dedup(work, config)
     stage_s["dedup"] = time.perf_counter() - t0
+    rss_after["dedup"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     t0 = time.perf_counter()
     cropped = focus_and_crop(work, CropConfig())
     stage_s["crop"] = time.perf_counter() - t0
+    rss_after["crop"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     total_s = sum(stage_s.values())
@@ -224,6 +228,7 @@ def run(keep: Path | None, include_large: bool) -> dict[str, object]:
         "images_per_s": round(len(truth) / total_s, 2),
         "peak_rss_mib": round(peak_rss_kib / 1024, 1),
         "rss_peak_before_pipeline_mib": round(rss_before_kib / 1024, 1),
+        "rss_peak_after_stage_mib": rss_after,
         "tracemalloc_peak_mib": round(traced_peak / 2**20, 1),
         "ingest": {"kept": ingested.kept, "skipped": ingested.skipped, "refused": ingested.refused},
         "dedup": {"kept": deduped.kept, "dropped": deduped.dropped, "clusters": deduped.clusters},

@@ -352,8 +352,16 @@ def _decode(data: bytes, name: str, config: IngestConfig) -> tuple[Image.Image, 
         width, height = height, width
     scale = min(1.0, config.max_side / max(width, height))
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # load_image keeps REDUCE_MARGIN x its target per side; asking for target/margin² leaves the decode just above target.
-    fit = math.ceil(target[0] * target[1] / REDUCE_MARGIN**2) if scale < 1 else None
+    fit: int | None = None
+    if scale < 1 and fmt in ("JPEG", "MPO"):
+        # Ask the JPEG decoder for the smallest 1/2, 1/4 or 1/8 scale still at least the target (in stored
+        # orientation). Done here because load_image rounds its draft request up, which for an odd side
+        # (e.g. 5163 -> 2582) makes the decoder fall back to full scale.
+        raw = (target[1], target[0]) if orientation in (5, 6, 7, 8) else target
+        opened.draft(None, raw)
+    elif scale < 1:
+        # load_image keeps REDUCE_MARGIN x its target per side; asking for target/margin² leaves the reduce just above target.
+        fit = math.ceil(target[0] * target[1] / REDUCE_MARGIN**2)
     image = load_image(opened, name=name, fit_pixels=fit, max_pixels=config.max_pixels)
     note = "stored as decoded"
     if image.size != target:
