@@ -184,3 +184,22 @@ def test_cli_crop_sets_a_box_and_rebuilds_from_crops(work_dir):
     assert f"{kept}: crop [0, 0, 128, 128]; captions recomputed 1, reused 3" in result.output
     refused = CliRunner().invoke(lora_app, ["crop", "--output", str(work_dir), kept, "0", "0", "128", "64"])
     assert refused.exit_code == 2 and "must be square" in refused.output
+
+
+def test_a_whole_offline_build_opens_no_socket(built, tmp_path, monkeypatch):
+    import socket
+
+    opened: list[object] = []
+
+    def refuse(self, address, *args, **kwargs):
+        opened.append(address)
+        raise AssertionError(f"a socket was opened to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a generic endpoint in the environment is not a caption endpoint
+    monkeypatch.delenv("AESTHETIC_CAPTION_BASE_URL", raising=False)
+    args = [*built["args"][:4], str(tmp_path / "offline"), *built["args"][5:]]
+    result = CliRunner().invoke(lora_app, args)
+    assert result.exit_code == 0, result.output
+    assert opened == [] and "offline: 4" in result.output
