@@ -150,3 +150,13 @@ def test_unknown_jobs_and_hostile_ids_get_404_and_settings_are_checked(data_root
     assert client.put("/api/settings", json={**settings, "api_key": "sk-x"}).status_code == 422  # keys stay in the environment
     page = client.get("/")
     assert page.status_code == 200 and "LoRA dataset builder" in page.text
+
+
+def test_a_refused_archive_fails_its_job_with_the_reason(data_root):
+    client = TestClient(create_app(data_root, FAST))
+    created = client.post("/api/jobs?name=broken.zip", content=b"PK\x03\x04" + b"\x00" * 200)
+    assert created.status_code == 201
+    job = _wait_done(client, created.json()["job"]["job_id"])
+    assert job["state"] == "failed" and job["stages"]["ingest"]["status"] == "failed"
+    assert "ArchiveRefusedError" in job["stages"]["ingest"]["error"] and job["download_url"] == ""
+    assert job["items"] == []
