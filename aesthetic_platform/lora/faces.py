@@ -80,8 +80,9 @@ class HaarFaceDetector:
 
     The face cascade alone fires on textures (coins, gravel, cells); with ``require_eyes``
     a candidate is kept only when the eye cascade finds an eye in the upper 60 % of its box.
-    Detection runs with the long side at most ``detect_side`` (the cascade's cost grows with
-    the pixel count; faces under 5 % of the short side are not looked for anyway); the
+    Detection runs with the long side resized to ``detect_side``: down, because the cascade's
+    cost grows with the pixel count and faces under 5 % of the short side are not looked for
+    anyway; up, because the eye cascade needs a face of some 100 px to find an eye; the
     score is the box area at that size (the cascade gives no calibrated confidence).
     """
 
@@ -110,11 +111,10 @@ class HaarFaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        scale = min(1.0, self.detect_side / max(grey.shape[:2]))
-        if scale < 1:
-            grey = cv2.resize(
-                grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))), interpolation=cv2.INTER_AREA
-            )
+        scale = self.detect_side / max(grey.shape[:2])
+        if scale != 1:
+            size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         grey = cv2.equalizeHist(grey)
         side = max(24, round(min(grey.shape[:2]) * self.min_face_share))
         boxes = self.cascade.detectMultiScale(grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side))
