@@ -142,6 +142,11 @@ class FusionConfig(BaseModel):
     mentioned_attributes: int = Field(
         default=2, ge=1, description="Attributes of the character each image's description mentions (a random subset, per image)."
     )
+    fresh_images_per_character: int = Field(
+        default=0, ge=0,
+        description="0: compare on the classifier's own split. n > 0: render n new images of every training character (a new "
+        "image seed, so none was seen in training) and split them 60/20/20 into train/val/test for the comparison.",
+    )
     hidden_dim: int = Field(default=64, ge=1, description="Hidden units of the gate.")
     dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout on the features before each head.")
     aux_weight: float = Field(default=0.5, ge=0, description="Weight of each head's own cross-entropy next to the fused loss.")

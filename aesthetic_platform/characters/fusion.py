@@ -206,7 +206,7 @@ def _train(model: nn.Module, data: FusionData, config: FusionConfig, aux: Sequen
             val_out = model(image, text)
             val_loss = float(loss_fn(val_out["fused"], labels))
             val_acc = float((val_out["fused"].argmax(-1) == labels).float().mean())
-        history.append({"train_loss": float(loss), "val_loss": val_loss, "val_accuracy": val_acc})
+        history.append({"train_loss": loss.item(), "val_loss": val_loss, "val_accuracy": val_acc})
         if val_acc > best:
             best, best_epoch = val_acc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -329,14 +329,46 @@ def run_fusion(
     return train_fusion(data, config, encoder.model_id)
 
 
-def run_fusion_from_model(model_dir: str | Path, config: FusionConfig) -> FusionResult:
-    """Fusion on a saved classifier's own split (train / val / test) of a rendered dataset (descriptions from characters.json)."""
+def fresh_parts(
+    dataset_dir: Path, classes: Sequence[str], per_character: int, seed: int, work_dir: Path
+) -> dict[str, list[tuple[Path, str]]]:
+    """New renders of the training characters (another image seed: same designs, unseen poses), split 60/20/20 per character."""
+    from aesthetic_platform.characters.config import RenderConfig
+    from aesthetic_platform.characters.render import CHARACTERS_FILE, load_characters, render_dataset
+
+    specs = load_characters(dataset_dir)
+    rendered = json.loads((Path(dataset_dir) / CHARACTERS_FILE).read_text())["config"]
+    indices = sorted(specs[c].index for c in classes)
+    if indices != list(range(indices[0], indices[0] + len(indices))):
+        raise FusionError("fresh renders need the training characters to be one contiguous range of designs")
+    config = RenderConfig(characters=len(indices), images_per_character=per_character, image_size=int(rendered["image_size"]),
+                          seed=int(rendered["seed"]), first_character=indices[0], image_seed=20_000 + seed)
+    folder = Path(work_dir) / f"fresh-{config.seed}-{config.first_character}-{config.characters}-{config.image_seed}-{per_character}"
+    summary = render_dataset(folder, config)
+    parts: dict[str, list[tuple[Path, str]]] = {"train": [], "val": [], "test": []}
+    for spec in summary.characters:
+        paths = sorted(summary.class_dir(spec.name).glob("*.png"))
+        n_val = n_test = max(1, round(0.2 * len(paths)))
+        parts["test"] += [(p, spec.name) for p in paths[:n_test]]
+        parts["val"] += [(p, spec.name) for p in paths[n_test : n_test + n_val]]
+        parts["train"] += [(p, spec.name) for p in paths[n_test + n_val :]]
+    return parts
+
+
+def run_fusion_from_model(model_dir: str | Path, config: FusionConfig, work_dir: Path | None = None) -> FusionResult:
+    """Fusion on a saved classifier's characters (descriptions from the rendered dataset's characters.json): its own
+    train/val/test split, or fresh renders of its characters (``fresh_images_per_character``, written under ``work_dir``)."""
     from aesthetic_platform.characters.prototypes import load_trained
     from aesthetic_platform.characters.render import load_characters
 
     trained = load_trained(model_dir, config.device)
     specs = load_characters(trained.dataset_dir)
-    parts = {name: trained.part(name) for name in ("train", "val", "test")}
+    if config.fresh_images_per_character:
+        if work_dir is None:
+            raise FusionError("fresh renders need a work_dir to be written to")
+        parts = fresh_parts(trained.dataset_dir, trained.split.classes, config.fresh_images_per_character, config.seed, work_dir)
+    else:
+        parts = {name: trained.part(name) for name in ("train", "val", "test")}
     return run_fusion(trained.model, parts, specs, config, trained.model.config.image_size)
 
 
