@@ -21,6 +21,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,24 +269,39 @@ def caption_crops(work_dir: Path, config: CaptionConfig, progress: Progress | No
     base_url = endpoint_base_url(config)
     vlm = VLMCaptioner(config, base_url) if base_url else None
     result = CaptionResult(table=work_dir / CAPTIONS_TABLE)
-    rows: list[CaptionRecord] = []
-    for done, record in enumerate(crops):
-        crop_path = work_dir / record.path
-        crop_sha = sha256_file(crop_path)
+    todo: list[tuple[int, CropRecord, str]] = []
+    slots: list[CaptionRecord | None] = []
+    for index, record in enumerate(crops):
+        crop_sha = sha256_file(work_dir / record.path)
         old = previous.get(record.image_id)
         retry = vlm is not None and old is not None and old.source == "offline"  # every model failed last time
         if old is not None and old.crop_sha256 == crop_sha and old.settings == fingerprint and not retry:
-            rows.append(old)
+            slots.append(old)
             result.reused += 1
         else:
-            rows.append(_caption_one(crop_path, crop_sha, record, ingest.get(record.image_id), config, fingerprint, vlm))
+            slots.append(None)
+            todo.append((index, record, crop_sha))
+    done = result.reused
+
+    def one(job: tuple[int, CropRecord, str]) -> tuple[int, CaptionRecord]:
+        index, record, crop_sha = job
+        return index, _caption_one(work_dir / record.path, crop_sha, record, ingest.get(record.image_id), config, fingerprint, vlm)
+
+    workers = config.concurrency if vlm is not None else 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caption") as pool:
+        for index, row in pool.map(one, todo) if workers > 1 else map(one, todo):
+            slots[index] = row
             result.captioned += 1
-        row = rows[-1]
+            done += 1
+            if progress is not None:
+                progress(done, len(crops), f"{row.image_id}: {row.source} ({row.model})")
+    rows = [row for row in slots if row is not None]
+    for row in rows:
         result.by_source[row.source] = result.by_source.get(row.source, 0) + 1
         result.by_model[row.model] = result.by_model.get(row.model, 0) + 1
         result.vlm_failures += int(vlm is not None and row.source == "offline")
-        if progress is not None:
-            progress(done + 1, len(crops), f"{record.image_id}: {row.source} ({row.model})")
+    if progress is not None and not todo:
+        progress(len(crops), len(crops), "every caption reused")
     CAPTION_RECORDS.write(rows, result.table)
     return result
 

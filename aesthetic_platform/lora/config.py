@@ -128,6 +128,7 @@ class CaptionConfig(EndpointSettings):
     max_side: int = Field(default=512, ge=64, le=2048, description="The crop is downscaled to this long side before it is sent.")
     max_tokens: int = Field(default=200, ge=16, description="Longest caption the VLM may write.")
     temperature: float = Field(default=0.2, ge=0, description="Sampling temperature of the VLM.")
+    concurrency: int = Field(default=4, ge=1, le=32, description="VLM calls in flight at once (offline tags run one by one).")
 
 
 class PackageConfig(BaseModel):
