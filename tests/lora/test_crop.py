@@ -37,14 +37,14 @@ def test_astronaut_crop_holds_the_whole_face_with_eyes_near_the_upper_third(tmp_
     rows |= {r.image_id: r for r in focus_and_crop(work_big, CropConfig()).records}
     ids |= ids_big
 
-    haar = HaarFaceDetector(require_eyes=False, detect_side=4096).detect(np.asarray(astronaut))[0].box
+    haar = HaarFaceDetector(require_eyes=False, detect_side=max(astronaut.size)).detect(np.asarray(astronaut))[0].box
     small = rows[ids["astronaut.png"]]
     assert small.focus_kind == "face" and small.status == "cropped" and small.crop_source == "auto"
     assert _contains(small.crop_box, haar), (small.crop_box, haar)
     assert small.upscale == pytest.approx(2.0) and "upscaled 2.00x" in small.reason
 
     big = rows[ids["large.jpg"]]
-    haar_big = HaarFaceDetector(require_eyes=False, detect_side=4096).detect(np.asarray(large))[0].box
+    haar_big = HaarFaceDetector(require_eyes=False, detect_side=max(large.size)).detect(np.asarray(large))[0].box
     left, top, right, bottom = big.crop_box
     assert big.status == "cropped" and right - left == bottom - top and _contains(big.crop_box, haar_big)
     face_left, face_top, face_right, face_bottom = big.focus_box
