@@ -31,7 +31,6 @@ from aesthetic_platform.characters.render import (
     character_specs,
     describe,
     load_characters,
-    render_dataset,
     render_image,
 )
 from tests.characters.conftest import TINY_CHARACTERS, TINY_IMAGES, TINY_SIZE
