@@ -19,13 +19,16 @@ installed. Then, over all pairs:
    against the mirrored face, so a flipped frame of the shoot counts;
 4. **DBSCAN** (``metric="precomputed"``, ``dbscan_eps``, ``dbscan_min_samples``) over a
    combined distance: 0 for pairs linked by stages 1-3, else the mean of the hash distance
-   (min Hamming over direct and mirrored / 32, capped at 1) and, when both have faces, the
+   (the stage-2 Hamming distance / 32, capped at 1) and, when both have faces, the
    face distance (1 - cosine, capped to [0, 1]).
+
+   Stage links always join clusters, whatever ``dbscan_min_samples`` says.
 
 Within a cluster, exact and near copies collapse to one picture (the largest source, then
 the largest file, i.e. the least compressed, then the sharpest: the variance of the
-Laplacian alone would favour a heavily recompressed copy for its block edges); of the remaining pictures the ``keep_per_cluster`` sharpest are kept. Every
-dropped image names the stage, the measured numbers and the kept image it lost to.
+Laplacian alone would favour a heavily recompressed copy for its block edges); of the
+remaining pictures the ``keep_per_cluster`` sharpest are kept. Every dropped image names
+the stage, the measured numbers and the kept image it lost to.
 """
 
 from __future__ import annotations
@@ -297,25 +300,29 @@ def dedup(work_dir: Path, config: DedupConfig, progress: Progress | None = None)
     return DedupResult(work_dir=work_dir, table_path=table_path, decisions=decisions, analyses=items)
 
 
-def cluster_labels(distance: np.ndarray, config: DedupConfig) -> list[int]:
-    """DBSCAN clusters over the combined distance; noise points get clusters of their own, numbered in order of first image."""
+def cluster_labels(distance: np.ndarray, config: DedupConfig, links: dict[tuple[int, int], PairLink] | None = None) -> list[int]:
+    """DBSCAN clusters over the combined distance, joined with every stage link (so ``dbscan_min_samples`` > 2 never
+    separates two linked copies); unclustered images get clusters of their own, numbered in order of first image."""
     n = len(distance)
     if n == 0:
         return []
     raw = DBSCAN(eps=config.dbscan_eps, min_samples=config.dbscan_min_samples, metric="precomputed").fit_predict(distance)
-    renumber: dict[object, int] = {}
-    labels = []
+    joined = _UnionFind(n)
+    first: dict[int, int] = {}
     for i, label in enumerate(raw):
-        key: object = ("noise", i) if label < 0 else int(label)
-        labels.append(renumber.setdefault(key, len(renumber)))
-    return labels
+        if label >= 0:
+            joined.union(i, first.setdefault(int(label), i))
+    for i, j in links or {}:
+        joined.union(i, j)
+    renumber: dict[int, int] = {}
+    return [renumber.setdefault(joined.find(i), len(renumber)) for i in range(n)]
 
 
 def decide(items: list[Analysis], config: DedupConfig) -> list[DedupDecision]:
     """Cluster, collapse exact/near copies, keep the ``keep_per_cluster`` sharpest pictures per cluster."""
     n = len(items)
     links, distance = link_pairs(items, config)
-    labels = cluster_labels(distance, config)
+    labels = cluster_labels(distance, config, links)
 
     def link(i: int, j: int) -> PairLink | None:
         return links.get((min(i, j), max(i, j)))

@@ -104,6 +104,10 @@ def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: P
     assert [(d.image_id, d.kept, d.cluster) for d in again.decisions] == [(d.image_id, d.kept, d.cluster) for d in result.decisions]
     single = {d.image_id: d.kept for d in decide(result.analyses, FAST.model_copy(update={"keep_per_cluster": 1}))}
     assert [single[d.image_id] for d in ranked] == [True, False, False, False]
+    # Stage links join clusters even when DBSCAN alone would call the frames noise.
+    strict = decide(result.analyses, FAST.model_copy(update={"dbscan_min_samples": 10}))
+    assert len({d.cluster for d in strict if d.image_id in {x.image_id for x in shoot}}) == 1
+    assert sum(d.kept for d in strict) == 3
 
 
 def _analysis(name: str, cos: float, box: tuple[float, float, float, float], patch: np.ndarray, mirror_cos: float = 0.0) -> Analysis:
