@@ -114,7 +114,8 @@ def add(
         try:
             new = db.update_class(name, images) if update else db.add_class(name, images)
         except PrototypeError as exc:
-            raise _fail(str(exc)) from None
+            hint = " (add --update to add these images to it)" if not update and "already exists" in str(exc) else ""
+            raise _fail(f"{exc}{hint}") from None
     entry = new.classes[name]
     verb = "updated" if update else "added"
     console.print(f"{name}: {verb} from {len(images)} image(s), {entry.count} member image(s); "
