@@ -21,12 +21,14 @@ from rich.table import Table as RichTable
 from aesthetic_platform.audit.cli import app as audit_app
 from aesthetic_platform.embeddings.cli import app as store_app
 from aesthetic_platform.ingest.cli import app as crawl_app
+from aesthetic_platform.lora.cli import lora_app
 from aesthetic_platform.paths import DataRoot
 
 app = typer.Typer(help="aesthetic_platform: prompts -> images -> judge -> student scorer.", no_args_is_help=True)
 app.add_typer(store_app)  # aesthetic db …, aesthetic labels …, aesthetic similar
 app.add_typer(crawl_app, name="crawl")  # aesthetic crawl add|list|run|status
 app.add_typer(audit_app, name="audit")  # aesthetic audit prompts FILE
+app.add_typer(lora_app, name="lora")  # aesthetic lora build|crop|serve
 console = Console()
 
 HomeOption = Annotated[

@@ -12,6 +12,7 @@ from aesthetic_platform.assets.embeddings import (
 from aesthetic_platform.assets.golden_noise import golden_noise_analysis, human_preferences
 from aesthetic_platform.assets.ingest import reference_images
 from aesthetic_platform.assets.judging import judge_calibration, judgments, preference_pairs
+from aesthetic_platform.assets.lora import LORA_ASSETS, lora_captions, lora_crops, lora_dedup, lora_ingest, lora_package
 from aesthetic_platform.assets.training import aesthetic_model, eval_report
 
 ALL_ASSETS = [prompts, candidate_images, judgments, judge_calibration, preference_pairs]
@@ -19,6 +20,7 @@ ALL_ASSETS += [human_preferences, golden_noise_analysis]
 ALL_ASSETS += [aesthetic_model, eval_report]
 ALL_ASSETS += [content_audit, reference_images]
 ALL_ASSETS += [image_embeddings, prompt_embeddings, label_snapshot, label_review_queue, embedding_classifier]
+ALL_ASSETS += LORA_ASSETS
 
 __all__ = [
     "ALL_ASSETS",
@@ -36,6 +38,11 @@ __all__ = [
     "prompt_embeddings",
     "judge_calibration",
     "judgments",
+    "lora_captions",
+    "lora_crops",
+    "lora_dedup",
+    "lora_ingest",
+    "lora_package",
     "preference_pairs",
     "prompts",
 ]

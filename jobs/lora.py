@@ -1,0 +1,75 @@
+"""The LoRA dataset job, and the sensor that brings web uploads into Dagster.
+
+The web builder (``aesthetic lora serve``) keeps one work folder per upload under
+``<data root>/lora/<job id>``. Once a folder's build is done, the sensor registers its job
+id as a ``lora_upload`` partition and requests one run of the five stages with the config
+the folder was built with, so the stages come back "up to date" (same fingerprints) and
+the upload's lineage, counts and previews show in the Dagster UI without recomputing.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from aesthetic_platform.assets.lora import GROUP, lora_upload
+from aesthetic_platform.lora.pipeline import JOB_FILE, read_job
+from aesthetic_platform.paths import check_key
+from aesthetic_platform.resources import DataRootResource
+
+UPLOADS_INTERVAL_S = 30
+#: The launchpad section each stage asset reads, by config section of ``LoraConfig``.
+STAGE_ASSETS = {
+    "ingest": "lora_ingest",
+    "dedup": "lora_dedup",
+    "crop": "lora_crops",
+    "caption": "lora_captions",
+    "package": "lora_package",
+}
+
+lora_dataset_job = dg.define_asset_job(
+    "lora_dataset_job",
+    selection=dg.AssetSelection.groups(GROUP),
+    partitions_def=lora_upload,
+    description="Ingest, dedup, crop, caption and package one upload (one lora_upload partition).",
+)
+
+
+def finished_uploads(folder: Path) -> list[str]:
+    """Job ids of work folders whose five stages are done, oldest first; unsafe folder names are ignored."""
+    done = []
+    for job_file in sorted(folder.glob(f"*/{JOB_FILE}")):
+        key = job_file.parent.name
+        try:
+            check_key("lora_upload partition key", key)
+        except ValueError:
+            continue
+        if read_job(job_file.parent).get("state") == "done":
+            done.append(key)
+    return done
+
+
+def stored_run_config(work_dir: Path) -> dict[str, Any]:
+    """The folder's own config as run config, so the run does not reset settings made in the web app."""
+    stored = read_job(work_dir).get("config") or {}
+    return {"ops": {asset: {"config": stored[section]} for section, asset in STAGE_ASSETS.items() if section in stored}}
+
+
+@dg.sensor(
+    job=lora_dataset_job,
+    minimum_interval_seconds=UPLOADS_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers each finished web upload as a lora_upload partition and records its stages in one run.",
+)
+def lora_uploads_sensor(context: dg.SensorEvaluationContext, data_root: DataRootResource) -> dg.SensorResult | dg.SkipReason:
+    folder = data_root.root().root / "lora"
+    known = set(context.instance.get_dynamic_partitions(lora_upload.name or ""))
+    new = [key for key in finished_uploads(folder) if key not in known]
+    if not new:
+        return dg.SkipReason("no finished upload that is not a partition yet")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(partition_key=key, run_key=f"lora-upload-{key}", run_config=stored_run_config(folder / key)) for key in new
+        ],
+        dynamic_partitions_requests=[lora_upload.build_add_request(new)],
+    )
