@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from aesthetic_platform.assets.metadata import embedded_plots
 from aesthetic_platform.characters.config import FusionConfig, GeneratorConfig, PrototypeConfig
@@ -57,7 +57,7 @@ def classifier_dir(context: dg.AssetExecutionContext, root: DataRoot, configured
     return found
 
 
-def _core(config: dg.Config, model: type) -> Any:
+def _core(config: dg.Config, model: type[BaseModel]) -> Any:
     return model.model_validate(config.model_dump(include=set(model.model_fields)))
 
 

@@ -20,6 +20,7 @@ class on a fixed set of samples (same noise every epoch), and ``samples_epoch_<n
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -157,8 +158,7 @@ class Perceptual(nn.Module):
         self.vgg: nn.Module | None = None
         self.backbone: Any = None
         if kind == "vgg16":
-            import torchvision
-
+            torchvision = importlib.import_module("torchvision")  # ships no type information
             path = vgg16_weights()
             if path is None:
                 raise GeneratorError(f"VGG16 weights not found at {Path(torch.hub.get_dir()) / 'checkpoints' / VGG16_FILE}")
@@ -231,8 +231,8 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
 
 def _grid(images: torch.Tensor, columns: int, path: Path) -> Path:
     from PIL import Image
-    from torchvision.utils import make_grid
 
+    make_grid = importlib.import_module("torchvision.utils").make_grid  # torchvision ships no type information
     grid = make_grid(((images.clamp(-1, 1) + 1) / 2).cpu(), nrow=columns, padding=2, pad_value=1.0)
     array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return write_with(path, lambda p: Image.fromarray(array).save(p, format="PNG"))
