@@ -37,7 +37,7 @@ class DatasetConfig(BaseModel):
     """A folder-per-class dataset (``<root>/<character>/*.png``): where it is, how it is checked and split."""
 
     source_dir: str = Field(
-        default="", description="Folder-per-class dataset to use; empty means render the procedural characters under the data root."
+        default="", description="Folder-per-class dataset (absolute, or relative to the data root); empty = render procedural characters."
     )
     val_fraction: float = Field(
         default=0.15, ge=0.0, lt=1.0, description="Share of each class held out for validation (checkpoint choice)."
