@@ -83,7 +83,10 @@ def test_a_manual_box_overrides_and_a_rerun_replaces_the_crops(tmp_path: Path):
     work, ids = _pipeline(tmp_path, [("a.jpg", encoded(photo("astronaut", 1600))), ("b.jpg", encoded(photo("rocket", 1600)))])
     a, b = ids["a.jpg"], ids["b.jpg"]
     auto = {r.image_id: r for r in focus_and_crop(work, CropConfig()).records}
-    manual = {r.image_id: r for r in focus_and_crop(work, CropConfig(), overrides={a: (100, 200, 900, 1000)}).records}
+    calls: list[tuple[int, int, str]] = []
+    redone = focus_and_crop(work, CropConfig(), overrides={a: (100, 200, 900, 1000)}, progress=lambda *call: calls.append(call))
+    manual = {r.image_id: r for r in redone.records}
+    assert calls == [(1, 2, "a.jpg"), (2, 2, "b.jpg")]
 
     assert manual[a].crop_source == "manual" and manual[a].crop_box == [100, 200, 900, 1000] and manual[a].status == "cropped"
     assert manual[a].focus_kind == auto[a].focus_kind == "face"

@@ -176,7 +176,11 @@ def test_exif_orientation_heif_webp_png_and_long_side_cap(tmp_path: Path):
 def test_rerun_replaces_images_and_table(tmp_path: Path, astronaut_jpeg: bytes):
     work = tmp_path / "work"
     ingest(build_zip(tmp_path / "one.zip", [("a.jpg", astronaut_jpeg), ("b.jpg", encoded(photo("coffee")))]), work, IngestConfig())
-    result = ingest(build_zip(tmp_path / "two.zip", [("c.jpg", encoded(photo("rocket")))]), work, IngestConfig())
+    calls: list[tuple[int, int, str]] = []
+    result = ingest(
+        build_zip(tmp_path / "two.zip", [("c.jpg", encoded(photo("rocket")))]), work, IngestConfig(), lambda *call: calls.append(call)
+    )
+    assert calls == [(1, 1, "c.jpg")]
     assert [r.source_name for r in result.records] == ["c.jpg"]
     assert sorted(p.name for p in (work / "images").iterdir()) == [f"{result.records[0].image_id}.jpg"]
     assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
