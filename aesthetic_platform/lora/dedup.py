@@ -363,11 +363,13 @@ def decide(items: list[Analysis], config: DedupConfig) -> list[DedupDecision]:
             stages = [hit.stage for j in members if j != i and (hit := link(i, j)) is not None]
             stage = min(stages, key=_STAGE_ORDER.__getitem__) if stages else ("cluster" if len(members) > 1 else "unique")
             position, total = rank[i]
-            reason = (
-                "unique"
-                if len(members) == 1
-                else f"kept: sharpest {position} of {total} pictures in the cluster (sharpness {item.sharpness:.1f})"
-            )
+            copies = len(groups[pictures.find(i)])
+            parts = []
+            if copies > 1:
+                parts.append(f"best of {copies} copies of one picture (largest source, then largest file)")
+            if total > 1:
+                parts.append(f"sharpest {position} of {total} pictures in the cluster (sharpness {item.sharpness:.1f})")
+            reason = "kept: " + "; ".join(parts) if parts else "unique"
             decisions.append(_decision(item, labels[i], True, stage, reason, ""))
             continue
         rep = representative[i]
