@@ -54,6 +54,20 @@ def test_add_then_predict_and_clear_errors(ext_world: ExtWorld, tmp_path: Path, 
     assert rows["s.png"] == "Newcomer"  # one of its own shots comes back as the new character
     assert rows["a.png"] in {"character_003", "character_005", "Newcomer"}
 
+    # once calibrated, a character the set does not know comes back unknown (its images set the threshold: target rate 0)
+    from aesthetic_platform.characters.classifier import CharacterClassifier
+    from aesthetic_platform.characters.prototypes import PrototypeDatabase
+    from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
+
+    other = sorted(stranger.class_dir(stranger.characters[1].name).glob("*.png"))
+    with Store.open(EmbeddingStoreConfig(db_url=sqlite_url(tmp_path))) as store:
+        db = PrototypeDatabase(store, CharacterClassifier.from_pretrained(ext_world.model_dir), device="cpu")
+        db.calibrate([(p, "character_003") for p in train["character_003"][5:7]], other, target_false_accept=0.0)
+    shutil.copy(other[0], tmp_path / "o.png")
+    calibrated = runner.invoke(characters_app, ["predict", "o.png", *common])
+    assert calibrated.exit_code == 0 and "not calibrated" not in calibrated.output, calibrated.output
+    assert "unknown (nearest" in calibrated.output
+
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG but not really")
     bad = runner.invoke(characters_app, ["predict", images[0], str(broken), *common])
