@@ -180,7 +180,9 @@ def _draft_jpeg(image: Image.Image, fit_pixels: int | None) -> None:
     """Ask the JPEG decoder for a 1/2, 1/4 or 1/8 scale decode no smaller than the margin allows."""
     factor = reduce_factor(image.width, image.height, fit_pixels)
     if factor > 1 and image.format in ("JPEG", "MPO"):
-        image.draft(None, (math.ceil(image.width / factor), math.ceil(image.height / factor)))
+        # Pillow picks the scale as min(width // requested_width, height // requested_height): ask for the
+        # floor, or an odd side (5163 // ceil(5163 / 2) == 1) silently means a full-resolution decode.
+        image.draft(None, (max(1, image.width // factor), max(1, image.height // factor)))
 
 
 def _reduce(image: Image.Image, fit_pixels: int | None) -> Image.Image:

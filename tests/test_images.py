@@ -48,3 +48,18 @@ def test_a_reduced_decode_costs_about_one_canvas(mode, bytes_per_pixel):
     assert int(width) < SIDE / 4
     # the decoded canvas itself plus one band at a time; a whole-canvas conversion or copy would double it or more
     assert float(rise_mb) < 1.5 * canvas_mb, (mode, rise_mb, canvas_mb)
+
+
+@pytest.mark.parametrize("size", [(2000, 1000), (2001, 1003), (1003, 2001)])
+def test_a_jpeg_with_odd_sides_is_still_decoded_at_reduced_scale(tmp_path, size):
+    from PIL import Image
+
+    from aesthetic_platform.images import _draft_jpeg, reduce_factor
+
+    path = tmp_path / "odd.jpg"
+    Image.new("RGB", size, (120, 30, 200)).save(path, quality=80)
+    fit_pixels = (size[0] * size[1]) // 64  # leaves a factor of 4 with the margin of 2 on each side
+    assert reduce_factor(*size, fit_pixels) == 4
+    with Image.open(path) as image:
+        _draft_jpeg(image, fit_pixels)
+        assert image.size == (-(-size[0] // 4), -(-size[1] // 4))  # the decoder's 1/4 scale, not full resolution
