@@ -245,7 +245,8 @@ def train_generator(
     out_dir: Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> GeneratorResult:
-    """Train generator and discriminator against the frozen classifier on the real images ``items`` (path, class)."""
+    """Train generator and discriminator against the classifier on the real images ``items`` (path, class). The classifier
+    is frozen in place (eval mode, no gradients for its parameters) and its weights never change."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = list(classifier.classes)
