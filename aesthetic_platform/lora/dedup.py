@@ -24,6 +24,11 @@ installed. Then, over all pairs:
 
    Stage links always join clusters, whatever ``dbscan_min_samples`` says.
 
+What an image measured is kept in ``analysis/`` of the work folder, keyed by its pixels and by
+every setting and model that shapes the measurement (``analysis_side``, ``centre_hash_share``,
+detector, face embedder, pose model). Tuning a threshold or the clustering therefore re-runs
+only the pair tests and DBSCAN; face detection (most of the stage's time) is not repeated.
+
 Within a cluster, exact and near copies collapse to one picture (the largest source, then
 the largest file, i.e. the least compressed, then the sharpest: the variance of the
 Laplacian alone would favour a heavily recompressed copy for its block edges); of the
@@ -33,6 +38,9 @@ the stage, the measured numbers and the kept image it lost to.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +52,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.cluster import DBSCAN
 
+from aesthetic_platform.atomic import write_bytes
 from aesthetic_platform.images import REDUCE_MARGIN, load_image
 from aesthetic_platform.lora.config import DedupConfig
 from aesthetic_platform.lora.faces import (
@@ -64,6 +73,10 @@ Progress = Callable[[int, int, str], None]
 #: Hamming distance treated as "unrelated" when the hash distance is scaled to [0, 1] (two random 64-bit hashes differ in ~32).
 HASH_SCALE = 32.0
 _STAGE_ORDER = {"exact": 0, "near": 1, "same_shoot": 2, "cluster": 3}
+ANALYSIS_DIR = "analysis"
+#: Bump when ``analyse`` measures differently: every cached analysis is then recomputed.
+ANALYSIS_VERSION = 1
+_ARRAYS = ("embedding", "embedding_mirror", "patch", "patch_mirror", "pose")
 
 
 @dataclass
@@ -292,7 +305,7 @@ def dedup(work_dir: Path, config: DedupConfig, progress: Progress | None = None)
     detector, embedder, poses = default_detector(), face_embedder(config.face_embedder, config.insightface_root), pose_estimator()
     items = []
     for done, record in enumerate(records, start=1):
-        items.append(analyse(record, work_dir, config, detector, embedder, poses))
+        items.append(cached_analysis(record, work_dir, config, detector, embedder, poses))
         if progress:
             progress(done, len(records), record.source_name)
     decisions = decide(items, config)
@@ -429,3 +442,54 @@ def _decision(item: Analysis, cluster: int, kept: bool, stage: str, reason: str,
             "phash": f"{item.phash:016x}",
         }
     )
+
+
+def analysis_key(record: IngestRecord, config: DedupConfig, detector: FaceDetector, embedder: FaceEmbedder,
+                 poses: PoseEstimator | None) -> str:
+    """Everything the measurement of one image depends on: its pixels, the analysis settings and the models."""
+    inputs = {
+        "version": ANALYSIS_VERSION, "pixels": record.pixel_sha256 or record.sha256, "width": record.width, "height": record.height,
+        "analysis_side": config.analysis_side, "centre_hash_share": config.centre_hash_share,
+        "detector": detector.name, "embedder": embedder.name, "pose": poses.name if poses is not None else None,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_analysis(
+    record: IngestRecord, work_dir: Path, config: DedupConfig, detector: FaceDetector, embedder: FaceEmbedder,
+    poses: PoseEstimator | None,
+) -> Analysis:
+    """``analyse``, or what it measured before on the same pixels with the same settings and models."""
+    path = work_dir / ANALYSIS_DIR / f"{analysis_key(record, config, detector, embedder, poses)}.npz"
+    if path.exists():
+        try:
+            return _read_analysis(path, record)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable (e.g. written by another version): measure again and replace it
+    result = analyse(record, work_dir, config, detector, embedder, poses)
+    _write_analysis(path, result)
+    return result
+
+
+def _write_analysis(path: Path, item: Analysis) -> None:
+    scalars = {
+        "sharpness": item.sharpness, "faces": item.faces, "face_box": item.face_box, "rel_box": item.rel_box,
+        "phash": [format(h, "016x") for h in (item.phash, item.phash_mirror, item.phash_centre, item.phash_centre_mirror)],
+    }
+    arrays = {name: value for name in _ARRAYS if (value := getattr(item, name)) is not None}
+    buffer = io.BytesIO()
+    np.savez(buffer, scalars=np.array(json.dumps(scalars)), **arrays)
+    write_bytes(path, buffer.getvalue())
+
+
+def _read_analysis(path: Path, record: IngestRecord) -> Analysis:
+    with np.load(path, allow_pickle=False) as stored:
+        scalars = json.loads(str(stored["scalars"]))
+        arrays = {name: stored[name] for name in _ARRAYS if name in stored.files}
+    phash, mirror, centre, centre_mirror = (int(h, 16) for h in scalars["phash"])
+    item = Analysis(record, float(scalars["sharpness"]), phash, mirror, centre, centre_mirror, faces=int(scalars["faces"]))
+    item.face_box = tuple(scalars["face_box"]) if scalars["face_box"] else None
+    item.rel_box = tuple(scalars["rel_box"]) if scalars["rel_box"] else None
+    for name, value in arrays.items():
+        setattr(item, name, value)
+    return item

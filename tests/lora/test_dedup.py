@@ -82,7 +82,7 @@ def _burst() -> list[tuple[str, Image.Image]]:
 
 
 @pytest.mark.slow
-def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: Path):
+def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     members = [(name, encoded(frame, quality=95)) for name, frame in _burst()] + [("other/rocket.jpg", encoded(photo("rocket")))]
     work, result, name_of = _run(tmp_path, members)
     by_name = {name_of[d.image_id]: d for d in result.decisions}
@@ -98,7 +98,12 @@ def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: P
         assert "keep_per_cluster=2" in loser.reason and f"sharpness {loser.sharpness:.1f}" in loser.reason
     assert any("face cosine" in d.reason for d in ranked[2:])
 
-    # A re-run gives the same table; keep_per_cluster=1 keeps only the sharpest.
+    # A re-run gives the same table, from the cached analyses (no face is detected again);
+    # keep_per_cluster=1 keeps only the sharpest.
+    from aesthetic_platform.lora import dedup as dedup_module
+
+    measured = dedup_module.analyse
+    monkeypatch.setattr(dedup_module, "analyse", lambda *a, **k: pytest.fail("re-analysed an unchanged image"))
     again = dedup(work, FAST)
     assert DEDUP_DECISIONS.read(work / "dedup.parquet").equals(DEDUP_DECISIONS.frame(again.decisions))
     assert [(d.image_id, d.kept, d.cluster) for d in again.decisions] == [(d.image_id, d.kept, d.cluster) for d in result.decisions]
@@ -108,6 +113,13 @@ def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: P
     strict = decide(result.analyses, FAST.model_copy(update={"dbscan_min_samples": 10}))
     assert len({d.cluster for d in strict if d.image_id in {x.image_id for x in shoot}}) == 1
     assert sum(d.kept for d in strict) == 3
+    # A threshold change reuses the measurements too; a new analysis size measures every image again.
+    tuned = dedup(work, FAST.model_copy(update={"keep_per_cluster": 1}))
+    assert sum(d.kept for d in tuned.decisions) == 2
+    calls: list[str] = []
+    monkeypatch.setattr(dedup_module, "analyse", lambda record, *a: calls.append(record.image_id) or measured(record, *a))
+    dedup(work, FAST.model_copy(update={"analysis_side": 320}))  # another measurement: every image again
+    assert len(calls) == len(members)
 
 
 def _analysis(name: str, cos: float, box: tuple[float, float, float, float], patch: np.ndarray, mirror_cos: float = 0.0) -> Analysis:
