@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from aesthetic_platform.assets.metadata import code_version_of, table_metadata
 from aesthetic_platform.lora.config import CaptionConfig, CropConfig, DedupConfig, IngestConfig, LoraConfig, PackageConfig
-from aesthetic_platform.lora.pipeline import JobError, StageOutcome, init_job, job_config, read_job, run_stage
+from aesthetic_platform.lora.pipeline import JobError, StageOutcome, init_job, job_config, package_path, read_job, run_stage
 from aesthetic_platform.lora.schemas import CROP_RECORDS, CROPS_TABLE, DEDUP_DECISIONS, DEDUP_TABLE, INGEST_RECORDS, INGEST_TABLE
 from aesthetic_platform.lora.tables import CAPTION_RECORDS, CAPTIONS_TABLE, MANIFEST_RECORDS, MANIFEST_TABLE
 from aesthetic_platform.paths import check_key
@@ -197,10 +197,11 @@ def lora_package(context: dg.AssetExecutionContext, config: LoraPackageConfig, d
     work_dir, outcome = _run(context, data_root, "package", "package", own)
     s = outcome.summary
     frame = MANIFEST_RECORDS.read(work_dir / MANIFEST_TABLE)
-    images = sorted(Path(s["image_dir"]).glob("*.png"))
+    image_dir, zip_path = package_path(work_dir, s, "image_dir"), package_path(work_dir, s, "zip")
+    images = sorted(image_dir.glob("*.png"))
     return _result(outcome, {
         "kept": s["kept"], "dropped": s["dropped"], "categories": _json(s["categories"]),
-        "zip": dg.MetadataValue.path(s["zip"]), "folder": dg.MetadataValue.path(s["image_dir"]), "preview": _contact_sheet(images),
+        "zip": dg.MetadataValue.path(str(zip_path)), "folder": dg.MetadataValue.path(str(image_dir)), "preview": _contact_sheet(images),
         **table_metadata(MANIFEST_RECORDS, frame.height, work_dir / MANIFEST_TABLE),
     })
 

@@ -109,7 +109,7 @@ def summary_tables(result: BuildResult) -> list[RichTable]:
     dataset.add_row("caption models", ", ".join(f"{k}: {v}" for k, v in captions.get("by_model", {}).items()) or "-")
     if captions.get("vlm_failures"):
         dataset.add_row("caption fallbacks", f"{captions['vlm_failures']} images got offline tags (every model failed)")
-    dataset.add_row("folder", str(result.outcomes["package"].summary["image_dir"]))
+    dataset.add_row("folder", str(result.image_dir))
     dataset.add_row("manifest", str(result.manifest))
     return [images, dataset]
 

@@ -46,6 +46,7 @@ from aesthetic_platform.lora.tables import CAPTIONS_TABLE, MANIFEST_TABLE
 
 STAGES = ("ingest", "dedup", "crops", "captions", "package")
 JOB_FILE = "job.json"
+PACKAGE_PATHS = ("dataset_dir", "image_dir", "manifest", "zip")
 OVERRIDES_FILE = "crop_overrides.json"
 LOCK_FILE = ".run.lock"
 #: Bumped when a stage's meaning changes so old fingerprints stop matching.
@@ -91,11 +92,15 @@ class BuildResult:
 
     @property
     def zip_path(self) -> Path:
-        return Path(self.outcomes["package"].summary["zip"])
+        return package_path(self.work_dir, self.outcomes["package"].summary, "zip")
 
     @property
     def manifest(self) -> Path:
-        return Path(self.outcomes["package"].summary["manifest"])
+        return package_path(self.work_dir, self.outcomes["package"].summary, "manifest")
+
+    @property
+    def image_dir(self) -> Path:
+        return package_path(self.work_dir, self.outcomes["package"].summary, "image_dir")
 
 
 def _now() -> str:
@@ -163,13 +168,26 @@ def init_job(work_dir: Path, source: Path, config: LoraConfig, job_id: str = "",
     if not (source.is_dir() or source.is_file()):
         raise JobError(f"input {source} is neither a ZIP file nor a folder")
 
+    inside = source.is_relative_to(Path(work_dir).resolve())
+    recorded = source.relative_to(Path(work_dir).resolve()).as_posix() if inside else str(source)
+
     def change(job: dict[str, Any]) -> None:
-        job.update(source=str(source), source_name=source_name or source.name, config=stored_config(config))
+        job.update(source=recorded, source_name=source_name or source.name, config=stored_config(config))
         job.setdefault("job_id", job_id or Path(work_dir).resolve().name)
         job.setdefault("created_at", _now())
         job.setdefault("state", "new")
 
     return _update(work_dir, change)
+
+
+def recorded_source(work_dir: Path) -> Path | None:
+    """The input of a work folder; an upload kept inside the folder is recorded relative to it, so a
+    copied or moved data root still finds it."""
+    raw = read_job(work_dir).get("source")
+    if not raw:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else Path(work_dir) / path
 
 
 def job_config(work_dir: Path) -> LoraConfig:
@@ -188,12 +206,16 @@ def set_state(work_dir: Path, state: str, error: str = "") -> dict[str, Any]:
 # --- fingerprints ---------------------------------------------------------------------------------------------
 
 
-def source_identity(source: Path) -> dict[str, Any]:
-    """Names, sizes and modification times of the input (a re-uploaded or edited input changes it)."""
+def source_identity(source: Path, work_dir: Path | None = None) -> dict[str, Any]:
+    """Names, sizes and modification times of the input (a re-uploaded or edited input changes it);
+    an input inside ``work_dir`` is named relative to it, so moving the data root does not change it."""
     source = Path(source)
+    named = str(source.resolve())
+    if work_dir is not None and source.resolve().is_relative_to(Path(work_dir).resolve()):
+        named = source.resolve().relative_to(Path(work_dir).resolve()).as_posix()
     if source.is_file():
         info = source.stat()
-        return {"kind": "file", "path": str(source.resolve()), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+        return {"kind": "file", "path": named, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
     entries = []
     for folder, dirs, files in os.walk(source):
         dirs.sort()
@@ -202,7 +224,7 @@ def source_identity(source: Path) -> dict[str, Any]:
             with contextlib.suppress(OSError):
                 info = path.lstat()
                 entries.append((path.relative_to(source).as_posix(), info.st_size, info.st_mtime_ns))
-    return {"kind": "folder", "path": str(source.resolve()), "entries": _hash(entries), "count": len(entries)}
+    return {"kind": "folder", "path": named, "entries": _hash(entries), "count": len(entries)}
 
 
 def read_overrides(work_dir: Path) -> dict[str, Box]:
@@ -216,12 +238,12 @@ def read_overrides(work_dir: Path) -> dict[str, Box]:
 def stage_fingerprint(work_dir: Path, stage: str, config: LoraConfig, upstream: str) -> str:
     """Own settings + the previous stage's fingerprint (ingest: the source; crops: also the manual boxes)."""
     if stage == "ingest":
-        source = read_job(work_dir).get("source")
-        if not source:
+        source = recorded_source(work_dir)
+        if source is None:
             raise JobError(f"{work_dir}: no input recorded; start with build (CLI) or an upload")
-        if not Path(source).exists():
+        if not source.exists():
             raise JobError(f"the input {source} of {work_dir} no longer exists; build again with --input")
-        own: Any = {"config": config.ingest.model_dump(mode="json"), "source": source_identity(Path(source))}
+        own: Any = {"config": config.ingest.model_dump(mode="json"), "source": source_identity(source, work_dir)}
     elif stage == "dedup":
         own = config.dedup.model_dump(mode="json")
     elif stage == "crops":
@@ -437,7 +459,9 @@ def _table_exists(work_dir: Path, stage: str) -> bool:
 def _ingest(work_dir: Path, config: LoraConfig, tick: _Ticker) -> dict[str, Any]:
     from aesthetic_platform.lora.ingest import ingest
 
-    source = Path(read_job(work_dir)["source"])
+    source = recorded_source(work_dir)
+    if source is None:
+        raise JobError(f"{work_dir}: no input recorded; start with build (CLI) or an upload")
     result = ingest(source, work_dir, config.ingest, tick)
     records = result.records
     reasons = Counter(f"{r.status}: {r.reason}" for r in records if r.status != "kept")
@@ -492,8 +516,15 @@ def _captions(work_dir: Path, config: LoraConfig, tick: _Ticker) -> dict[str, An
 def _package(work_dir: Path, config: LoraConfig, tick: _Ticker) -> dict[str, Any]:
     result = package(work_dir, config.package, tick)
     summary = result.as_dict()
+    for key in PACKAGE_PATHS:  # relative, so the summary in job.json stays right when the data root moves
+        summary[key] = Path(summary[key]).relative_to(Path(work_dir)).as_posix()
     summary["zip_name"] = zip_name(config.package)
     return summary
+
+
+def package_path(work_dir: Path, summary: dict[str, Any], key: str) -> Path:
+    """A path of the package stage's summary (``zip``, ``manifest``, ``image_dir``, ``dataset_dir``) in ``work_dir``."""
+    return Path(work_dir) / summary[key]
 
 
 _STAGE_RUNNERS: dict[str, Callable[[Path, LoraConfig, _Ticker], dict[str, Any]]] = {
