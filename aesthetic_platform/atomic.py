@@ -13,7 +13,9 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +116,19 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def swap_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Replace the folder ``target`` by the fully written folder ``new`` (same file system).
+
+    Two renames: old contents never mix with new ones, and a crash in between leaves the
+    old folder under a hidden ``.<name>.<id>.old`` name rather than losing it.
+    """
+    new, target = Path(new), Path(target)
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    _fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

@@ -24,7 +24,6 @@ longer side. A crop whose side is under ``min_source_side`` is refused rather th
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from aesthetic_platform.atomic import write_with
+from aesthetic_platform.atomic import swap_dir, write_with
 from aesthetic_platform.images import load_image
 from aesthetic_platform.lora.config import CropConfig
 from aesthetic_platform.lora.schemas import (
@@ -175,19 +174,12 @@ def focus_and_crop(
             records.append(_crop_one(work_dir, staging, record.image_id, record.path, face, overrides.get(record.image_id), config))  # type: ignore[arg-type]
             if progress:
                 progress(done, len(decisions), record.source_name)
-        _swap_dir(staging, work_dir / CROPS_DIR)
+        swap_dir(staging, work_dir / CROPS_DIR)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     table_path = CROP_RECORDS.write(records, work_dir / CROPS_TABLE)
     return CropResult(work_dir=work_dir, table_path=table_path, records=records)
 
-
-def _swap_dir(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _crop_one(

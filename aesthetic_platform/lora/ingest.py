@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from aesthetic_platform.atomic import write_bytes
+from aesthetic_platform.atomic import swap_dir, write_bytes
 from aesthetic_platform.images import REDUCE_MARGIN, ImageInputError, ImageTooLargeError, UnreadableImageError, load_image
 from aesthetic_platform.lora.config import IngestConfig
 from aesthetic_platform.lora.schemas import IMAGES_DIR, INGEST_RECORDS, INGEST_TABLE, IngestRecord
@@ -139,20 +139,12 @@ def ingest(source: Path, work_dir: Path, config: IngestConfig, progress: Progres
                 records.append(_ingest_entry(entry, staging, config, used))
                 if progress:
                     progress(done, len(entries), entry.name)
-            _swap_dir(staging, work_dir / IMAGES_DIR)
+            swap_dir(staging, work_dir / IMAGES_DIR)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     table_path = INGEST_RECORDS.write(records, work_dir / INGEST_TABLE)
     return IngestResult(work_dir=work_dir, table_path=table_path, records=records)
 
-
-def _swap_dir(new: Path, target: Path) -> None:
-    """Replace ``target`` by ``new``: old contents never mix with new ones."""
-    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _member_problem(info: zipfile.ZipInfo, config: IngestConfig) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aesthetic_platform.atomic import atomic_path, sha256_file
+from aesthetic_platform.atomic import atomic_path, sha256_file, swap_dir
 from aesthetic_platform.lora.captions import read_captions
 from aesthetic_platform.lora.config import PackageConfig
 from aesthetic_platform.lora.schemas import (
@@ -157,7 +157,7 @@ def package(work_dir: Path, config: PackageConfig, progress: Progress | None = N
                 progress(done, len(kept), f"{row.image_id}: packaged")
         MANIFEST_RECORDS.write(final, staging / MANIFEST_TABLE)
         dataset = work_dir / DATASET_DIR
-        _swap_dir(staging, dataset)
+        swap_dir(staging, dataset)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     MANIFEST_RECORDS.write(final, work_dir / MANIFEST_TABLE)
@@ -174,14 +174,6 @@ def package(work_dir: Path, config: PackageConfig, progress: Progress | None = N
         categories=dict(sorted(categories.items())),
     )
 
-
-def _swap_dir(new: Path, target: Path) -> None:
-    """Replace ``target`` with ``new`` by two renames; the old folder is removed only after the new one is in place."""
-    old = target.with_name(f".{target.name}-old-{uuid.uuid4().hex[:8]}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_zip(dataset: Path, zip_path: Path) -> None:
