@@ -69,3 +69,16 @@ def test_target_class_confidence_rises_over_a_short_run(ext_world: ExtWorld, tmp
     assert confidence_plot(result, tmp_path / "plots")["generator_curves"].exists()
     with pytest.raises(GeneratorError, match="not classes of the classifier"):
         run_generator_from_model(ext_world.model_dir, config.model_copy(update={"target_classes": "nobody"}), tmp_path / "bad")
+
+
+def test_perceptual_network_follows_the_local_vgg16_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aesthetic_platform.characters.generator import VGG16_FILE, GeneratorError, Perceptual, choose_perceptual, vgg16_weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert vgg16_weights() is None and choose_perceptual("auto") == "classifier"
+    with pytest.raises(GeneratorError, match="VGG16 weights not found"):
+        Perceptual("vgg16", torch.nn.Identity(), lambda x: x)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / VGG16_FILE).write_bytes(b"")
+    assert vgg16_weights() == tmp_path / "checkpoints" / VGG16_FILE
+    assert choose_perceptual("auto") == "vgg16" and choose_perceptual("classifier") == "classifier"
