@@ -125,7 +125,7 @@ def character_fusion(
     root = data_root.root()
     model_dir = classifier_dir(context, root, config.model_dir)
     settings: FusionConfig = _core(config, FusionConfig)
-    result = run_fusion_from_model(model_dir, settings)
+    result = run_fusion_from_model(model_dir, settings, root.root / "characters" / "fusion-renders")
     folder = root.root / "characters" / "fusion" / context.run_id
     result.save_pretrained(folder)
     plots = fusion_plots(result, folder / "plots")

@@ -273,13 +273,16 @@ class PrototypeDatabase:
         bad image stores nothing)."""
         paths = [Path(p) for p in paths]
         load_images(paths)
-        meta = {"character": character} if character else {}
-        items = [Item(sha256_file(p), "image", path=str(p), meta=meta) for p in paths]
+        hashes = [sha256_file(p) for p in paths]
+        known = self.store.get_items(hashes)  # an item's metadata is refreshed on every write: keep what others recorded
+        extra = {"character": character} if character else {}
+        items = []
+        for sha, path in zip(hashes, paths, strict=True):
+            items.append(Item(sha, "image", path=str(path), meta={**(known[sha].meta if sha in known else {}), **extra}))
         report = embed_missing(self.store, self.embedder, items, batch_size=self.embedder.batch_size)
         if report.failed:
             sha, why = next(iter(report.failed.items()))
             raise PrototypeError(f"{len(report.failed)} image(s) could not be embedded, e.g. {sha}: {why}")
-        hashes = [item.sha256 for item in items]
         found = self.store.get_many(self.feature_record, hashes)
         return hashes, np.stack([found[h] for h in hashes])
 

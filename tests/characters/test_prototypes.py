@@ -119,6 +119,7 @@ def test_prototypes_are_stored_versioned_and_updated_incrementally(ext_world: Ex
         expected = normalize_rows(db.embed_space(raw, built).mean(axis=0, keepdims=True))[0]
         assert np.allclose(protos[names.index("character_001")], expected, atol=1e-5)
         assert sorted(db.members("character_001")) == sorted(hashes)
+        assert store.get_items(hashes)[hashes[0]].meta == {"character": "character_001"}  # a later read keeps what build recorded
 
         # incremental update = the prototype of all members, computed from the old prototype and the new images only
         more = train["character_001"][3:6]
