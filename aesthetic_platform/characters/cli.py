@@ -120,3 +120,6 @@ def add(
     verb = "updated" if update else "added"
     console.print(f"{name}: {verb} from {len(images)} image(s), {entry.count} member image(s); "
                   f"{len(new.classes)} classes in the set of {db.model_id} (set {new.sha256[:12]})")
+    if new.center is None or new.threshold is None:
+        console.print("this set was not built by character_prototypes: without its feature centre and calibrated threshold, "
+                      "similarities are less telling and nothing comes back unknown", style="yellow")

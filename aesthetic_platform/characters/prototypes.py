@@ -7,14 +7,16 @@ by content hash and survives processes:
 - **Per-image features**: model ``character-classifier@<hash of the weights>`` (one model
   id per classifier version: retrained weights never mix with old vectors), keyed by the
   image file's sha256; the image is an item with its path.
-- **Prototypes**: model ``character-prototypes@<same hash>``. A prototype is the mean of its
-  members' L2-normalised features. Its key is the sha256 of a text item whose text is the
+- **Prototypes**: model ``character-prototypes@<same hash>``. Pooled activations share a large
+  common component (every cosine similarity would be near 1), so a set stores a centre (the
+  mean raw feature of the images it was built from, under the same model) and a prototype is
+  the mean of its members' centred, L2-normalised features. Its key is the sha256 of a text item whose text is the
   canonical JSON ``{"kind", "model", "class", "members"}`` (the sorted member hashes), so a
   prototype is immutable and content-addressed, like every other row of the store: an
   update is a new prototype, never an overwrite.
 - **Prototype sets**: a text item holding the canonical JSON of one whole set (class ->
   prototype hash and member count, the unknown threshold and its calibration, the parent
-  set). The set in use for a classifier version is the newest label row of task
+  set, the centre). The set in use for a classifier version is the newest label row of task
   ``character-prototype-set`` by annotator ``<model id>`` (labels are append-only), so
   every earlier set stays in the store and can be read back.
 
