@@ -100,6 +100,9 @@ class DistillConfig(BaseModel):
     )
     speed_images: int = Field(default=64, ge=1, description="Images timed per model for the CPU images/s figure.")
     speed_batch_size: int = Field(default=16, ge=1, description="Batch size of the CPU speed measurement.")
+    speed_repeats: int = Field(
+        default=3, ge=1, description="Timed rounds per model; the fastest counts (the least disturbed by other work on the CPU)."
+    )
     seed: int = Field(default=0, description="Seed of initialisation, augmentation and batch order.")
     device: str = Field(default="", description="torch device for training; empty = cuda when available, else cpu. Speed is always CPU.")
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes.")

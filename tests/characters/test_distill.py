@@ -17,7 +17,7 @@ from aesthetic_platform.characters.data import load_split
 from aesthetic_platform.characters.distill import cpu_images_per_second, distill, distillation_loss, paired_gap_ci, plots
 
 STUDENT = DistillConfig(student_model="test_efficientnet", image_size=32, epochs=4, batch_size=16, lr=3e-3, max_gap=0.5,
-                        speed_images=16, speed_batch_size=8)
+                        speed_images=16, speed_batch_size=8, speed_repeats=1)
 
 
 @pytest.fixture(scope="module")
