@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from aesthetic_platform.audit.cli import app as audit_app
+from aesthetic_platform.characters.cli import characters_app
 from aesthetic_platform.embeddings.cli import app as store_app
 from aesthetic_platform.ingest.cli import app as crawl_app
 from aesthetic_platform.lora.cli import lora_app
@@ -29,6 +30,7 @@ app.add_typer(store_app)  # aesthetic db …, aesthetic labels …, aesthetic si
 app.add_typer(crawl_app, name="crawl")  # aesthetic crawl add|list|run|status
 app.add_typer(audit_app, name="audit")  # aesthetic audit prompts FILE
 app.add_typer(lora_app, name="lora")  # aesthetic lora build|crop|serve
+app.add_typer(characters_app, name="characters")  # aesthetic characters predict|add
 console = Console()
 
 HomeOption = Annotated[

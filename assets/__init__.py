@@ -1,6 +1,13 @@
 """Dagster assets, one module per domain group."""
 
 from aesthetic_platform.assets.audit import content_audit
+from aesthetic_platform.assets.character_extensions import (
+    CHARACTER_EXTENSION_ASSETS,
+    character_fusion,
+    character_generator,
+    character_prototypes,
+)
+from aesthetic_platform.assets.characters import CHARACTER_ASSETS, character_classifier, character_dataset, character_student
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
 from aesthetic_platform.assets.embeddings import (
     embedding_classifier,
@@ -21,6 +28,7 @@ ALL_ASSETS += [aesthetic_model, eval_report]
 ALL_ASSETS += [content_audit, reference_images]
 ALL_ASSETS += [image_embeddings, prompt_embeddings, label_snapshot, label_review_queue, embedding_classifier]
 ALL_ASSETS += LORA_ASSETS
+ALL_ASSETS += CHARACTER_ASSETS + CHARACTER_EXTENSION_ASSETS
 
 __all__ = [
     "ALL_ASSETS",
@@ -29,6 +37,12 @@ __all__ = [
     "aesthetic_model",
     "eval_report",
     "candidate_images",
+    "character_classifier",
+    "character_dataset",
+    "character_fusion",
+    "character_generator",
+    "character_prototypes",
+    "character_student",
     "golden_noise_analysis",
     "human_preferences",
     "embedding_classifier",

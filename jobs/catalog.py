@@ -9,6 +9,7 @@ from aesthetic_platform.jobs.chains import (
     train_and_evaluate_job,
     weekly_retrain_schedule,
 )
+from aesthetic_platform.jobs.characters import characters_job
 from aesthetic_platform.jobs.embeddings import classifier_sweep_sensor, embedding_classifier_job
 from aesthetic_platform.jobs.golden_noise import golden_noise_job, workbench_selections_sensor
 from aesthetic_platform.jobs.inbox import prompt_inbox_sensor
@@ -24,3 +25,4 @@ ALL_JOBS += [embedding_classifier_job]
 ALL_SENSORS += [classifier_sweep_sensor]
 ALL_JOBS += [lora_dataset_job]
 ALL_SENSORS += [lora_uploads_sensor]
+ALL_JOBS += [characters_job]
