@@ -345,7 +345,8 @@ def _save_png(path: Path, image: Image.Image) -> None:
 
 def render_dataset(out_dir: Path, config: RenderConfig) -> RenderSummary:
     """Write ``<out_dir>/<character>/<i>.png`` for ``config.characters`` designs (from ``config.first_character``)
-    and ``<out_dir>/characters.json`` with every design and its description. Files are written atomically."""
+    and ``<out_dir>/characters.json`` with every design and its description. Files are written atomically;
+    files of the same names are replaced, others are left alone (render into a fresh folder for a clean set)."""
     out_dir = Path(out_dir)
     specs = character_specs(config.characters, config.seed, config.first_character)
     counts: dict[str, int] = {}
