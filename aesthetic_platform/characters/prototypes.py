@@ -23,9 +23,20 @@ by content hash and survives processes:
 ``add_class`` imprints a new class from a few images and ``update_class`` folds new images
 into an existing prototype (running mean; the same vector as recomputing over all members).
 Neither touches the classifier: no gradient step, no weight changes. Prediction is the
-cosine similarity to every prototype; below the calibrated threshold the answer is
-``unknown``. The threshold is calibrated for a target false-accept rate on images of
-characters the set does not know, and the known-class accept rate it costs is recorded.
+cosine similarity to every prototype; the nearest class is answered unless the image is too far
+from it, then the answer is ``unknown``.
+
+**Open-set rule (per-class offsets).** How close a class's own images sit to its prototype
+differs by class: a class built from a hundred training images is tight, one imprinted from 5
+images of a character the classifier never saw is loose (its members are ~0.1 less similar to
+their prototype). A single cosine threshold therefore turns away most queries of imprinted
+classes. Each class instead records its *member similarity*: the mean leave-one-out cosine of its
+members to the prototype of the other members (what a new image of the class can expect),
+recomputed whenever the class is built, added or updated. An image is accepted as its nearest
+class ``c`` when ``cos(image, c) - member_similarity(c) >= offset``; the one global ``offset`` is
+calibrated for a target false-accept rate on images of characters the set does not know, and the
+known-class accept rate it costs is recorded. Sets calibrated before the rule existed keep their
+plain cosine threshold (``Calibration.rule == "cosine"``).
 """
 
 from __future__ import annotations
@@ -128,6 +139,17 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
+def member_similarity(unit: np.ndarray) -> float | None:
+    """Mean leave-one-out cosine of a class's members (centred, unit rows) to the prototype of the others: how close an
+    image of the class it was not built from can expect to be. Leaving the image out matters most for few-shot classes,
+    where each member pulls the prototype towards itself. None for a single member."""
+    unit = np.asarray(unit, dtype=np.float64)
+    if len(unit) < 2:
+        return None
+    others = normalize_rows(unit.sum(axis=0, keepdims=True) - unit)
+    return float(np.mean(np.sum(unit * others, axis=1)))
+
+
 class CharacterFeatureEmbedder(Embedder):
     """The frozen classifier as an embedder of the shared store (image items -> pooled features)."""
 
@@ -150,23 +172,29 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+RULE_OFFSET = "class-offset"  # accept when cos - member_similarity(top class) >= threshold
+RULE_COSINE = "cosine"  # accept when cos >= threshold (sets calibrated before per-class offsets)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """The unknown threshold and what it costs, measured on the calibration images."""
 
-    threshold: float  # accept the top class when its cosine similarity is >= threshold
+    threshold: float  # accept the top class when its score (see ``rule``) is >= threshold
     target_false_accept: float
     false_accept: float  # share of calibration unknowns accepted as some class
     known_accept: float  # share of held-out known-class images accepted
     known_accuracy: float  # share of held-out known-class images accepted AND right
     unknown_images: int
     known_images: int
+    rule: str = RULE_COSINE
+    unknowns: str | None = None  # sha256 of the text item listing the calibration unknowns' image hashes (features cached)
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return {
             "threshold": self.threshold, "target_false_accept": self.target_false_accept, "false_accept": self.false_accept,
             "known_accept": self.known_accept, "known_accuracy": self.known_accuracy, "unknown_images": self.unknown_images,
-            "known_images": self.known_images,
+            "known_images": self.known_images, "rule": self.rule, "unknowns": self.unknowns,
         }
 
 
@@ -174,6 +202,9 @@ class Calibration:
 class ClassEntry:
     prototype: str  # sha256 of the prototype item
     count: int  # member images
+    member_similarity: float | None = None  # mean leave-one-out cosine of the members to their prototype (None: one member)
+    threshold: float | None = None  # cosine an image needs to be accepted as this class (None: the set is not calibrated)
+    location: float | None = None  # reference similarity its acceptance is measured from (None: its member similarity)
 
 
 @dataclass(frozen=True)
@@ -193,7 +224,9 @@ class PrototypeSet:
     def document(self) -> dict[str, Any]:
         return {
             "kind": SET_TASK, "model": self.model_id, "parent": self.parent, "center": self.center,
-            "classes": {name: {"prototype": e.prototype, "count": e.count} for name, e in sorted(self.classes.items())},
+            "classes": {name: {"prototype": e.prototype, "count": e.count, "member_similarity": e.member_similarity,
+                               "location": e.location, "threshold": e.threshold}
+                        for name, e in sorted(self.classes.items())},
             "calibration": None if self.calibration is None else self.calibration.as_dict(),
         }
 
@@ -206,11 +239,34 @@ class PrototypeSet:
         calibration = doc.get("calibration")
         return cls(
             model_id=doc["model"],
-            classes={name: ClassEntry(e["prototype"], int(e["count"])) for name, e in doc["classes"].items()},
+            classes={name: ClassEntry(e["prototype"], int(e["count"]), e.get("member_similarity"), e.get("threshold"),
+                                      e.get("location"))
+                     for name, e in doc["classes"].items()},
             calibration=Calibration(**calibration) if calibration else None,
             parent=doc.get("parent"),
             center=doc.get("center"),
         )
+
+    def locations(self) -> dict[str, float]:
+        """Where each class's acceptance is measured from: ``score = cos - location >= calibration.threshold``.
+
+        Under the offset rule a class with a threshold is located at its threshold minus the global offset (its
+        ``location``, or higher where an added class had to be raised to keep the false-accept target); otherwise at its
+        ``location`` or member similarity. A class with neither (one member) borrows the mean of the others (a set of
+        singletons: 0, plain cosine). Under the cosine rule every location is 0."""
+        calibration = self.calibration
+        if calibration is not None and calibration.rule != RULE_OFFSET:
+            return dict.fromkeys(self.classes, 0.0)
+        own: dict[str, float] = {}
+        for n, e in self.classes.items():
+            value = e.location if e.location is not None else e.member_similarity
+            if value is not None:
+                own[n] = value
+        fallback = float(np.mean(list(own.values()))) if own else 0.0
+        out = {n: own.get(n, fallback) for n in self.classes}
+        if calibration is not None:
+            out.update({n: e.threshold - calibration.threshold for n, e in self.classes.items() if e.threshold is not None})
+        return out
 
 
 @dataclass(frozen=True)
@@ -219,6 +275,7 @@ class Prediction:
     top_class: str
     similarity: float  # cosine similarity to the top class's prototype
     ranking: list[tuple[str, float]] = field(default_factory=list)  # best classes first
+    score: float = float("nan")  # what the threshold is compared with: cosine minus the top class's location
 
     @property
     def known(self) -> bool:
@@ -226,12 +283,14 @@ class Prediction:
 
 
 def calibrate(
-    known_similarity: np.ndarray, known_correct: np.ndarray, unknown_similarity: np.ndarray, target_false_accept: float
+    known_similarity: np.ndarray, known_correct: np.ndarray, unknown_similarity: np.ndarray, target_false_accept: float,
+    rule: str = RULE_COSINE,
 ) -> Calibration:
     """The lowest threshold that accepts at most ``target_false_accept`` of the unknown images.
 
-    ``*_similarity`` are each image's top cosine similarity; ``known_correct`` whether the top
-    class of a known image is its true class. With n unknowns, floor(target·n) of them may stay
+    ``*_similarity`` are each image's score for its top class (cosine similarity, minus the class's
+    member similarity under the offset rule); ``known_correct`` whether the top class of a known
+    image is its true class. With n unknowns, floor(target·n) of them may stay
     above the threshold; the threshold sits just above the next one."""
     unknown = np.sort(np.asarray(unknown_similarity, dtype=np.float64))[::-1]
     if unknown.size == 0:
@@ -249,6 +308,7 @@ def calibrate(
         known_accuracy=float(np.mean(accepted & correct)) if known.size else float("nan"),
         unknown_images=int(unknown.size),
         known_images=int(known.size),
+        rule=rule,
     )
 
 
@@ -338,13 +398,13 @@ class PrototypeDatabase:
         add_labels(self.store, [LabelRecord(item=sha, task=SET_TASK, annotator=self.model_id, label=CURRENT)])
         return new
 
-    def _store_prototype(self, name: str, members: Iterable[str], vector: np.ndarray) -> ClassEntry:
+    def _store_prototype(self, name: str, members: Iterable[str], vector: np.ndarray, spread: float | None) -> ClassEntry:
         members = sorted(set(members))
         text = _canonical({"kind": PROTOTYPE_MODEL, "model": self.model_id, "class": name, "members": members})
         sha = sha256_bytes(text.encode("utf-8"))
         self.store.put_items([Item(sha, "text", text=text, meta={"kind": PROTOTYPE_MODEL, "class": name, "count": len(members)})])
         self.store.put_many(self.prototype_record, {sha: vector})
-        return ClassEntry(sha, len(members))
+        return ClassEntry(sha, len(members), spread)
 
     def members(self, name: str, prototype_set: PrototypeSet | None = None) -> list[str]:
         entry = (prototype_set or self.require_current()).classes.get(name)
@@ -391,7 +451,8 @@ class PrototypeDatabase:
 
     def _prototype_of(self, name: str, hashes: list[str], unit: np.ndarray) -> ClassEntry:
         unique = dict(zip(hashes, unit, strict=True))
-        return self._store_prototype(name, unique, np.mean(np.stack(list(unique.values())), axis=0))
+        rows = np.stack(list(unique.values()))
+        return self._store_prototype(name, unique, np.mean(rows, axis=0), member_similarity(rows))
 
     def add_class(self, name: str, images: Sequence[str | Path], base: PrototypeSet | None = None, commit: bool = True) -> PrototypeSet:
         """Imprint a new class from a few images: its prototype joins the set; no gradient step, no weight change.
@@ -409,6 +470,7 @@ class PrototypeDatabase:
         classes[name] = self._prototype_of(name, hashes, self.embed_space(feats, parent))
         parent_sha = parent.sha256 if parent else None
         new = PrototypeSet(self.model_id, classes, parent.calibration if parent else None, parent_sha, parent.center if parent else None)
+        new = self._fit_class_threshold(new, name)
         return self._commit(new, parent_sha) if commit else new
 
     def update_class(self, name: str, images: Sequence[str | Path]) -> PrototypeSet:
@@ -425,13 +487,82 @@ class PrototypeDatabase:
         old = self.store.get_many(self.prototype_record, [entry.prototype])[entry.prototype]
         total = entry.count + len(fresh)
         vector = (old * entry.count + np.sum(np.stack(list(fresh.values())), axis=0)) / total
+        # the member similarity is re-measured over all members (their features are cached: no forward pass)
+        cached = self.store.get_many(self.feature_record, sorted(old_members))
+        missing = old_members - set(cached)
+        if missing:
+            raise PrototypeError(f"features of {len(missing)} member(s) of {name!r} are missing from {self.feature_record.model_id}")
+        old_unit = self.embed_space(np.stack([cached[h] for h in sorted(old_members)]), parent)
+        spread = member_similarity(np.concatenate([old_unit, np.stack(list(fresh.values()))]))
         classes = dict(parent.classes)
-        classes[name] = self._store_prototype(name, old_members | set(fresh), vector)
-        return self._commit(replace(parent, classes=classes, parent=parent.sha256), parent.sha256)
+        classes[name] = self._store_prototype(name, old_members | set(fresh), vector, spread)
+        if entry.location is not None and entry.member_similarity is not None and spread is not None:
+            # the class keeps its place relative to the others, moved by how much tighter or looser its members became
+            classes[name] = replace(classes[name], location=entry.location + spread - entry.member_similarity)
+        new = self._fit_class_threshold(replace(parent, classes=classes, parent=parent.sha256), name)
+        return self._commit(new, parent.sha256)
 
-    def set_calibration(self, calibration: Calibration) -> PrototypeSet:
+    def set_calibration(self, calibration: Calibration, classes: Mapping[str, ClassEntry] | None = None) -> PrototypeSet:
+        """Make ``calibration`` the current set's (with ``classes``, entries of the same prototypes carrying the held-out
+        similarities measured for it); under the offset rule each class's threshold becomes its location (held-out
+        similarity, else member similarity) plus the calibrated offset."""
         parent = self.require_current()
-        return self._commit(replace(parent, calibration=calibration, parent=parent.sha256), parent.sha256)
+        if classes is not None and {n: e.prototype for n, e in classes.items()} != {n: e.prototype for n, e in parent.classes.items()}:
+            raise PrototypeError(f"the prototype set of {self.model_id} changed while it was calibrated; retry it")
+        classes = dict(classes if classes is not None else parent.classes)
+        if calibration.rule == RULE_OFFSET:
+            locations = replace(parent, classes=classes, calibration=None).locations()
+            classes = {n: replace(e, threshold=locations[n] + calibration.threshold) for n, e in classes.items()}
+        return self._commit(replace(parent, classes=classes, calibration=calibration, parent=parent.sha256), parent.sha256)
+
+    def _fit_class_threshold(self, prototype_set: PrototypeSet, name: str) -> PrototypeSet:
+        """Re-calibrate one class that was just added or updated, leaving every other class's acceptance as it was.
+
+        Its threshold starts at its member similarity plus the set's offset. A new prototype can also attract images of
+        characters the set does not know, so when the calibration unknowns are on record (their features are cached),
+        the threshold is raised as far as needed for the set as a whole to accept no more of them than the target
+        allows, as at calibration time: the class pays for its own false accepts, no other class's acceptance moves."""
+        calibration = prototype_set.calibration
+        entry = prototype_set.classes[name]
+        if calibration is None or calibration.rule != RULE_OFFSET:
+            return prototype_set
+        entry = replace(entry, threshold=None)
+        loose = replace(prototype_set, classes={**prototype_set.classes, name: entry})
+        location = loose.locations()[name]
+        entry = replace(entry, location=location)
+        threshold = location + calibration.threshold
+        unknown = self._calibration_unknowns(calibration)
+        if unknown is not None and len(unknown):
+            names, sims = self.similarities(unknown, loose)
+            top = np.argmax(sims, axis=1)
+            best = sims[np.arange(len(sims)), top]
+            locations = loose.locations()
+            others_accepted = int(np.sum([best[i] - locations[names[t]] >= calibration.threshold
+                                          for i, t in enumerate(top) if names[t] != name]))
+            allowed = int(np.floor(calibration.target_false_accept * len(unknown) + 1e-9)) - others_accepted
+            mine = np.sort(best[[names[t] == name for t in top]])[::-1]
+            if len(mine) > max(allowed, 0):
+                threshold = max(threshold, float(np.nextafter(mine[max(allowed, 0)], np.inf)))
+        return replace(prototype_set, classes={**prototype_set.classes, name: replace(entry, threshold=threshold)})
+
+    def _calibration_unknowns(self, calibration: Calibration) -> np.ndarray | None:
+        """Raw features of the calibration unknowns, from the feature cache (None when they are not on record)."""
+        if calibration.unknowns is None:
+            return None
+        item = self.store.get_items([calibration.unknowns]).get(calibration.unknowns)
+        if item is None or item.text is None:
+            return None
+        hashes = list(json.loads(item.text)["images"])
+        found = self.store.get_many(self.feature_record, hashes)
+        if len(found) != len(set(hashes)):
+            return None
+        return np.stack([found[h] for h in hashes]) if hashes else np.zeros((0, self.embedder.spec.dimension), dtype=np.float32)
+
+    def _store_unknowns(self, hashes: Sequence[str]) -> str:
+        text = _canonical({"kind": "character-calibration-unknowns", "model": self.model_id, "images": sorted(hashes)})
+        sha = sha256_bytes(text.encode("utf-8"))
+        self.store.put_items([Item(sha, "text", text=text, meta={"kind": "character-calibration-unknowns", "count": len(hashes)})])
+        return sha
 
     # ---- prediction -----------------------------------------------------------------------------
 
@@ -443,13 +574,16 @@ class PrototypeDatabase:
     def predict_features(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None, top: int = 3) -> list[Prediction]:
         prototype_set = prototype_set or self.require_current()
         names, sims = self.similarities(feats, prototype_set)
-        threshold = prototype_set.threshold
+        calibration = prototype_set.calibration
+        locations = prototype_set.locations()
+        shift = np.array([locations[n] for n in names])
         out = []
         for row in sims:
             order = np.argsort(-row, kind="stable")
             best = int(order[0])
-            label = names[best] if threshold is None or row[best] >= threshold else UNKNOWN
-            out.append(Prediction(label, names[best], float(row[best]), [(names[i], float(row[i])) for i in order[:top]]))
+            score = float(row[best] - shift[best])
+            label = names[best] if calibration is None or score >= calibration.threshold else UNKNOWN
+            out.append(Prediction(label, names[best], float(row[best]), [(names[i], float(row[i])) for i in order[:top]], score))
         return out
 
     def predict(self, images: Sequence[str | Path | Image.Image], prototype_set: PrototypeSet | None = None) -> list[Prediction]:
@@ -475,16 +609,23 @@ class PrototypeDatabase:
         if strangers:
             raise PrototypeError(f"known calibration images name classes outside the set: {strangers[:5]}")
         _, known_feats = self.features_of([p for p, _ in known])
-        _, unknown_feats = self.features_of(list(unknown))
-        known_pred = self.predict_features(known_feats, _without_threshold(prototype_set))
-        unknown_pred = self.predict_features(unknown_feats, _without_threshold(prototype_set))
+        unknown_hashes, unknown_feats = self.features_of(list(unknown))
+        # the classes calibrated together share one location, the mean of their member similarities: for them the rule
+        # is one cosine threshold, and a class added later is located by how its member similarity compares with it
+        together = [e.member_similarity for e in prototype_set.classes.values() if e.location is None and e.member_similarity is not None]
+        pooled = float(np.mean(together)) if together else None
+        classes = {n: replace(e, location=pooled if e.location is None else e.location) for n, e in prototype_set.classes.items()}
+        staged = replace(prototype_set, classes=classes, calibration=None)
+        known_pred = self.predict_features(known_feats, staged)
+        unknown_pred = self.predict_features(unknown_feats, staged)
         calibration = calibrate(
-            np.array([p.similarity for p in known_pred]),
+            np.array([p.score for p in known_pred]),
             np.array([p.top_class == c for p, c in zip(known_pred, known_classes, strict=True)]),
-            np.array([p.similarity for p in unknown_pred]),
+            np.array([p.score for p in unknown_pred]),
             target_false_accept,
+            RULE_OFFSET,
         )
-        return self.set_calibration(calibration)
+        return self.set_calibration(replace(calibration, unknowns=self._store_unknowns(unknown_hashes)), classes)
 
 
 def rate_with_ci(hits: Sequence[bool], clusters: Sequence[str], seed: int = 0) -> tuple[float, float, float]:
@@ -521,7 +662,8 @@ class PrototypeReport:
     unknown_rate: tuple[float, float, float]  # held-out strangers answered ``unknown``
     unknown_images: int
     weights_unchanged: bool
-    sims: dict[str, list[float]] = field(default_factory=dict)  # top similarities per population, for the plot
+    sims: dict[str, list[float]] = field(default_factory=dict)  # top-class scores per population, for the plot
+    cosine_rule: dict[str, float] = field(default_factory=dict)  # the same rates under one cosine threshold, for comparison
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {"classes": self.classes, "shots": self.shots, "novel_chance": self.novel_chance,
@@ -529,7 +671,8 @@ class PrototypeReport:
         for name in ("known_accuracy", "known_closed_accuracy", "novel_accuracy", "novel_open_accuracy", "unknown_rate"):
             value, low, high = getattr(self, name)
             out.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
-        out.update({f"calibration_{k}": float(v) for k, v in self.calibration.as_dict().items()})
+        out.update({f"calibration_{k}": float(v) for k, v in self.calibration.as_dict().items() if isinstance(v, int | float)})
+        out.update({f"cosine_rule_{k}": v for k, v in self.cosine_rule.items()})
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -605,10 +748,22 @@ def evaluate_prototypes(
 
     _, val_feats = db.features_of([p for p, _ in val])
     _, calib_feats = db.features_of([p for n in calib for p in strangers[n]])
+    val_pred = db.predict_features(val_feats, base)
+    calib_pred = db.predict_features(calib_feats, base)
     sims = {
-        "known (validation)": [p.similarity for p in db.predict_features(val_feats, base)],
-        "unknown (calibration)": [p.similarity for p in db.predict_features(calib_feats, base)],
-        "unknown (held out)": [p.similarity for p in unknown_pred],
+        "known (validation)": [p.score for p in val_pred],
+        "unknown (calibration)": [p.score for p in calib_pred],
+        "unknown (held out)": [p.score for p in unknown_pred],
+    }
+    # the same populations under one cosine threshold for the same target (the rule before per-class offsets)
+    val_right = np.array([p.top_class == c for p, (_, c) in zip(val_pred, val, strict=True)])
+    plain = calibrate(np.array([p.similarity for p in val_pred]), val_right, np.array([p.similarity for p in calib_pred]),
+                      config.target_false_accept).threshold
+    cosine_rule = {
+        "threshold": plain,
+        "known_accuracy": float(np.mean([p.similarity >= plain and p.top_class == c for p, c in zip(test_pred, truth, strict=True)])),
+        "novel_open_accuracy": float(np.mean([p.similarity >= plain and h for p, h in zip(query_pred, hits, strict=True)])),
+        "unknown_rate": float(np.mean([p.similarity < plain for p in unknown_pred])),
     }
     assert base.calibration is not None
     return PrototypeReport(
@@ -616,7 +771,7 @@ def evaluate_prototypes(
         known_accuracy=known, known_closed_accuracy=closed, novel_accuracy=novel_rate, novel_open_accuracy=novel_open,
         novel_per_character=per_character,
         novel_chance=1.0 / len(imprinted.classes), shots=config.shots, novel_queries=len(queries), unknown_rate=unknown,
-        unknown_images=len(unknown_paths), weights_unchanged=weights_version(db.model) == before, sims=sims,
+        unknown_images=len(unknown_paths), weights_unchanged=weights_version(db.model) == before, sims=sims, cosine_rule=cosine_rule,
     )
 
 
@@ -687,7 +842,8 @@ def run_prototypes(store: Store, model_dir: str | Path, config: Any, work_dir: P
 
 
 def prototype_plots(report: PrototypeReport, folder: Path) -> dict[str, Path]:
-    """Top-similarity histograms of known, calibration and held-out unknown images, with the threshold."""
+    """Histograms of the top-class score (cosine minus the class's member similarity) of known, calibration and held-out
+    unknown images, with the threshold."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -701,7 +857,7 @@ def prototype_plots(report: PrototypeReport, folder: Path) -> dict[str, Path]:
         ax.hist(values, bins=30, alpha=0.5, label=f"{label} (n={len(values)})")
     ax.axvline(report.calibration.threshold, color="black", linestyle="--",
                label=f"threshold {report.calibration.threshold:.3f} (FAR {report.calibration.target_false_accept:.0%})")
-    ax.set_xlabel("cosine similarity to the nearest prototype")
+    ax.set_xlabel("cosine to the nearest prototype minus its member similarity")
     ax.set_ylabel("images")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -722,8 +878,9 @@ def _check_name(name: str) -> None:
 
 
 __all__ = [
-    "CURRENT", "Calibration", "CharacterFeatureEmbedder", "ClassEntry", "EmbeddingError", "FEATURE_MODEL", "PROTOTYPE_MODEL",
-    "Prediction", "PrototypeDatabase", "PrototypeError", "PrototypeReport", "PrototypeSet", "SET_TASK", "TrainedClassifier",
-    "UNKNOWN", "calibrate", "evaluate_prototypes", "image_features", "latest_classifier_dir", "load_trained", "prototype_plots",
-    "rate_with_ci", "render_strangers", "run_prototypes", "unseen_render_config", "weights_version",
+    "CURRENT", "RULE_COSINE", "RULE_OFFSET", "Calibration", "CharacterFeatureEmbedder", "ClassEntry", "EmbeddingError",
+    "FEATURE_MODEL", "PROTOTYPE_MODEL", "Prediction", "PrototypeDatabase", "PrototypeError", "PrototypeReport", "PrototypeSet",
+    "SET_TASK", "TrainedClassifier", "UNKNOWN", "calibrate", "evaluate_prototypes", "image_features", "latest_classifier_dir",
+    "load_trained", "member_similarity", "prototype_plots", "rate_with_ci", "render_strangers", "run_prototypes",
+    "unseen_render_config", "weights_version",
 ]
