@@ -174,6 +174,9 @@ def _canonical(obj: Any) -> str:
 
 RULE_OFFSET = "class-offset"  # accept when cos - member_similarity(top class) >= threshold
 RULE_COSINE = "cosine"  # accept when cos >= threshold (sets calibrated before per-class offsets)
+#: How far above the highest rejected unknown a threshold sits. Cosines are float32 (~1e-7 apart at 1): a threshold a
+#: float64 ulp above that unknown could accept it again once offsets and locations are added back together.
+MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,18 @@ class PrototypeSet:
             out.update({n: e.threshold - calibration.threshold for n, e in self.classes.items() if e.threshold is not None})
         return out
 
+    def class_thresholds(self) -> dict[str, float]:
+        """The cosine each class needs for an image to be accepted as it (-inf when the set is not calibrated). Acceptance
+        compares the cosine with this stored number itself, never a recombination of offsets, so what calibration
+        counted is exactly what prediction does."""
+        calibration = self.calibration
+        if calibration is None:
+            return dict.fromkeys(self.classes, float("-inf"))
+        if calibration.rule != RULE_OFFSET:
+            return dict.fromkeys(self.classes, calibration.threshold)
+        locations = self.locations()
+        return {n: e.threshold if e.threshold is not None else locations[n] + calibration.threshold for n, e in self.classes.items()}
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -286,17 +301,17 @@ def calibrate(
     known_similarity: np.ndarray, known_correct: np.ndarray, unknown_similarity: np.ndarray, target_false_accept: float,
     rule: str = RULE_COSINE,
 ) -> Calibration:
-    """The lowest threshold that accepts at most ``target_false_accept`` of the unknown images.
+    """The (almost) lowest threshold that accepts at most ``target_false_accept`` of the unknown images.
 
     ``*_similarity`` are each image's score for its top class (cosine similarity, minus the class's
-    member similarity under the offset rule); ``known_correct`` whether the top class of a known
-    image is its true class. With n unknowns, floor(target·n) of them may stay
-    above the threshold; the threshold sits just above the next one."""
+    location under the offset rule); ``known_correct`` whether the top class of a known image is
+    its true class. With n unknowns, floor(target·n) of them may stay above the threshold; the
+    threshold sits ``MARGIN`` above the next one."""
     unknown = np.sort(np.asarray(unknown_similarity, dtype=np.float64))[::-1]
     if unknown.size == 0:
         raise PrototypeError("calibration needs images of characters outside the prototype set")
     allowed = int(np.floor(target_false_accept * unknown.size + 1e-9))
-    threshold = -1.0 if allowed >= unknown.size else float(np.nextafter(unknown[allowed], np.inf))
+    threshold = -1.0 if allowed >= unknown.size else float(unknown[allowed]) + MARGIN
     known = np.asarray(known_similarity, dtype=np.float64)
     accepted = known >= threshold
     correct = np.asarray(known_correct, dtype=bool)
@@ -536,13 +551,12 @@ class PrototypeDatabase:
             names, sims = self.similarities(unknown, loose)
             top = np.argmax(sims, axis=1)
             best = sims[np.arange(len(sims)), top]
-            locations = loose.locations()
-            others_accepted = int(np.sum([best[i] - locations[names[t]] >= calibration.threshold
-                                          for i, t in enumerate(top) if names[t] != name]))
+            cut = loose.class_thresholds()
+            others_accepted = int(np.sum([best[i] >= cut[names[t]] for i, t in enumerate(top) if names[t] != name]))
             allowed = int(np.floor(calibration.target_false_accept * len(unknown) + 1e-9)) - others_accepted
             mine = np.sort(best[[names[t] == name for t in top]])[::-1]
             if len(mine) > max(allowed, 0):
-                threshold = max(threshold, float(np.nextafter(mine[max(allowed, 0)], np.inf)))
+                threshold = max(threshold, float(mine[max(allowed, 0)]) + MARGIN)
         return replace(prototype_set, classes={**prototype_set.classes, name: replace(entry, threshold=threshold)})
 
     def _calibration_unknowns(self, calibration: Calibration) -> np.ndarray | None:
@@ -574,15 +588,16 @@ class PrototypeDatabase:
     def predict_features(self, feats: np.ndarray, prototype_set: PrototypeSet | None = None, top: int = 3) -> list[Prediction]:
         prototype_set = prototype_set or self.require_current()
         names, sims = self.similarities(feats, prototype_set)
-        calibration = prototype_set.calibration
         locations = prototype_set.locations()
         shift = np.array([locations[n] for n in names])
+        thresholds = prototype_set.class_thresholds()
+        cut = np.array([thresholds[n] for n in names])
         out = []
         for row in sims:
             order = np.argsort(-row, kind="stable")
             best = int(order[0])
             score = float(row[best] - shift[best])
-            label = names[best] if calibration is None or score >= calibration.threshold else UNKNOWN
+            label = names[best] if row[best] >= cut[best] else UNKNOWN
             out.append(Prediction(label, names[best], float(row[best]), [(names[i], float(row[i])) for i in order[:top]], score))
         return out
 
