@@ -26,17 +26,31 @@ Neither touches the classifier: no gradient step, no weight changes. Prediction 
 cosine similarity to every prototype; the nearest class is answered unless the image is too far
 from it, then the answer is ``unknown``.
 
-**Open-set rule (per-class offsets).** How close a class's own images sit to its prototype
-differs by class: a class built from a hundred training images is tight, one imprinted from 5
-images of a character the classifier never saw is loose (its members are ~0.1 less similar to
-their prototype). A single cosine threshold therefore turns away most queries of imprinted
-classes. Each class instead records its *member similarity*: the mean leave-one-out cosine of its
-members to the prototype of the other members (what a new image of the class can expect),
-recomputed whenever the class is built, added or updated. An image is accepted as its nearest
-class ``c`` when ``cos(image, c) - member_similarity(c) >= offset``; the one global ``offset`` is
-calibrated for a target false-accept rate on images of characters the set does not know, and the
-known-class accept rate it costs is recorded. Sets calibrated before the rule existed keep their
-plain cosine threshold (``Calibration.rule == "cosine"``).
+**Open-set rule (per-class thresholds).** How close a class's own images sit to its prototype
+differs by class: the classes a set is built from (training images of the classifier) are tight,
+a class imprinted from 5 images of a character the classifier never saw is loose (its images are
+~0.1 less similar to its prototype). One cosine threshold for all therefore turns away most
+queries of imprinted classes. Instead:
+
+- every class records its *member similarity*: the mean leave-one-out cosine of its members to the
+  prototype of the other members (what an image it was not built from can expect), measured when
+  the class is built, added or updated;
+- calibration gives each class a *location* and one global *offset*: the classes calibrated
+  together share one location, the mean of their member similarities (for them the rule is one
+  cosine threshold, exactly as before: their per-class estimates, from images the classifier was
+  fit to, were measured to rank worse); the offset is the lowest that keeps the calibration
+  unknowns (images of characters the set does not know) at the target false-accept rate; a
+  class's cosine threshold is its location plus the offset, stored with it;
+- ``add_class`` locates a new class at its own member similarity, so it sits as far above its own
+  members' level as the built classes sit above theirs; the calibration unknowns are on record
+  (their features are cached), so its threshold is then raised, if needed, until the whole set
+  again accepts no more of them than the target allows. ``update_class`` moves the class's
+  location by the change of its member similarity and checks the same. No other class's
+  threshold moves.
+
+An image is accepted as its nearest class when its cosine reaches that class's stored threshold.
+Sets calibrated before the rule existed keep their plain cosine threshold (``Calibration.rule ==
+"cosine"``).
 """
 
 from __future__ import annotations
@@ -172,7 +186,7 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-RULE_OFFSET = "class-offset"  # accept when cos - member_similarity(top class) >= threshold
+RULE_OFFSET = "class-offset"  # accept when cos >= the top class's threshold = its location + this calibration's threshold
 RULE_COSINE = "cosine"  # accept when cos >= threshold (sets calibrated before per-class offsets)
 #: How far above the highest rejected unknown a threshold sits. Cosines are float32 (~1e-7 apart at 1): a threshold a
 #: float64 ulp above that unknown could accept it again once offsets and locations are added back together.
@@ -472,7 +486,9 @@ class PrototypeDatabase:
     def add_class(self, name: str, images: Sequence[str | Path], base: PrototypeSet | None = None, commit: bool = True) -> PrototypeSet:
         """Imprint a new class from a few images: its prototype joins the set; no gradient step, no weight change.
 
-        ``base`` (default: the current set) is the set it joins; ``commit=False`` returns the new set without making it
+        In a calibrated set its threshold is fitted for it (see the module docstring: its own member similarity plus the
+        offset, raised if the calibration unknowns need it). ``base`` (default: the current set) is the set it joins;
+        ``commit=False`` returns the new set without making it
         current (its vectors are stored, content-addressed, either way), for evaluations that must leave the live set alone."""
         _check_name(name)
         if not images:
