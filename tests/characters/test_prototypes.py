@@ -79,14 +79,14 @@ def test_add_class_recognises_unseen_characters_without_a_gradient_step(open_set
         assert report.novel_queries == 4 * 7
         assert report.weights_unchanged
         # what a caller of predict sees for a 5-shot character: its own name, not "unknown", far more often than chance
-        # (measured on this seeded setup: 0.46 [0.32, 0.64]; 0.32-0.46 over seeds 1-4; one plain cosine threshold: 0.11-0.32)
+        # (measured on this seeded setup: 0.46 [0.32, 0.64]; 0.32-0.43 over seeds 1-4; one plain cosine threshold: 0.18-0.32)
         assert report.novel_open_accuracy[0] >= 5 * report.novel_chance, summary
         assert report.novel_open_accuracy[1] > 2 * report.novel_chance, summary  # the CI's lower end too
         assert report.novel_open_accuracy[0] >= report.cosine_rule["novel_open_accuracy"], summary
         # the classes the set was built from keep what one cosine threshold gave them (they share one location)
         assert report.known_accuracy[0] == pytest.approx(report.cosine_rule["known_accuracy"], abs=1.5 / 64), summary
         # strangers never imprinted come back unknown at the calibrated rate (4 characters x 12 images; measured 1.0 here,
-        # 0.81-0.98 over seeds 1-4 for a target of 0.9)
+        # 0.85-0.98 over seeds 1-4 for a target of 0.9)
         assert report.calibration.rule == RULE_OFFSET and report.calibration.false_accept <= config.target_false_accept
         assert report.unknown_rate[0] >= 1 - config.target_false_accept - 0.1, summary
         assert report.unknown_rate[2] >= 1 - config.target_false_accept, summary  # the target inside the CI
