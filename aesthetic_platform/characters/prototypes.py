@@ -534,9 +534,9 @@ class PrototypeDatabase:
         return self._commit(new, parent.sha256)
 
     def set_calibration(self, calibration: Calibration, classes: Mapping[str, ClassEntry] | None = None) -> PrototypeSet:
-        """Make ``calibration`` the current set's (with ``classes``, entries of the same prototypes carrying the held-out
-        similarities measured for it); under the offset rule each class's threshold becomes its location (held-out
-        similarity, else member similarity) plus the calibrated offset."""
+        """Make ``calibration`` the current set's (with ``classes``: entries of the same prototypes carrying the locations
+        it was calibrated with); under the offset rule each class's threshold becomes its location (else its member
+        similarity) plus the calibrated offset."""
         parent = self.require_current()
         if classes is not None and {n: e.prototype for n, e in classes.items()} != {n: e.prototype for n, e in parent.classes.items()}:
             raise PrototypeError(f"the prototype set of {self.model_id} changed while it was calibrated; retry it")
@@ -549,10 +549,11 @@ class PrototypeDatabase:
     def _fit_class_threshold(self, prototype_set: PrototypeSet, name: str) -> PrototypeSet:
         """Re-calibrate one class that was just added or updated, leaving every other class's acceptance as it was.
 
-        Its threshold starts at its member similarity plus the set's offset. A new prototype can also attract images of
-        characters the set does not know, so when the calibration unknowns are on record (their features are cached),
-        the threshold is raised as far as needed for the set as a whole to accept no more of them than the target
-        allows, as at calibration time: the class pays for its own false accepts, no other class's acceptance moves."""
+        Its threshold starts at its location (a new class: its own member similarity) plus the set's offset. A new
+        prototype can also attract images of characters the set does not know, so when the calibration unknowns are on
+        record (their features are cached), the threshold is raised as far as needed for the set as a whole to accept no
+        more of them than the target allows, as at calibration time: the class pays for its own false accepts, no other
+        class's acceptance moves."""
         calibration = prototype_set.calibration
         entry = prototype_set.classes[name]
         if calibration is None or calibration.rule != RULE_OFFSET:
@@ -895,10 +896,6 @@ def prototype_plots(report: PrototypeReport, folder: Path) -> dict[str, Path]:
     path = write_with(folder / "similarity_histogram.png", lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
     return {"similarity_histogram": path}
-
-
-def _without_threshold(prototype_set: PrototypeSet) -> PrototypeSet:
-    return replace(prototype_set, calibration=None)
 
 
 def _check_name(name: str) -> None:
