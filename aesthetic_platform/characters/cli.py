@@ -83,15 +83,17 @@ def predict(
             predictions = db.predict(images, prototype_set)
         except PrototypeError as exc:
             raise _fail(str(exc)) from None
-    threshold = prototype_set.threshold
-    table = RichTable(title=f"{db.model_id}: {len(prototype_set.classes)} classes, threshold "
-                            f"{'not calibrated' if threshold is None else f'{threshold:.3f}'}")
-    for column in ("image", "character", "similarity", "nearest classes"):
+    calibrated = prototype_set.threshold is not None
+    thresholds = prototype_set.class_thresholds()
+    table = RichTable(title=f"{db.model_id}: {len(prototype_set.classes)} classes, "
+                            f"{'a threshold per class' if calibrated else 'not calibrated'}")
+    for column in ("image", "character", "similarity", "needed", "nearest classes"):
         table.add_column(column)
     for path, p in zip(images, predictions, strict=True):
         shown = p.label if p.known else f"unknown (nearest {p.top_class})"
         runners = ", ".join(f"{name} {sim:.3f}" for name, sim in p.ranking[:top])
-        table.add_row(str(path), shown, f"{p.similarity:.3f}", runners)
+        needed = f"{thresholds[p.top_class]:.3f}" if calibrated else "-"
+        table.add_row(str(path), shown, f"{p.similarity:.3f}", needed, runners)
     console.print(table)
 
 
