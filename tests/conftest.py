@@ -38,3 +38,23 @@ def test_output() -> Path:
     """Artifacts a reviewer may want to look at (screenshots, reports) land here."""
     TEST_OUTPUT.mkdir(exist_ok=True)
     return TEST_OUTPUT
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_definitions_state():
+    """Dagster keeps "the current definitions-state storage" in a context variable: entering an
+    instance sets it, leaving restores what was there before. Instances left out of order (the
+    garbage collector finalizing an abandoned ``with instance_for_test()`` after a later one was
+    left) restore a storage whose instance is gone, and the next definitions load in the process
+    fails with "Attempted to resolve undefined DagsterInstance weakref". Each test starts without
+    such a dead storage; a live one is kept."""
+    import sys
+
+    if "dagster" in sys.modules:
+        from dagster._core.storage.defs_state.base import DefsStateStorage, _current_storage
+
+        storage = DefsStateStorage.get()
+        owner = getattr(storage, "_instance_weakref", None)
+        if storage is not None and (owner is None or owner() is None):
+            _current_storage.set(None)
+    yield
