@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from aesthetic_platform.assets.metadata import embedded_plots
 from aesthetic_platform.characters.config import FusionConfig, GeneratorConfig, PrototypeConfig
-from aesthetic_platform.characters.prototypes import latest_classifier_dir
+from aesthetic_platform.characters.prototypes import RULE_OFFSET, latest_classifier_dir
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
@@ -88,14 +88,16 @@ def character_prototypes(
     plots = prototype_plots(report, root.root / "characters" / "prototypes" / context.run_id)
     logged = log_prototypes(report, settings.model_dump(), plots, mlflow_tracking.config_for(root),
                             tags={"dagster.run_id": context.run_id, "dagster.asset": "character_prototypes"})
-    context.log.info(f"{report.classes} prototypes of {report.model_id}; threshold {report.calibration.threshold:.4f}")
+    per_class = report.calibration.rule == RULE_OFFSET  # then the calibrated number is an offset added to each class's location
+    threshold_key = "threshold_offset" if per_class else "threshold"
+    context.log.info(f"{report.classes} prototypes of {report.model_id}; {threshold_key} {report.calibration.threshold:.4f}")
     return dg.MaterializeResult(metadata={
         "model_dir": dg.MetadataValue.path(str(model_dir)),
         "feature_model": report.model_id,
         "prototype_set": report.set_sha256,
         "store": store_url,
         "classes": report.classes,
-        "threshold": dg.MetadataValue.float(report.calibration.threshold),
+        threshold_key: dg.MetadataValue.float(report.calibration.threshold),
         "calibration": dg.MetadataValue.json(report.calibration.as_dict()),
         "known_accuracy": _ci(report.known_accuracy),
         "novel_accuracy": _ci(report.novel_accuracy),

@@ -66,6 +66,8 @@ def test_extension_assets_materialize_with_mlflow_runs_and_plots(ext_world: ExtW
     for key in ("novel_accuracy", "unknown_rate", "known_accuracy"):
         assert "[" in prototypes[key].value  # value [low, high]
     assert "plot_similarity_histogram" in prototypes
+    # per-class thresholds: the calibrated number is an offset, and the metadata says so
+    assert "threshold_offset" in prototypes and "threshold" not in prototypes
     fusion = meta["character_fusion"]
     assert "fusion_accuracy" in fusion and "image_only_accuracy" in fusion and "plot_fusion_accuracy" in fusion
     generator = meta["character_generator"]
