@@ -105,6 +105,16 @@ class DataRoot:
         return self.root / "workbench"
 
     @property
+    def lora(self) -> Path:
+        """One work folder per LoRA upload (``lora/<job id>``), shared by the CLI, the web app and Dagster."""
+        return self.root / "lora"
+
+    @property
+    def characters(self) -> Path:
+        """The character suite: rendered datasets, classifiers, prototypes' renders, fusion and generator runs."""
+        return self.root / "characters"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -81,11 +81,11 @@ def character_prototypes(
     root = data_root.root()
     model_dir = classifier_dir(context, root, config.model_dir)
     settings: PrototypeConfig = _core(config, PrototypeConfig)
-    work = root.root / "characters" / "unseen"
+    work = root.characters / "unseen"
     with embedding_store.open(root) as store:
         report, _ = run_prototypes(store, model_dir, settings, work)
         store_url = store.url
-    plots = prototype_plots(report, root.root / "characters" / "prototypes" / context.run_id)
+    plots = prototype_plots(report, root.characters / "prototypes" / context.run_id)
     logged = log_prototypes(report, settings.model_dump(), plots, mlflow_tracking.config_for(root),
                             tags={"dagster.run_id": context.run_id, "dagster.asset": "character_prototypes"})
     per_class = report.calibration.rule == RULE_OFFSET  # then the calibrated number is an offset added to each class's location
@@ -127,8 +127,8 @@ def character_fusion(
     root = data_root.root()
     model_dir = classifier_dir(context, root, config.model_dir)
     settings: FusionConfig = _core(config, FusionConfig)
-    result = run_fusion_from_model(model_dir, settings, root.root / "characters" / "fusion-renders")
-    folder = root.root / "characters" / "fusion" / context.run_id
+    result = run_fusion_from_model(model_dir, settings, root.characters / "fusion-renders")
+    folder = root.characters / "fusion" / context.run_id
     result.save_pretrained(folder)
     plots = fusion_plots(result, folder / "plots")
     logged = log_fusion(result, plots, mlflow_tracking.config_for(root),
@@ -166,7 +166,7 @@ def character_generator(
     root = data_root.root()
     model_dir = classifier_dir(context, root, config.model_dir)
     settings: GeneratorConfig = _core(config, GeneratorConfig)
-    out_dir = root.root / "characters" / "generators" / context.run_id
+    out_dir = root.characters / "generators" / context.run_id
     result = run_generator_from_model(model_dir, settings, out_dir,
                                       on_epoch=lambda epoch, m: context.log.info(f"epoch {epoch}: {m}"))
     plots = confidence_plot(result, out_dir / "plots")

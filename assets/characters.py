@@ -39,7 +39,7 @@ class CharacterStudentConfig(dg.Config, DistillConfig):
 
 
 def characters_dir(root: DataRoot) -> Path:
-    return root.root / "characters"
+    return root.characters
 
 
 def _work_dir(root: DataRoot, kind: str, run_id: str) -> Path:

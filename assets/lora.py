@@ -67,7 +67,7 @@ def _work_dir(context: dg.AssetExecutionContext, data_root: DataRootResource) ->
         key = check_key("lora_upload partition key", context.partition_key)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from None
-    return data_root.root().root / "lora" / key
+    return data_root.root().lora / key
 
 
 def _run(

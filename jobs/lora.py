@@ -62,7 +62,7 @@ def stored_run_config(work_dir: Path) -> dict[str, Any]:
     description="Registers each finished web upload as a lora_upload partition and records its stages in one run.",
 )
 def lora_uploads_sensor(context: dg.SensorEvaluationContext, data_root: DataRootResource) -> dg.SensorResult | dg.SkipReason:
-    folder = data_root.root().root / "lora"
+    folder = data_root.root().lora
     known = set(context.instance.get_dynamic_partitions(lora_upload.name or ""))
     new = [key for key in finished_uploads(folder) if key not in known]
     if not new:

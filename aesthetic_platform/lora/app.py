@@ -89,7 +89,7 @@ class Jobs:
     """The jobs folder and the one background worker that runs them."""
 
     def __init__(self, root: DataRoot, base_config: LoraConfig) -> None:
-        self.folder = root.root / "lora"
+        self.folder = root.lora
         self.folder.mkdir(parents=True, exist_ok=True)
         self.base_config = base_config
         # one daemon worker: a stopped server does not wait for a running job; the job resumes at the next start
