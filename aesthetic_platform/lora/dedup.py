@@ -42,6 +42,7 @@ import hashlib
 import io
 import json
 import math
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,8 +465,8 @@ def cached_analysis(
     if path.exists():
         try:
             return _read_analysis(path, record)
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable (e.g. written by another version): measure again and replace it
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable (truncated, or written by another version): measure again and replace it
     result = analyse(record, work_dir, config, detector, embedder, poses)
     _write_analysis(path, result)
     return result

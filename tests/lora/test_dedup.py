@@ -118,8 +118,15 @@ def test_same_shoot_frames_keep_the_two_sharpest_and_name_the_winner(tmp_path: P
     assert sum(d.kept for d in tuned.decisions) == 2
     calls: list[str] = []
     monkeypatch.setattr(dedup_module, "analyse", lambda record, *a: calls.append(record.image_id) or measured(record, *a))
+    cached = set((work / "analysis").glob("*.npz"))
     dedup(work, FAST.model_copy(update={"analysis_side": 320}))  # another measurement: every image again
     assert len(calls) == len(members)
+    # a damaged cache entry is measured again, not trusted and not fatal
+    calls.clear()
+    damaged = sorted(set((work / "analysis").glob("*.npz")) - cached)[0]
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    again_320 = dedup(work, FAST.model_copy(update={"analysis_side": 320}))
+    assert len(calls) == 1 and len(again_320.decisions) == len(members)
 
 
 def _analysis(name: str, cos: float, box: tuple[float, float, float, float], patch: np.ndarray, mirror_cos: float = 0.0) -> Analysis:
