@@ -11,6 +11,11 @@ own position field per image, block-diagonal attention), so batching adds almost
 padding and a score never depends on which other images were scored with it. Scores are
 relative logits: larger is better.
 
+A call with many images is cheaper per image than one call each: the images are decoded
+and resized on ``prepare_workers`` threads (Pillow and NumPy release the GIL; each thread
+holds at most one full decode at a time), and each distinct prompt goes through the text
+tower once per call, however many images share it (best of N: one prompt, N images).
+
 Bad input raises ``ValueError`` subclasses that name the position of the culprit:
 ``ImageInputError`` (``aesthetic_platform.images``: missing, unreadable, over
 ``max_image_pixels``) and ``PromptError`` (not a string, empty or whitespace only, over
@@ -20,7 +25,9 @@ would otherwise be cut off silently).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -35,6 +42,7 @@ from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
 __all__ = ["DEFAULT_BATCH_SIZE", "ImageInputError", "PromptError", "Scorer"]
 
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_PREPARE_WORKERS = min(4, os.cpu_count() or 1)
 ImageInput = str | Path | bytes | Image.Image
 
 
@@ -47,13 +55,17 @@ class Scorer:
         device: str | torch.device = "cpu",
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
+        prepare_workers: int = DEFAULT_PREPARE_WORKERS,
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if prepare_workers <= 0:
+            raise ValueError(f"prepare_workers must be positive, got {prepare_workers}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
         self.max_image_pixels = max_image_pixels
+        self.prepare_workers = prepare_workers
 
     @classmethod
     def from_pretrained(
@@ -84,12 +96,14 @@ class Scorer:
                 raise PromptError(index, "empty or whitespace only")
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise PromptError(index, f"{len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
-        if prompts:
-            ids = self.model.tokenizer(list(prompts), truncation=False, verbose=False)["input_ids"]
-            for index, tokens in enumerate(ids):
-                if len(tokens) > self.max_prompt_tokens:
+        distinct = list(dict.fromkeys(prompts))
+        if distinct:
+            ids = self.model.tokenizer(distinct, truncation=False, verbose=False)["input_ids"]
+            tokens = {prompt: len(prompt_ids) for prompt, prompt_ids in zip(distinct, ids, strict=True)}
+            for index, prompt in enumerate(prompts):
+                if tokens[prompt] > self.max_prompt_tokens:
                     raise PromptError(
-                        index, f"{len(tokens)} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it"
+                        index, f"{tokens[prompt]} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it"
                     )
         return list(prompts)
 
@@ -103,10 +117,14 @@ class Scorer:
         if not images:
             return []
         self.check_prompts(prompts)
-        tensors = [self._prepare(image, index) for index, image in enumerate(images)]
+        tensors = self._prepare_all(images)
+        distinct = list(dict.fromkeys(prompts))
+        text_features = self._encode_prompts(distinct)
+        row_of = {prompt: row for row, prompt in enumerate(distinct)}
         results: dict[int, dict[str, float]] = {}
         for indices in self._batches(tensors):
-            logits = self._score_batch([tensors[i] for i in indices], [prompts[i] for i in indices])
+            rows = torch.tensor([row_of[prompts[i]] for i in indices], device=self.device)
+            logits = self._score_batch([tensors[i] for i in indices], text_features[rows])
             for row, index in enumerate(indices):
                 results[index] = {dim: float(values[row]) for dim, values in logits.items()}
         return [results[index] for index in range(len(images))]  # _batches covers every index once
@@ -117,13 +135,28 @@ class Scorer:
         except ImageInputError as exc:
             raise exc.at(index) from None
 
+    def _prepare_all(self, images: list[ImageInput]) -> list[torch.Tensor]:
+        """Decode and resize on threads; results (and the first error, by index) as one loop would give them."""
+        workers = min(self.prepare_workers, len(images))
+        if workers <= 1:
+            return [self._prepare(image, index) for index, image in enumerate(images)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scorer-prepare") as pool:
+            return list(pool.map(self._prepare, images, range(len(images))))
+
     def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
         """Indices in input order, in chunks of ``batch_size``: each chunk is packed, whatever its sizes."""
         return [list(range(start, min(start + self.batch_size, len(tensors)))) for start in range(0, len(tensors), self.batch_size)]
 
-    def _score_batch(self, tensors: list[torch.Tensor], prompts: list[str]) -> dict[str, torch.Tensor]:
+    def _encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """[len(prompts), projection_dim]: each distinct prompt through the text tower once, ``batch_size`` at a time."""
+        chunks = []
+        for start in range(0, len(prompts), self.batch_size):
+            text = self.model.tokenize(prompts[start : start + self.batch_size])
+            chunks.append(self.model.encode_text(**{name: value.to(self.device) for name, value in text.items()}))
+        return torch.cat(chunks)
+
+    def _score_batch(self, tensors: list[torch.Tensor], text_features: torch.Tensor) -> dict[str, torch.Tensor]:
         token_budget = default_token_budget(self.model.config.image.patch_budget)
         images = pack_images(tensors, self.model.preprocess.patch_size, token_budget).to(self.device)
-        text = {name: value.to(self.device) for name, value in self.model.tokenize(prompts).items()}
-        logits = self.model(images, **text)
+        logits = self.model.score_features(self.model.encode_images(images), text_features)
         return {dim: values.float().cpu() for dim, values in logits.items()}
