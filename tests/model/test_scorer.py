@@ -61,3 +61,30 @@ def test_bad_calls_are_named(checkpoint, tmp_path, sample_images):
         scorer.score([sample_images["astronaut"], tmp_path / "nope.png"], PROMPT)
     with pytest.raises(ValueError, match="batch_size"):
         Scorer(scorer.model, batch_size=0)
+
+
+def test_a_shared_prompt_goes_through_the_text_tower_once_and_scores_as_alone(checkpoint, sample_images):
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu", batch_size=2)
+    images = list(sample_images.values())
+    prompts = [PROMPT if index % 3 else "a blue poster" for index in range(len(images))]
+    calls = []
+    handle = scorer.model.text_encoder.register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        results = scorer.score(images, prompts)
+    finally:
+        handle.remove()
+    assert len(calls) == 1, "two distinct prompts fit one text batch, whatever the number of images"
+    for image, prompt, result in zip(images, prompts, results, strict=True):
+        alone = scorer.score(image, prompt)[0]
+        assert all(abs(result[dim] - alone[dim]) <= TOLERANCE for dim in scorer.dimensions)
+
+
+def test_threaded_preparation_reports_the_first_bad_image_by_index(checkpoint, sample_images, tmp_path):
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu")
+    scorer.prepare_workers = 4
+    good = list(sample_images.values())
+    with pytest.raises(ValueError, match=r"image 2: .*missing-a\.png") as caught:
+        scorer.score([*good[:2], str(tmp_path / "missing-a.png"), good[0], str(tmp_path / "missing-b.png")], PROMPT)
+    assert caught.value.index == 2
+    with pytest.raises(ValueError, match="prepare_workers must be positive"):
+        Scorer(scorer.model, prepare_workers=0)
