@@ -15,22 +15,37 @@ seed 000), for five batching strategies:
 It also times the public ``Scorer`` on 128 mixed-ratio PIL images (decode-free, resize
 included): one ``score`` call for all of them (packed) against one call per image.
 
-Image decoding/resizing is excluded from the timing (inputs are synthetic tensors of the
+Image decoding/resizing is excluded from those timings (inputs are synthetic tensors of the
 right shapes). Runs the tiny config on CPU always; with CUDA it also runs the production
 architecture (ViT-L-14 + xlm-roberta-base, random init, bf16 autocast) with peak memory.
 
-    python benchmarks/model_batching.py [--pairs 512] [--batch-size 16] [--repeats 3]
+``--end-to-end`` adds real training from PNG files: the stream's images are written to a
+temporary folder, read back by ``PreferencePairDataset`` in ``DataLoader`` workers
+(decode + aspect-true resize there, pinned memory on CUDA), and the model trains with
+AdamW for ``--e2e-epochs`` epochs under pad_to_max, ratio_bucketed and packed batching,
+each from the same initial weights. It prints pairs/s of whole optimizer steps including
+the input pipeline, and each strategy's loss trajectory (mean objective per epoch) next to
+ratio bucketing under another shuffle seed: the gap a mere reshuffle makes is the noise
+the strategies' trajectories are compared against. The teacher's scores are a learnable
+function of the pixels (each dimension a colour channel's mean brightness), so the loss
+falls and the trajectories mean something.
+
+    python benchmarks/model_batching.py [--pairs 512] [--batch-size 16] [--repeats 3] [--end-to-end]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import platform
 import random
 import statistics
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +56,7 @@ from aesthetic_platform.model import AestheticScorer, named_config
 from aesthetic_platform.model.batching import Grid, RatioBucketSampler, padded_token_fraction, patch_grid
 from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget, pack_lengths, packed_padding, tokens_for
-from aesthetic_platform.model.train_step import PackedPairCollator, PairCollator, PairExample, pair_loss
+from aesthetic_platform.model.train_step import PackedPairCollator, PairCollator, PairExample, PreferencePairDataset, pair_loss
 from aesthetic_platform.schemas import RATIOS
 from aesthetic_platform.scoring import Scorer
 
@@ -51,6 +66,9 @@ PROMPTS = ("国潮风格的月饼礼盒海报，红色与金色，居中构图",
 STRATEGIES = ("square", "pad_to_max", "dynamic", "ratio_bucketed", "packed")
 SCORER_IMAGES = 128
 SCORER_SOURCE_PIXELS = 512 * 512
+E2E_SOURCE_PIXELS = 512 * 512  # PNG sources read back in the end-to-end mode
+E2E_STRATEGIES = ("pad_to_max", "ratio_bucketed", "packed")
+E2E_LEARNING_RATE = 1e-3
 
 
 def mixed_ratio_stream(pairs: int, seed: int) -> list[tuple[str, str]]:
@@ -258,6 +276,126 @@ def run_scorer(config_name: str, count: int, repeats: int, seed: int, device: to
     }
 
 
+# --- end to end from PNG files: input pipeline + optimizer steps + loss trajectory ----------
+
+
+@dataclass
+class FilePair:
+    """The fields of a ``PreferencePair`` that ``PreferencePairDataset`` reads."""
+
+    image_winner_path: str
+    image_loser_path: str
+    prompt: str
+    scores: dict
+
+
+def write_stream_pngs(stream: list[tuple[str, str]], folder: Path, dimensions: tuple[str, ...], seed: int) -> list[FilePair]:
+    """One PNG per image of the stream; the teacher scores each dimension by one channel's mean brightness."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for index, ratios in enumerate(stream):
+        sides = []
+        for side, ratio in enumerate(ratios):
+            width, height = size_for_ratio(ratio, E2E_SOURCE_PIXELS)
+            level = rng.uniform(0.1, 0.9, size=3)
+            pixels = np.clip(level * 255 + rng.normal(0, 40, (height, width, 3)), 0, 255).astype(np.uint8)
+            path = folder / f"{index:05d}_{side}.png"
+            Image.fromarray(pixels).save(path, compress_level=1)
+            sides.append((str(path), {dim: 1 + 9 * float(level[position % 3]) for position, dim in enumerate(dimensions)}))
+        (a_path, a_scores), (b_path, b_scores) = sides
+        winner_first = a_scores[dimensions[0]] >= b_scores[dimensions[0]]
+        (w_path, w_scores), (l_path, l_scores) = sides if winner_first else sides[::-1]
+        scores = {dim: {"winner": w_scores[dim], "loser": l_scores[dim]} for dim in dimensions}
+        pairs.append(FilePair(w_path, l_path, PROMPTS[index % len(PROMPTS)], scores))
+    return pairs
+
+
+class PadToCanvas:
+    """``PairCollator`` whose both sides are then padded to one fixed canvas: pad-to-max as a collate_fn."""
+
+    def __init__(self, collate: PairCollator, canvas: Grid) -> None:
+        self.collate, self.canvas = collate, canvas
+
+    def __call__(self, examples):
+        batch = self.collate(examples)
+        batch.winners = _pad_to(batch.winners, self.canvas, self.collate.patch_size)
+        batch.losers = _pad_to(batch.losers, self.canvas, self.collate.patch_size)
+        return batch
+
+
+def _e2e_collate(model, strategy: str, grids):
+    if strategy == "packed":
+        return PackedPairCollator.for_model(model)
+    if strategy == "pad_to_max":
+        return PadToCanvas(PairCollator.for_model(model), global_canvas(grids))
+    return PairCollator.for_model(model)
+
+
+def train_from_files(initial, dataset, grids, strategy: str, batch_size: int, epochs: int, seed: int,
+                     workers: int, device: torch.device) -> dict:
+    """AdamW epochs from ``initial``'s weights; pairs/s of whole steps (decode in workers included), loss per epoch."""
+    model = copy.deepcopy(initial).to(device).train()
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=E2E_LEARNING_RATE)
+    loss_fn = CombinedRankingLoss(model.dimensions)
+    token_budget = default_token_budget(model.config.image.patch_budget)
+    epoch_losses, seconds, pairs_done = [], 0.0, 0
+    for epoch in range(epochs):
+        batches = batches_for(grids, batch_size, strategy, seed + epoch, token_budget)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, collate_fn=_e2e_collate(model, strategy, grids), num_workers=workers,
+            pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+        )
+        losses = []
+        batches_in = iter(loader)  # worker processes start here, outside the timed steps
+        started = time.perf_counter()
+        for batch in batches_in:
+            loss = pair_loss(model, batch.to(device), loss_fn).loss.objective
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append((float(loss.detach()), len(batch)))
+        _sync(device)
+        seconds += time.perf_counter() - started
+        pairs_done += len(dataset)
+        epoch_losses.append(sum(value * count for value, count in losses) / sum(count for _, count in losses))
+    return {"pairs_per_s": round(pairs_done / seconds, 2), "loss_per_epoch": [round(value, 4) for value in epoch_losses]}
+
+
+def run_end_to_end(config_name: str, pairs: int, batch_size: int, epochs: int, workers: int, seed: int,
+                   device: torch.device) -> dict:
+    """Training from PNG files under each strategy, same initial weights; a reshuffled bucketing run as the noise yardstick."""
+    torch.manual_seed(seed)
+    initial = AestheticScorer(named_config(config_name), load_pretrained=False)
+    stream = mixed_ratio_stream(pairs, seed)
+    with tempfile.TemporaryDirectory(prefix="model-batching-e2e-") as folder:
+        dataset = PreferencePairDataset(write_stream_pngs(stream, Path(folder), initial.dimensions, seed), initial)
+        grids = dataset.item_grids()
+        runs = {strategy: train_from_files(initial, dataset, grids, strategy, batch_size, epochs, seed, workers, device)
+                for strategy in E2E_STRATEGIES}
+        reshuffled = train_from_files(initial, dataset, grids, "ratio_bucketed", batch_size, epochs, seed + 1000, workers, device)
+
+    def gap(a: list[float], b: list[float]) -> float:
+        return round(max(abs(x - y) for x, y in zip(a, b, strict=True)), 4)
+
+    reference = runs["ratio_bucketed"]["loss_per_epoch"]
+    return {
+        "config": config_name,
+        "device": str(device),
+        "pairs": pairs,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "data_workers": workers,
+        "source_pixels": E2E_SOURCE_PIXELS,
+        "strategies": runs,
+        "ratio_bucketed_reshuffled": reshuffled,
+        "loss_gap_vs_ratio_bucketed": {strategy: gap(run["loss_per_epoch"], reference) for strategy, run in runs.items()},
+        "loss_gap_of_a_reshuffle": gap(reshuffled["loss_per_epoch"], reference),
+        "speedup": {f"packed_vs_{other}": round(runs["packed"]["pairs_per_s"] / runs[other]["pairs_per_s"], 3)
+                    for other in ("pad_to_max", "ratio_bucketed")},
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=512)
@@ -271,6 +409,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--cpu-threads", type=int, default=1,
         help="torch intra-op threads; 1 keeps OpenMP barriers from stalling on a shared machine",
     )
+    parser.add_argument("--end-to-end", action="store_true", help="also train from PNG files (decode in DataLoader workers)")
+    parser.add_argument("--e2e-pairs", type=int, default=256)
+    parser.add_argument("--e2e-epochs", type=int, default=3)
+    parser.add_argument("--e2e-workers", type=int, default=2, help="DataLoader worker processes for the end-to-end mode")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.cpu_threads)
     report = {
@@ -282,6 +424,10 @@ def main(argv: list[str] | None = None) -> dict:
         "tiny_cpu": run_config("tiny", args.pairs, args.batch_size, args.repeats, args.seed, torch.device("cpu"), None),
         "scorer_tiny_cpu": run_scorer("tiny", args.scorer_images, args.repeats, args.seed, torch.device("cpu")),
     }
+    if args.end_to_end:
+        report["tiny_cpu_end_to_end"] = run_end_to_end(
+            "tiny", args.e2e_pairs, args.batch_size, args.e2e_epochs, args.e2e_workers, args.seed, torch.device("cpu")
+        )
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
         report["vit_l_14_xlmr_base_cuda"] = run_config(
