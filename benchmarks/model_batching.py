@@ -81,7 +81,11 @@ def grids_for(stream: list[tuple[str, str]], budget: int, strategy: str) -> list
     if strategy == "square":
         side = math.isqrt(budget)
         return [((side, side), (side, side)) for _ in stream]
-    return [tuple(patch_grid(*size_for_ratio(ratio, SOURCE_PIXELS), budget) for ratio in pair) for pair in stream]
+
+    def grid(ratio: str) -> Grid:
+        return patch_grid(*size_for_ratio(ratio, SOURCE_PIXELS), budget)
+
+    return [(grid(winner), grid(loser)) for winner, loser in stream]
 
 
 def batches_for(
