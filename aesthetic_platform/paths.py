@@ -11,11 +11,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from aesthetic_platform.atomic import write_json
 
 HOME_ENV = "AESTHETIC_HOME"
 DEFAULT_HOME = ".aesthetic"
+
+CharacterRunKind = Literal["classifiers", "students", "reports", "prototypes", "fusion", "generators"]
+CHARACTER_RUN_KINDS: tuple[str, ...] = get_args(CharacterRunKind)
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -97,6 +101,11 @@ class DataRoot:
     def reports(self) -> Path:
         return self.root / "reports"
 
+    @property
+    def judge_calibration(self) -> Path:
+        """The judge's calibration report (Markdown; its numbers in a ``.json`` beside it)."""
+        return self.reports / "judge_calibration.md"
+
     def eval_report_dir(self, run_key: str, version: str) -> Path:
         return self.reports / f"eval-{check_key('run key', run_key)}-v{check_key('model version', version)}"
 
@@ -113,6 +122,32 @@ class DataRoot:
     def characters(self) -> Path:
         """The character suite: rendered datasets, classifiers, prototypes' renders, fusion and generator runs."""
         return self.root / "characters"
+
+    def character_run(self, kind: CharacterRunKind, run_id: str) -> Path:
+        """A new folder per materialization (``characters/<kind>/<run id>``): earlier models and plots stay where
+        their MLflow runs and Dagster metadata point."""
+        if kind not in CHARACTER_RUN_KINDS:
+            raise ValueError(f"unknown character run kind {kind!r}: expected one of {', '.join(CHARACTER_RUN_KINDS)}")
+        return self.characters / kind / check_key("run id", run_id)
+
+    @property
+    def character_classifiers(self) -> Path:
+        """Every saved character classifier, one ``character_run('classifiers', run id)`` folder each."""
+        return self.characters / "classifiers"
+
+    def rendered_character_dataset(self, key: str) -> Path:
+        """A procedurally rendered dataset, keyed by (a hash of) its render config so an identical one is reused."""
+        return self.characters / "datasets" / f"rendered-{check_key('render key', key)}"
+
+    @property
+    def unseen_character_renders(self) -> Path:
+        """Renders of characters no classifier was trained on (calibration, imprinting, unknowns), cached across runs."""
+        return self.characters / "unseen"
+
+    @property
+    def fusion_renders(self) -> Path:
+        """Fresh renders of a classifier's characters for the fusion experiment, cached across runs."""
+        return self.characters / "fusion-renders"
 
     @property
     def logs(self) -> Path:

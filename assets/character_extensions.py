@@ -51,7 +51,7 @@ def classifier_dir(context: dg.AssetExecutionContext, root: DataRoot, configured
     if materialization is not None and "model_dir" in materialization.metadata:
         value: Any = materialization.metadata["model_dir"].value
         return root.resolve(str(value))
-    found = latest_classifier_dir(root.root)
+    found = latest_classifier_dir(root)
     if found is None:
         raise dg.Failure("no character classifier: materialize character_classifier first, or set model_dir")
     return found

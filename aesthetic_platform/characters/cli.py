@@ -41,7 +41,7 @@ def _database(model: Path | None, home: Path | None, db_url: str, device: str):
     from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
 
     root = DataRoot.from_env(home)
-    folder = model if model is not None else latest_classifier_dir(root.root)
+    folder = model if model is not None else latest_classifier_dir(root)
     if folder is None:
         raise _fail(f"no saved character classifier under {root.root}: materialize character_classifier or pass --model DIR")
     try:

@@ -70,6 +70,7 @@ from aesthetic_platform.embeddings.flow import embed_missing
 from aesthetic_platform.embeddings.labels import LabelRecord, add_labels, label_history
 from aesthetic_platform.embeddings.store import Item, ModelSpec, Store
 from aesthetic_platform.images import ImageInputError, load_image
+from aesthetic_platform.paths import DataRoot
 
 if TYPE_CHECKING:
     import torch
@@ -826,13 +827,10 @@ class TrainedClassifier:
         return out
 
 
-#: Where the character_classifier asset saves one folder per materialization, under the data root.
-CLASSIFIERS_DIR = Path("characters") / "classifiers"
-
-
-def latest_classifier_dir(root: Path) -> Path | None:
-    """The newest saved classifier under ``<data root>/characters/classifiers`` (None when there is none)."""
-    folder = Path(root) / CLASSIFIERS_DIR
+def latest_classifier_dir(root: DataRoot) -> Path | None:
+    """The newest saved classifier under the data root (None when there is none): the CLI's default when no
+    ``--model`` is given. The assets never guess; they take ``character_classifier``'s output."""
+    folder = root.character_classifiers
     found = [p.parent for p in folder.glob("*/model.safetensors")] if folder.is_dir() else []
     return max(found, key=lambda p: (p / "model.safetensors").stat().st_mtime) if found else None
 
