@@ -198,6 +198,7 @@ def eval_report(
         "test_pairs": outcome.report.test_pairs,
         "human_pairs": outcome.report.human_pairs,
         "promoted": outcome.promoted,
+        "promotion": outcome.decision.promotion,
         "mlflow_eval_run": eval_run,
         "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
         **embedded_plots(outcome.report.plots),
@@ -207,7 +208,10 @@ def eval_report(
         check_results=[
             dg.AssetCheckResult(
                 check_name="no_regression_vs_champion", passed=outcome.passed,
-                metadata={"reason": outcome.decision.summary, "reference": outcome.decision.reference},
+                metadata={
+                    "reason": outcome.decision.summary, "reference": outcome.decision.reference,
+                    "promotion": outcome.decision.promotion,
+                },
             )
         ],
     )

@@ -9,6 +9,12 @@ the gate compares the total on same-ratio pairs (``same_ratio.total``, choosing 
 seeds at one size: ``total_tolerance``) and the best-of-N hit rate (``best_of_n``:
 ``best_of_n_tolerance``, wider because it counts one outcome per (prompt, ratio) group,
 not per pair).
+
+Passing the gate and becoming champion are two decisions. A candidate within tolerance
+passes (the run is not failed: a retrain that is about as good is not an error), but the
+champion moves only if the candidate is at or above the reference on every gated metric,
+with no tolerance; so the champion itself never falls below the best recorded champion on
+the set, and a chain of tolerated dips never reaches the champion.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,10 +59,23 @@ class GateDecision:
     passed: bool
     reasons: list[str]
     reference: dict[str, float]
+    #: Whether the candidate may become champion: passed, and below the reference on no gated metric.
+    promote: bool = False
+    #: Why a passing candidate stays a candidate (empty when it is promoted or failed).
+    held_back: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         return "; ".join(self.reasons)
+
+    @property
+    def promotion(self) -> str:
+        """One line for the report and the UI: promoted, or why not."""
+        if self.promote:
+            return "promoted: at or above the best recorded champion on every gated metric"
+        if not self.passed:
+            return "not promoted: the gate failed"
+        return "not promoted (gate passed within tolerance): " + "; ".join(self.held_back)
 
 
 def history_path(root: DataRoot):
@@ -86,21 +105,25 @@ def record_champion(root: DataRoot, version: str, eval_set_digest: str, accuracy
 def decide(
     candidate: Mapping[str, float], champion: Mapping[str, float] | None, recorded: Mapping[str, float], config: GateConfig
 ) -> GateDecision:
-    """Pass only if no dimension falls below its reference by more than its tolerance."""
+    """Pass only if no dimension falls below its reference by more than its tolerance;
+    promote only if none falls below it at all."""
     reference = {d: max(v for v in (recorded.get(d), (champion or {}).get(d)) if v is not None and not math.isnan(v))
                  for d in candidate if _known(d, champion, recorded)}
     if not reference:
-        return GateDecision(True, ["no champion recorded on this evaluation set: the candidate becomes champion"], {})
-    reasons, passed = [], True
+        return GateDecision(True, ["no champion recorded on this evaluation set: the candidate becomes champion"], {}, promote=True)
+    reasons, passed, held_back = [], True, []
     for dim, ref in reference.items():
         tolerance = config.tolerance(dim)
         value = candidate[dim]
         ok = not math.isnan(value) and value >= ref - tolerance
         passed &= ok
+        if ok and value < ref:
+            held_back.append(f"{dim} {value:.1%} is below the best recorded {ref:.1%}")
         if not ok or dim in HEADLINE_METRICS:
             verb = "keeps up with" if ok else "regresses below"
             reasons.append(f"{dim} {value:.1%} {verb} the best recorded {ref:.1%} (tolerance {tolerance:.1%})")
-    return GateDecision(passed, reasons, reference)
+    promote = passed and not held_back
+    return GateDecision(passed, reasons, reference, promote=promote, held_back=held_back if passed else [])
 
 
 def _known(dim: str, champion: Mapping[str, float] | None, recorded: Mapping[str, float]) -> bool:

@@ -93,17 +93,25 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
         teacher_signal=teacher_signal(eval_set.pairs, model.dimensions, tie),
     )
-    report.markdown = render_markdown(report)
+    report.markdown = render_markdown(report) + _gate_markdown(decision)
     report_dir = root.eval_report_dir(trained.run_key, trained.version)
     report.plots = render_plots(report, report_dir)
     write_text(report_dir / "report.md", report.markdown)
-    write_json(report_dir / "report.json", {**report.as_dict(), "gate": {"passed": decision.passed, "reasons": decision.reasons}})
+    gate = {"passed": decision.passed, "reasons": decision.reasons, "promote": decision.promote, "promotion": decision.promotion}
+    write_json(report_dir / "report.json", {**report.as_dict(), "gate": gate})
     return EvalOutcome(report, decision, report_dir, eval_set)
 
 
+def _gate_markdown(decision: GateDecision) -> str:
+    lines = [f"- {reason}" for reason in decision.reasons]
+    verdict = "passed" if decision.passed else "failed"
+    return f"\n\n## Champion gate\n\n**{verdict}**; {decision.promotion}\n\n" + "\n".join(lines) + "\n"
+
+
 def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
-    """On a passed gate: champion folder and alias move together, then the champion history records it."""
-    if outcome.passed:
+    """When the gate allows promotion (passed, and at or above the best recorded champion on every
+    gated metric): champion folder and alias move together, then the champion history records it."""
+    if outcome.decision.promote:
         accuracy = outcome.report.model.gate_metrics()
         promote_champion(root, trained, tracking, {"eval_set": outcome.eval_set.digest, "accuracy": accuracy})
         record_champion(root, trained.version, outcome.eval_set.digest, accuracy)

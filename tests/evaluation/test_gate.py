@@ -1,11 +1,17 @@
 """The champion gate: the same frozen set across re-splits, per-dimension tolerance, no drift."""
 
+import json
+
 import polars as pl
 import pytest
+import torch
 
+from aesthetic_platform.atomic import read_jsonl
 from aesthetic_platform.evaluation.gate import GateConfig, best_recorded, decide, record_champion
-from aesthetic_platform.evaluation.run import evaluation_set
+from aesthetic_platform.evaluation.run import EvalConfig, evaluate, evaluation_set, promote_if_passed
+from aesthetic_platform.registry import has_champion
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
+from aesthetic_platform.tracking import TrackingConfig, TrainedModel
 from aesthetic_platform.training.data import held_out_prompts, load_pair_splits
 from tests.fixtures.pairs import write_synthetic_pairs
 
@@ -34,6 +40,55 @@ def test_three_small_regressions_cannot_walk_the_champion_down(data_root):
     decision = decide(v3, v2, best_recorded(data_root, digest), CONFIG)
     assert not decision.passed and decision.reference["total"] == 0.70
     assert best_recorded(data_root, "another-set") == {}
+
+
+def test_a_candidate_within_tolerance_passes_but_does_not_become_champion(data_root):
+    digest = "set-1"
+    record_champion(data_root, "1", digest, GOOD)
+    candidate = {**GOOD, "total": 0.695}  # half a point below the best recorded, tolerance one point
+    decision = decide(candidate, GOOD, best_recorded(data_root, digest), CONFIG)
+    assert decision.passed and not decision.promote
+    assert decision.held_back == ["total 69.5% is below the best recorded 70.0%"]
+    assert decision.promotion.startswith("not promoted (gate passed within tolerance): total 69.5%")
+    # equal or better on every gated metric: promoted; a failed gate is never promoted
+    assert decide({**GOOD, "color": 0.66}, GOOD, best_recorded(data_root, digest), CONFIG).promote
+    failed = decide({**GOOD, "total": 0.60}, GOOD, {}, CONFIG)
+    assert not failed.passed and not failed.promote and failed.held_back == []
+    assert decide(GOOD, None, {}, CONFIG).promote  # nothing recorded: the first model becomes champion
+
+
+def _random_model(root) -> TrainedModel:
+    from aesthetic_platform.model import AestheticScorer, named_config
+
+    torch.manual_seed(0)
+    folder = root.models / "runs" / "random" / "final"
+    AestheticScorer(named_config("tiny")).save_pretrained(folder)
+    return TrainedModel(root.relative(folder), "run", "0", "aesthetic-scorer", "2", "random")
+
+
+@pytest.mark.slow
+def test_after_a_re_split_the_gate_decides_on_the_frozen_set_and_keeps_the_champion(data_root):
+    write_synthetic_pairs(data_root, pairs=24)
+    trained = _random_model(data_root)
+    config = EvalConfig()
+    first = evaluate(data_root, trained, config)
+    frozen = first.eval_set
+    # the recorded champion: half a point better on total than this model, equal elsewhere
+    best = {**first.report.model.gate_metrics()}
+    best["total"] += 0.005
+    record_champion(data_root, "1", frozen.digest, best)
+    # re-split: every pair moves to train, so the current test split is empty
+    table = data_root.table("preference_pairs")
+    PREFERENCE_PAIRS.write(PREFERENCE_PAIRS.read(table).with_columns(pl.lit("train").alias("split")), table)
+    outcome = evaluate(data_root, trained, config)
+    assert outcome.eval_set.digest == frozen.digest and outcome.report.test_pairs == len(frozen.pairs) > 0
+    assert outcome.decision.reference["total"] == best["total"]  # the record on the frozen set is the reference
+    assert outcome.passed and not outcome.decision.promote
+    assert not promote_if_passed(data_root, outcome, trained, TrackingConfig.for_root(data_root)).promoted
+    assert not has_champion(data_root) and len(read_jsonl(data_root.champion_history)) == 1
+    report = json.loads((outcome.report_dir / "report.json").read_text())
+    assert report["gate"]["promote"] is False and "not promoted (gate passed within tolerance)" in report["gate"]["promotion"]
+    assert "## Champion gate" in outcome.report.markdown
 
 
 def test_the_evaluation_set_survives_a_re_split_and_never_trains(data_root):
