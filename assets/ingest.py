@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aesthetic_platform.assets.metadata import table_metadata
+from aesthetic_platform.assets.metadata import code_version_of, table_metadata
 from aesthetic_platform.ingest import CrawlConfig, get_source
 from aesthetic_platform.ingest.crawl import crawl
 from aesthetic_platform.resources import DataRootResource
@@ -22,7 +22,9 @@ class ReferenceImagesConfig(dg.Config, CrawlConfig):
     """``CrawlConfig`` on the launchpad (same fields, same defaults)."""
 
 
-@dg.asset(partitions_def=crawl_source, group_name=GROUP, kinds={"sqlite", "parquet"})
+@dg.asset(
+    code_version=code_version_of("aesthetic_platform.ingest"), partitions_def=crawl_source, group_name=GROUP, kinds={"sqlite", "parquet"}
+)
 def reference_images(
     context: dg.AssetExecutionContext, config: ReferenceImagesConfig, data_root: DataRootResource
 ) -> dg.MaterializeResult:

@@ -16,7 +16,7 @@ from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
 from aesthetic_platform.resources.generation import ImageGeneratorResource
 from aesthetic_platform.resources.judge import JudgeResource, judge_from_env
 from aesthetic_platform.resources.llm import PromptLLMResource
-from aesthetic_platform.resources.moderation import ModerationResource, moderation_from_env
+from aesthetic_platform.resources.moderation import ModerationResource, moderation_for_profile
 from aesthetic_platform.resources.profile import DEFAULT_JUDGE, current_profile
 from aesthetic_platform.resources.tracking import MLflowResource
 
@@ -57,7 +57,7 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
             "image_generator": ImageGeneratorResource(generator="diffusers"),
             "prompt_llm": PromptLLMResource(api_key=dg.EnvVar("OPENAI_API_KEY")),
             "judge": judge_from_env(DEFAULT_JUDGE["production"]),
-            "moderation": moderation_from_env(True),  # $AESTHETIC_MODERATION_BASE_URL or $OPENAI_BASE_URL
+            "moderation": moderation_for_profile("production"),  # prompts and images; $AESTHETIC_MODERATION_BASE_URL or $OPENAI_BASE_URL
             **_training_resources(),
         }
     return {
@@ -66,6 +66,6 @@ def resources_for(profile: str | None = None) -> dict[str, Any]:
         "image_generator": ImageGeneratorResource(generator="poster"),
         "prompt_llm": PromptLLMResource(),
         "judge": judge_from_env(DEFAULT_JUDGE["local"]),
-        "moderation": moderation_from_env(False),  # prompt rules only, unless the run config turns moderation on
+        "moderation": moderation_for_profile("local"),  # prompt rules only, unless the run config turns moderation on
         **_training_resources(),
     }

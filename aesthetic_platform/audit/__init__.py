@@ -30,6 +30,7 @@ _EXPORTS = {
     "load_image_classifier": "images",
     "normalize": "rules",
     "prompt_text": "run",
+    "registered_safety_filter": "prejudge",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -27,7 +27,17 @@ class AuditConfig(BaseModel):
     moderate_images: bool = Field(default=False, description="Also send candidate images to the endpoint (needs an omni moderation model).")
     moderation_batch: int = Field(default=32, ge=1, le=256, description="Prompts per moderation request.")
     image_classifier: str = Field(
-        default="", description="'module:factory' returning an ImageSafetyClassifier (e.g. an embedding-store classifier); '' = none."
+        default="",
+        description="'module:factory' returning an ImageSafetyClassifier; '' = the registered classifier of image_safety_task, if any.",
+    )
+    image_safety_task: str = Field(
+        default="safe",
+        description="With image_classifier '', the newest registered embedding classifier of this task (embedding-classifier-<task>) "
+        "screens the images; none registered = images pass and their rows say so; '' = never look.",
+    )
+    image_safety_reject: str = Field(default="no", description="The safety classifier's label that flags an image.")
+    image_safety_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="P(image_safety_reject) at or above which an image is flagged."
     )
     score_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Category -> score at or above which an item is flagged even when the endpoint did not flag it."

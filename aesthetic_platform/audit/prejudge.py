@@ -49,6 +49,8 @@ class PrejudgeFilter:
         self.reject_index = self.classifier.classes.index(reject_label)
         self.reject_label = reject_label
         self.name = f"classifier:{task}@v{self.version}"
+        #: Part of the audit's settings hash: a new version, label or threshold audits the images again.
+        self.fingerprint = f"{self.name} {reject_label}>={threshold}"
 
     def classify(self, paths: Sequence[str]) -> list[ImageVerdict]:
         items = [image_item(path, sha256_file(path)) for path in paths]
@@ -80,6 +82,27 @@ class PrejudgeFilter:
             )
             for p in reject
         ]
+
+
+def registered_safety_filter(
+    root: DataRoot, task: str, reject_label: str = "no", threshold: float = 0.5, tracking_uri: str | None = None,
+    checkpoint: str | Path | None = None, store_config: EmbeddingStoreConfig | None = None,
+) -> PrejudgeFilter | None:
+    """The newest registered classifier of ``task`` as the audit's image screen; None when none is registered.
+
+    A data root whose local tracking database does not exist yet has no registered model, and is
+    answered without starting MLflow. A registration that exists but cannot be used raises: only
+    an absent one lets images pass unscreened."""
+    if not task:
+        return None
+    if not tracking_uri and not root.mlflow_db.exists():
+        return None
+    try:
+        return PrejudgeFilter(root, task, reject_label, threshold, checkpoint, store_config, tracking_uri)
+    except LookupError as exc:
+        if str(exc).startswith("no registered model"):  # load_registered_classifier: nothing registered under this task
+            return None
+        raise
 
 
 def usable_filter() -> PrejudgeFilter:

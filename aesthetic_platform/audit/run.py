@@ -136,7 +136,8 @@ def audit_batch(
         raise FileNotFoundError(f"batch {batch!r} has no candidate images; materialize candidate_images first")
     rules = TermRules.from_config(config) if config.rules else None
     classifier_name = image_classifier.name if image_classifier is not None else ""
-    config_hash = _config_hash(config, rules, moderation, classifier_name)
+    classifier_key = str(getattr(image_classifier, "fingerprint", classifier_name))  # name, plus label and threshold where known
+    config_hash = _config_hash(config, rules, moderation, classifier_key)
     previous: dict[tuple[str, str], ContentAudit] = {}
     if root.table(TABLE, batch).exists():
         previous = {(r.kind, r.item_id): r for r in load_audit(root, batch)}
