@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from aesthetic_platform.lora.config import CropConfig, LoraConfig
-from aesthetic_platform.lora.pipeline import STAGES, BuildResult, build, run_stages, set_crop_box
 from aesthetic_platform.paths import DataRoot
+
+if TYPE_CHECKING:  # the pipeline pulls in polars, Pillow and the caption client: loaded by the commands, not by ``aesthetic``
+    from aesthetic_platform.lora.config import LoraConfig
+    from aesthetic_platform.lora.pipeline import BuildResult
 
 lora_app = typer.Typer(help="LoRA portrait dataset builder: photos -> dedup -> 1024 crops -> captions -> kohya ZIP.", no_args_is_help=True)
 console = Console()
@@ -43,6 +45,8 @@ def compose_config(
     min_source_side: int | None,
 ) -> LoraConfig:
     """The config file's sections with the command-line flags on top (a flag wins); one trigger for captions and folder."""
+    from aesthetic_platform.lora.config import CropConfig, LoraConfig
+
     sections: dict[str, dict[str, Any]] = {k: dict(base.get(k) or {}) for k in ("ingest", "dedup", "crop", "caption", "package")}
     unknown = sorted(set(base) - set(sections))
     if unknown:
@@ -72,6 +76,8 @@ class StageBars:
     """One Rich progress bar per stage, fed by the pipeline's progress callback."""
 
     def __init__(self, progress: Progress) -> None:
+        from aesthetic_platform.lora.pipeline import STAGES
+
         self.progress = progress
         self.tasks: dict[str, TaskID] = {stage: progress.add_task(f"{stage:<8} waiting", total=None) for stage in STAGES}
 
@@ -140,6 +146,8 @@ def build_command(
     ] = None,
 ) -> None:
     """Build the dataset: ingest -> dedup -> crops -> captions -> package (stages already up to date are skipped)."""
+    from aesthetic_platform.lora.pipeline import build
+
     config = compose_config(_load_config(config_file), trigger, class_word, repeats, caption_base_url, caption_model, caption_prompt,
                             caption_api_key_env, crop_size, min_source_side)
     if config.caption.base_url:
@@ -167,6 +175,8 @@ def crop_command(
     box: Annotated[tuple[int, int, int, int], typer.Argument(help="Square crop box LEFT TOP RIGHT BOTTOM in stored-image pixels.")],
 ) -> None:
     """Set a manual crop box for one image, then recompute crops, captions and package (only that image is recaptioned)."""
+    from aesthetic_platform.lora.pipeline import run_stages, set_crop_box
+
     try:
         set_crop_box(output, image_id, list(box))
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -194,5 +204,5 @@ def serve(
 
     root = DataRoot.from_env(home).ensure()
     web = create_app(root, max_upload_bytes=max_upload_mb * 1024 * 1024)
-    console.print(f"[green]LoRA builder:[/green] http://{host}:{port}/  (jobs under {root.root / 'lora'}); Ctrl-C stops it")
+    console.print(f"[green]LoRA builder:[/green] http://{host}:{port}/  (jobs under {root.lora}); Ctrl-C stops it")
     uvicorn.run(web, host=host, port=port, log_level="warning")
