@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from aesthetic_platform.assets.embeddings import embedding_classifier
+from aesthetic_platform.assets.embeddings import EmbeddingClassifierConfig, embedding_classifier
 from aesthetic_platform.embeddings.sweep import mark_submitted, pending_sweeps, record_parent
 from aesthetic_platform.resources import DataRootResource, MLflowResource
 
@@ -38,10 +38,10 @@ def classifier_sweep_sensor(
             tracking = TrackingConfig.for_root(root, mlflow_tracking.tracking_uri or None, EXPERIMENT)
             spec = record_parent(path, spec, start_sweep_run(tracking, spec.sweep_id, spec.base.task, len(configs), spec.grid))
         for index, settings in enumerate(configs):
-            config = {**settings.model_dump(), "mlflow_parent_run_id": spec.parent_run_id}
+            config = EmbeddingClassifierConfig(**settings.model_dump(), mlflow_parent_run_id=spec.parent_run_id)
             requests.append(dg.RunRequest(
                 run_key=f"{spec.sweep_id}-{index}",  # Dagster creates each run once, also if this pass is repeated
-                run_config={"ops": {"embedding_classifier": {"config": config}}},
+                run_config=dg.RunConfig(ops={"embedding_classifier": config}),
                 tags={SWEEP_TAG: spec.sweep_id},
             ))
         context.log.info(f"sweep {spec.sweep_id}: {len(configs)} runs requested under MLflow run {spec.parent_run_id}")

@@ -8,23 +8,30 @@ the upload's lineage, counts and previews show in the Dagster UI without recompu
 """
 
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
-from aesthetic_platform.assets.lora import GROUP, lora_upload
-from aesthetic_platform.lora.pipeline import JOB_FILE, read_job
+from aesthetic_platform.assets.lora import (
+    GROUP,
+    LoraCaptionsConfig,
+    LoraCropsConfig,
+    LoraDedupConfig,
+    LoraIngestConfig,
+    LoraPackageConfig,
+    lora_upload,
+)
+from aesthetic_platform.lora.pipeline import JOB_FILE, job_config, read_job
 from aesthetic_platform.paths import check_key
 from aesthetic_platform.resources import DataRootResource
 
 UPLOADS_INTERVAL_S = 30
-#: The launchpad section each stage asset reads, by config section of ``LoraConfig``.
-STAGE_ASSETS = {
-    "ingest": "lora_ingest",
-    "dedup": "lora_dedup",
-    "crop": "lora_crops",
-    "caption": "lora_captions",
-    "package": "lora_package",
+#: Each stage asset and its launchpad config class, by config section of ``LoraConfig``.
+STAGE_ASSETS: dict[str, tuple[str, type[dg.Config]]] = {
+    "ingest": ("lora_ingest", LoraIngestConfig),
+    "dedup": ("lora_dedup", LoraDedupConfig),
+    "crop": ("lora_crops", LoraCropsConfig),
+    "caption": ("lora_captions", LoraCaptionsConfig),
+    "package": ("lora_package", LoraPackageConfig),
 }
 
 lora_dataset_job = dg.define_asset_job(
@@ -49,10 +56,16 @@ def finished_uploads(folder: Path) -> list[str]:
     return done
 
 
-def stored_run_config(work_dir: Path) -> dict[str, Any]:
-    """The folder's own config as run config, so the run does not reset settings made in the web app."""
-    stored = read_job(work_dir).get("config") or {}
-    return {"ops": {asset: {"config": stored[section]} for section, asset in STAGE_ASSETS.items() if section in stored}}
+def stored_run_config(work_dir: Path) -> dg.RunConfig:
+    """The folder's own config as run config, so the run does not reset settings made in the web app.
+
+    Validated here, as ``LoraConfig`` and then per stage as the launchpad class, so a job.json
+    that no longer validates is a ``ValueError`` naming the field, not a run that fails at launch.
+    """
+    stored = job_config(work_dir)
+    return dg.RunConfig(ops={
+        asset: config_class.model_validate(getattr(stored, section).model_dump()) for section, (asset, config_class) in STAGE_ASSETS.items()
+    })
 
 
 @dg.sensor(
@@ -64,12 +77,17 @@ def stored_run_config(work_dir: Path) -> dict[str, Any]:
 def lora_uploads_sensor(context: dg.SensorEvaluationContext, data_root: DataRootResource) -> dg.SensorResult | dg.SkipReason:
     folder = data_root.root().lora
     known = set(context.instance.get_dynamic_partitions(lora_upload.name or ""))
-    new = [key for key in finished_uploads(folder) if key not in known]
-    if not new:
-        return dg.SkipReason("no finished upload that is not a partition yet")
+    configs: dict[str, dg.RunConfig] = {}
+    for key in finished_uploads(folder):
+        if key in known:
+            continue
+        try:
+            configs[key] = stored_run_config(folder / key)
+        except ValueError as exc:  # left unregistered (and logged on every pass) until its job.json is fixed
+            context.log.error(f"upload {key}: the config in its {JOB_FILE} is invalid, so it is not registered: {exc}")
+    if not configs:
+        return dg.SkipReason("no finished upload with a valid config that is not a partition yet")
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(partition_key=key, run_key=f"lora-upload-{key}", run_config=stored_run_config(folder / key)) for key in new
-        ],
-        dynamic_partitions_requests=[lora_upload.build_add_request(new)],
+        run_requests=[dg.RunRequest(partition_key=key, run_key=f"lora-upload-{key}", run_config=config) for key, config in configs.items()],
+        dynamic_partitions_requests=[lora_upload.build_add_request(list(configs))],
     )

@@ -9,14 +9,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from aesthetic_platform.judging.prompt import ScoreScale, check_dimensions
-from aesthetic_platform.llm import EndpointSettings
+from aesthetic_platform.llm.settings import DEFAULT_CHAT_MODEL, EndpointSettings
 from aesthetic_platform.schemas import DEFAULT_DIMENSIONS
 
 JudgeKind = Literal["heuristic", "openai"]
 JsonMode = Literal["auto", "on", "off"]
 BASE_URL_ENV = "AESTHETIC_JUDGE_BASE_URL"
 MODEL_ENV = "AESTHETIC_JUDGE_MODEL"
-DEFAULT_MODEL = "gpt-4o-mini"
 
 
 class JudgeConfig(EndpointSettings):
@@ -47,7 +46,7 @@ class JudgeConfig(EndpointSettings):
 
     def judge_model(self) -> str:
         """The VLM's name: the config, else ``$AESTHETIC_JUDGE_MODEL``, else the default."""
-        return self.resolved_model(DEFAULT_MODEL, MODEL_ENV)
+        return self.resolved_model(DEFAULT_CHAT_MODEL, MODEL_ENV)
 
     def judge_base_url(self) -> str | None:
         return self.resolved_base_url(BASE_URL_ENV)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from aesthetic_platform.llm import EndpointSettings
+from aesthetic_platform.llm.settings import DEFAULT_CHAT_MODEL, EndpointSettings
 
 FaceEmbedder = Literal["auto", "descriptor", "insightface"]
 
@@ -102,7 +102,7 @@ class CropConfig(BaseModel):
 #: Triggers and class words become folder names (``10_ohwx person``) and caption tokens.
 WORD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 DEFAULT_TRIGGER = "ohwx"
-DEFAULT_CAPTION_MODEL = "gpt-4o-mini"
+DEFAULT_CAPTION_MODEL = DEFAULT_CHAT_MODEL
 DEFAULT_CAPTION_PROMPT = (
     "Write a training caption for this photo of a person: one line of comma-separated tags covering framing, "
     "pose, expression, clothing, hair, background and lighting. Do not name or guess who the person is. "
@@ -120,7 +120,10 @@ class CaptionConfig(EndpointSettings):
 
     models: list[str] = Field(
         default_factory=list,
-        description="Model priority list: after a failed call (SDK retries spent) the next is tried (empty: `model`, else gpt-4o-mini).",
+        description=(
+            "Model priority list: after a failed call (SDK retries spent) the next is tried "
+            f"(empty: `model`, else {DEFAULT_CHAT_MODEL})."
+        ),
     )
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
     prompt: str = Field(default=DEFAULT_CAPTION_PROMPT, min_length=1, description="Instruction sent with each downscaled crop.")

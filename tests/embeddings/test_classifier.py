@@ -117,7 +117,7 @@ def test_sweep_queues_one_run_per_grid_point_as_mlflow_children(demo_store, tmp_
 
     from aesthetic_platform.assets.embeddings import embedding_classifier
     from aesthetic_platform.cli import app
-    from aesthetic_platform.jobs.embeddings import SWEEP_TAG, classifier_sweep_sensor
+    from aesthetic_platform.jobs.embeddings import SWEEP_TAG, classifier_sweep_sensor, embedding_classifier_job
     from aesthetic_platform.resources import DataRootResource, EmbeddingStoreResource, MLflowResource
 
     _, folder = demo_store
@@ -140,6 +140,10 @@ def test_sweep_queues_one_run_per_grid_point_as_mlflow_children(demo_store, tmp_
         parent = configs[0]["mlflow_parent_run_id"]
         assert parent and all(c["mlflow_parent_run_id"] == parent for c in configs)
         assert mlflow.get_run(parent).data.params["configs"] == "4"
+        job = dg.Definitions(assets=[embedding_classifier], jobs=[embedding_classifier_job], resources={
+            **resources, "embedding_store": EmbeddingStoreResource(db_url=f"sqlite:///{folder}/store.db")}).get_job_def(embedding_classifier_job.name)
+        for request in requests:  # each grid point is a valid launchpad config of the job it is queued for
+            dg.validate_run_config(job, request.run_config)
         again = classifier_sweep_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert [r.run_key for r in again.run_requests] == [r.run_key for r in requests]  # no run yet: asked again, same keys
         assert again.run_requests[0].run_config["ops"]["embedding_classifier"]["config"]["mlflow_parent_run_id"] == parent
