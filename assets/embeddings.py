@@ -7,8 +7,9 @@ from typing import Any
 import dagster as dg
 
 from aesthetic_platform.assets.data_engine import candidate_images, prompts
-from aesthetic_platform.assets.metadata import table_metadata
-from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, prompt_batch
+from aesthetic_platform.assets.metadata import code_version_of, table_metadata
+from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
+from aesthetic_platform.embeddings import db
 from aesthetic_platform.embeddings.classifier import ClassifierJobSettings, ClassifierSettings, labelled_vectors, train_classifier
 from aesthetic_platform.embeddings.config import ImageEmbeddingSettings, PromptEmbeddingSettings
 from aesthetic_platform.embeddings.embedders import embedder_from_settings, image_item, text_item
@@ -22,6 +23,20 @@ from aesthetic_platform.resources.tracking import MLflowResource
 from aesthetic_platform.schemas import LABEL_REVIEW_QUEUE, LABEL_SNAPSHOT
 
 GROUP = "embeddings"
+EMBED_CODE = code_version_of(
+    "aesthetic_platform.embeddings.embedders", "aesthetic_platform.embeddings.flow", "aesthetic_platform.embeddings.store",
+    "aesthetic_platform.embeddings.config",
+)
+LABEL_CODE = code_version_of("aesthetic_platform.embeddings.snapshot", "aesthetic_platform.embeddings.labels")
+CLASSIFIER_CODE = code_version_of("aesthetic_platform.embeddings.classifier", "aesthetic_platform.embeddings.labels")
+
+
+def store_schema() -> dg.TableSchema:
+    """The rows an embedding asset owns: the store's ``embeddings`` table (one vector per model and item hash)."""
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c.name, str(c.type), constraints=dg.TableColumnConstraints(nullable=bool(c.nullable)))
+        for c in db.embeddings.columns
+    ])
 
 
 class ImageEmbeddingsConfig(dg.Config, ImageEmbeddingSettings):
@@ -42,8 +57,14 @@ def _finish(context: dg.AssetExecutionContext, check: str, reports: dict[str, Em
         shown = dg.MetadataValue.json(dict(list(failed.items())[:50]))
         raise dg.Failure(f"{len(failed)} items could not be embedded (nothing stored for them)", metadata={"failed": shown})
     first = next(iter(reports.values()))
+    # a batch's rows: the vectors its distinct items have in the store (items that failed have none)
+    rows = {batch: r.unique - len(r.failed) for batch, r in reports.items()}
+    for batch, r in reports.items():
+        observe_partition(context, batch, {**r.as_metadata(), "rows": rows[batch]})
     return dg.MaterializeResult(
         metadata={
+            **run_totals(context, {"rows": sum(rows.values())}),
+            "dagster/column_schema": store_schema(),
             "model_id": first.model_id,
             "store": store_url,
             "items": sum(r.unique for r in reports.values()),
@@ -63,6 +84,7 @@ def _finish(context: dg.AssetExecutionContext, check: str, reports: dict[str, Em
 
 
 @dg.asset(
+    code_version=EMBED_CODE,
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
@@ -88,6 +110,7 @@ def image_embeddings(
 
 
 @dg.asset(
+    code_version=EMBED_CODE,
     partitions_def=prompt_batch,
     backfill_policy=BATCH_BACKFILL_POLICY,
     group_name=GROUP,
@@ -120,7 +143,7 @@ def _preview(rows, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name=GROUP, kinds={"sql", "parquet"})
+@dg.asset(group_name=GROUP, kinds={"sql", "parquet"}, code_version=LABEL_CODE)
 def label_snapshot(context: dg.AssetExecutionContext, data_root: DataRootResource, embedding_store: EmbeddingStoreResource):
     """Effective labels (latest per item, task, annotator) and consensus per item, with agreement statistics per task."""
     root = data_root.root()
@@ -148,7 +171,7 @@ def label_snapshot(context: dg.AssetExecutionContext, data_root: DataRootResourc
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"parquet"})
+@dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"parquet"}, code_version=LABEL_CODE)
 def label_review_queue(data_root: DataRootResource) -> dg.MaterializeResult:
     """Disputed items of the label snapshot per task, ties first, then lowest agreement: what a reviewer looks at first."""
     root = data_root.root()
@@ -169,7 +192,7 @@ class EmbeddingClassifierConfig(dg.Config, ClassifierJobSettings):
     """The launchpad form of ``ClassifierJobSettings`` (same fields, same defaults)."""
 
 
-@dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"pytorch", "mlflow"})
+@dg.asset(group_name=GROUP, deps=[label_snapshot], kinds={"pytorch", "mlflow"}, code_version=CLASSIFIER_CODE)
 def embedding_classifier(
     context: dg.AssetExecutionContext,
     config: EmbeddingClassifierConfig,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aesthetic_platform.assets.metadata import embedded_plots, table_metadata
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, table_metadata
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.schemas import HUMAN_PREFERENCES
 from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
@@ -15,6 +15,7 @@ GROUP = "golden_noise"
 
 
 @dg.asset(
+    code_version=code_version_of("aesthetic_platform.workbench.preferences", "aesthetic_platform.workbench.selections"),
     group_name=GROUP,
     kinds={"polars", "parquet"},
     check_specs=[
@@ -48,7 +49,12 @@ class GoldenNoiseConfig(dg.Config, SelectorConfig):
     """The launchpad form of ``SelectorConfig`` (same fields, same defaults)."""
 
 
-@dg.asset(group_name=GROUP, deps=[human_preferences], kinds={"python", "png"})
+@dg.asset(
+    code_version=code_version_of(
+        "aesthetic_platform.workbench.noise", "aesthetic_platform.workbench.selections", "aesthetic_platform.stats"
+    ),
+    group_name=GROUP, deps=[human_preferences], kinds={"python", "png"},
+)
 def golden_noise_analysis(
     context: dg.AssetExecutionContext, config: GoldenNoiseConfig, data_root: DataRootResource
 ) -> dg.MaterializeResult:

@@ -23,6 +23,54 @@ def test_definitions_validate():
     assert {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()} >= {"prompts", "candidate_images"}
 
 
+def test_every_materializable_asset_has_a_code_version():
+    graph = defs.resolve_asset_graph()
+    missing = sorted(
+        key.to_user_string() for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable and not graph.get(key).code_version
+    )
+    assert missing == []
+
+
+@pytest.mark.slow
+def test_embedding_assets_report_each_partitions_rows_and_the_store_schema(tmp_path):
+    from aesthetic_platform.assets.embeddings import image_embeddings, prompt_embeddings
+    from aesthetic_platform.model.config import named_config
+    from aesthetic_platform.model.scorer_model import AestheticScorer
+    from aesthetic_platform.resources import EmbeddingStoreResource
+
+    checkpoint = tmp_path / "student"
+    AestheticScorer(named_config("tiny")).save_pretrained(checkpoint)
+    resources = {**_resources(tmp_path / "home"), "embedding_store": EmbeddingStoreResource(db_url=f"sqlite:///{tmp_path / 'store.db'}")}
+    chain = {"ops": {
+        "prompts": {"config": {"count": 2}},
+        "candidate_images": {"config": {"per_prompt": 1, "ratios_per_prompt": 1, "pixel_budget": 32 * 32}},
+        "image_embeddings": {"config": {"model_path": str(checkpoint), "device": "cpu"}},
+        "prompt_embeddings": {"config": {"device": "cpu"}},
+    }}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["e1", "e2"])
+        run = dg.materialize(
+            [prompts, candidate_images, image_embeddings, prompt_embeddings], instance=instance, resources=resources, run_config=chain,
+            tags={"dagster/asset_partition_range_start": "e1", "dagster/asset_partition_range_end": "e2"},
+        )
+        assert run.success
+        for asset, per_batch in (("image_embeddings", 2), ("prompt_embeddings", 2)):
+            observed = {
+                e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation.metadata
+                for e in run.all_events if e.event_type_value == "ASSET_OBSERVATION"
+                and e.event_specific_data.asset_observation.asset_key.to_user_string() == asset
+            }
+            assert {batch: md["dagster/row_count"].value for batch, md in observed.items()} == {"e1": per_batch, "e2": per_batch}
+            (materialization, *_) = run.asset_materializations_for_node(asset)
+            assert materialization.metadata["run_rows"].value == 2 * per_batch
+            columns = [c.name for c in materialization.metadata["dagster/column_schema"].value.columns]
+            assert columns == ["model_id", "sha256", "vector", "created_at"]
+        single = dg.materialize([prompt_embeddings], partition_key="e1", instance=instance, resources=resources,
+                                run_config={"ops": {"prompt_embeddings": chain["ops"]["prompt_embeddings"]}})
+        assert single.asset_materializations_for_node("prompt_embeddings")[0].metadata["dagster/row_count"].value == 2
+
+
 def test_importing_the_core_does_not_load_dagster():
     code = "import aesthetic_platform.cli, aesthetic_platform.generation, aesthetic_platform.prompts, sys; print('dagster' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
