@@ -1,13 +1,15 @@
 """Embedding store throughput and nearest-neighbour quality, on SQLite and on Postgres + pgvector.
 
-For each backend: ``put_many`` of ``--n`` vectors of ``--dim`` dimensions (Postgres: HNSW index
+For each backend and each of ``--dim`` (one or more dimensions): ``put_many`` of ``--n`` vectors (Postgres: HNSW index
 deferred and built once afterwards, its build time reported apart), ``get_many`` of all of
 them, and top-``--k`` search for ``--queries`` queries: exact (SQLite: numpy over the cached
 matrix; Postgres: sequential scan) and HNSW (Postgres), with recall@k of HNSW against exact.
 The vectors lie near a 32-dimensional subspace (unit-normalised), like real embeddings.
+On Postgres a dimension from 2001 to 4000 is stored as ``halfvec`` (float16) with its own HNSW
+index, and above 4000 as ``vector`` searched exactly; each result names its stored dtype.
 Postgres is started by ``pgserver`` in a temporary folder. Prints JSON.
 
-    PYTHONPATH=. python benchmarks/embedding_store.py [--n 100000] [--dim 1024] [--queries 100] [--backends sqlite postgres]
+    PYTHONPATH=. python benchmarks/embedding_store.py [--n 100000] [--dim 1024 [3072 ...]] [--queries 100] [--backends sqlite postgres]
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def latencies(fn, queries: np.ndarray) -> tuple[list[list[str]], dict[str, float
 
 def run_backend(backend: str, url: str, vectors: np.ndarray, hashes: list[str], queries: np.ndarray, k: int) -> dict:
     n, dim = vectors.shape
-    out: dict = {"backend": backend}
+    out: dict = {"backend": backend, "dim": dim}
     with Store.open(EmbeddingStoreConfig(db_url=url)) as store:
-        model = store.register_model(ModelSpec("bench", "1", dim, "text"))
+        if backend == "postgres":
+            out["pgvector"] = ".".join(map(str, store.pgvector_version()))
+        model = store.register_model(ModelSpec(f"bench-{dim}", "1", dim, "text"))
         out["stored_dtype"] = model.dtype
+        out["pg_column"] = model.pg_column if backend == "postgres" else None
         out["hnsw_index"] = backend == "postgres" and model.pg_indexed
         start = time.perf_counter()
         with store.deferred_index(model):
@@ -91,15 +96,13 @@ def run_backend(backend: str, url: str, vectors: np.ndarray, hashes: list[str], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--dim", "--dims", dest="dims", type=int, nargs="+", default=[1024], help="one or more dimensions")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
     args = parser.parse_args()
-    vectors = embedding_like(args.n, args.dim)
     hashes = [hashlib.sha256(f"bench-{i}".encode()).hexdigest() for i in range(args.n)]
-    queries = embedding_like(args.queries, args.dim, seed=1)
-    report = {"n": args.n, "dim": args.dim, "k": args.k, "queries": args.queries, "cpu_count": os.cpu_count(),
+    report = {"n": args.n, "dims": args.dims, "k": args.k, "queries": args.queries, "cpu_count": os.cpu_count(),
               "machine": platform.machine(), "results": []}
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         for backend in args.backends:
@@ -110,7 +113,10 @@ def main() -> None:
                 folder.mkdir()
                 server, url = postgres_url(folder)
             try:
-                report["results"].append(run_backend(backend, url, vectors, hashes, queries, args.k))
+                for dim in args.dims:  # one database per backend; each dimension is its own model
+                    vectors, queries = embedding_like(args.n, dim), embedding_like(args.queries, dim, seed=1)
+                    report["results"].append(run_backend(backend, url, vectors, hashes, queries, args.k))
+                    del vectors
             finally:
                 if server is not None:
                     server.cleanup()
