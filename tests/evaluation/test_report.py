@@ -1,6 +1,7 @@
 import datetime as dt
 
 import numpy as np
+import pytest
 
 from aesthetic_platform.evaluation.gate import GateConfig, decide
 from aesthetic_platform.evaluation.report import (
@@ -93,3 +94,32 @@ def test_human_dimension_outside_the_model_falls_back_to_total(data_root):
     )
     model = AestheticScorer(named_config("tiny")).eval()
     assert model_accuracy(model, pairs, [human], 0.5).human.n == 1
+
+
+@pytest.mark.slow
+def test_the_report_uses_the_tie_threshold_the_model_was_trained_with(data_root):
+    """A model trained with a non-default tie threshold is scored with it: the same pairs count as ties in training and evaluation."""
+    import json
+
+    from aesthetic_platform.evaluation.run import EvalConfig, evaluate
+    from aesthetic_platform.model.loss import RankingLossConfig
+    from aesthetic_platform.tracking import TrainedModel
+    from aesthetic_platform.training.config import TrainConfig
+    from aesthetic_platform.training.data import load_pair_splits
+    from aesthetic_platform.training.loop import train
+
+    tie = 3.0  # synthetic teacher gaps span about 1.2-5.4: some pairs are ties at 3.0, none at the default 0.5
+    assert tie != RankingLossConfig().tie_threshold
+    write_synthetic_pairs(data_root, pairs=24)
+    splits = load_pair_splits(data_root.table("preference_pairs"), root=data_root)
+    config = TrainConfig(epochs=1, batch_size=4, max_steps=1, loss=RankingLossConfig(tie_threshold=tie))
+    result = train(config, splits.train, [], data_root.models / "runs")
+    trained = TrainedModel(data_root.relative(result.model_dir), "run", "0", "aesthetic-scorer", "1", result.run_key)
+
+    outcome = evaluate(data_root, trained, EvalConfig())
+    gaps = [p.scores["total"].winner - p.scores["total"].loser for p in outcome.eval_set.pairs]
+    decisive = sum(abs(gap) > tie for gap in gaps)
+    assert 0 < decisive < len(gaps)  # the threshold changes which pairs count on this set
+    assert outcome.report.tie_threshold == tie
+    assert outcome.report.model.per_dimension["total"].n == decisive  # scored with it, not only printed
+    assert json.loads((outcome.report_dir / "report.json").read_text())["tie_threshold"] == tie
