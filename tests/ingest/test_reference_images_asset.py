@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from aesthetic_platform.assets.ingest import crawl_source, reference_images
+from aesthetic_platform.assets.metadata import code_version_of
 from aesthetic_platform.ingest import CrawlSource, register_source
 from aesthetic_platform.jobs.ingest import incremental_crawl_schedule
 from aesthetic_platform.resources import DataRootResource
@@ -14,6 +15,7 @@ from tests.ingest.conftest import fast_config
 
 
 def test_reference_images_asset_crawls_its_source_and_reports(site, data_root):
+    assert reference_images.code_versions_by_key[reference_images.key] == code_version_of("aesthetic_platform.ingest")
     register_source(data_root, CrawlSource(name="fixture", kind="gallery", start_urls=[site.start_url]))
     config = fast_config().model_dump()
     with dg.instance_for_test() as instance:
@@ -27,6 +29,7 @@ def test_reference_images_asset_crawls_its_source_and_reports(site, data_root):
         assert metadata["images_stored"].value == 16 and metadata["fetched"].value == 31 + 19
         assert metadata["skipped"].value["robots_disallowed"] == 2 and metadata["failed"].value == {"timeout": 1}
         assert metadata["bytes"].value > 0 and metadata["duration_s"].value > 0
+        assert metadata["dagster/row_count"].value == metadata["total_images"].value == 16
         missing = dg.materialize(
             [reference_images], partition_key="unregistered", instance=instance, raise_on_error=False,
             resources={"data_root": DataRootResource(home=str(data_root.root))},
