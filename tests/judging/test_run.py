@@ -113,3 +113,27 @@ def test_a_setting_that_changes_the_reply_asks_again_and_nothing_else_does(batch
     # the image size the VLM sees changes its reply -> asked again, every pair
     resized = judge_batch(batch_root, BATCH, local_judge(judge_server, max_side=96))
     assert resized.calls == len(resized.rows) and state.requests - before == resized.calls
+
+
+def test_judging_leaves_out_what_the_audit_excludes_under_each_policy(data_root):
+    from aesthetic_platform.audit import AuditConfig, audit_batch, excluded_candidates
+    from aesthetic_platform.generation import load_manifest
+    from tests.audit.conftest import TEXTS, client_for, make_audit_batch
+    from tests.fixtures.moderation_server import running_moderation_server
+
+    specs = make_audit_batch(data_root, "a1", TEXTS)  # 2 candidates per prompt: one pair, judged in both orders
+    with running_moderation_server() as server:
+        server.state.inject("server_error", times=2)  # both attempts for the first prompt fail: it stays unaudited
+        audit = audit_batch(data_root, "a1", AuditConfig(moderation=True, moderation_batch=1), client_for(server, max_attempts=2))
+    status = {r.prompt_id: r.status for r in audit.rows if r.kind == "prompt"}
+    # 0: unaudited (outage), 1: passed, 2: flagged by the rules, 3: flagged by the endpoint
+    assert [status[s.prompt_id] for s in specs] == ["unaudited", "passed", "flagged", "flagged"]
+    images = {s.prompt_id: {c.image_id for c in load_manifest(data_root, "a1") if c.prompt_id == s.prompt_id} for s in specs}
+
+    def judged(policy: str) -> set[str]:
+        run = judge_batch(data_root, "a1", HeuristicJudge(), excluded=excluded_candidates(data_root, "a1", policy))
+        assert run.rows and all(r.status == "judged" for r in run.rows)
+        return {r.image_a_id for r in run.rows} | {r.image_b_id for r in run.rows}
+
+    assert judged("skip") == images[specs[1].prompt_id]  # only what passed reaches the judge
+    assert judged("include") == images[specs[0].prompt_id] | images[specs[1].prompt_id]  # unaudited judged, flagged never
