@@ -16,7 +16,6 @@ import functools
 import os
 import unicodedata
 from abc import ABC, abstractmethod
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,7 +147,9 @@ class _StudentTower(Embedder):
 
 
 class StudentImageEmbedder(_StudentTower):
-    """The student's image tower + projection: aspect kept, no crop, one grid per forward (no padding)."""
+    """The student's image tower + projection: aspect kept, no crop; ``batch_size`` images per forward packed
+    several to a row of tokens as the ``Scorer`` does (``model/packing.py``), so mixed sizes share a forward
+    and each vector is what the image alone would give."""
 
     def __init__(self, model_dir: str | Path, device: str = "", batch_size: int = 16) -> None:
         super().__init__(model_dir, device)
@@ -156,20 +157,16 @@ class StudentImageEmbedder(_StudentTower):
         self.spec = ModelSpec("student-image", self.version, self.dimension, "image")
 
     def _embed(self, items: Sequence[Item]) -> np.ndarray:
-        from aesthetic_platform.model.batching import collate_images, prepare_image, tensor_grid
+        from aesthetic_platform.model.batching import prepare_image
+        from aesthetic_platform.model.packing import default_token_budget, pack_images
 
-        model, patch = self.model, self.model.preprocess.patch_size
-        tensors = [prepare_image(_image_path(item), model.preprocess, model.config.image.patch_budget) for item in items]
-        by_grid: dict[Any, list[int]] = defaultdict(list)
-        for index, tensor in enumerate(tensors):
-            by_grid[tensor_grid(tensor, patch)].append(index)
+        model, patch, budget = self.model, self.model.preprocess.patch_size, self.model.config.image.patch_budget
+        tensors = [prepare_image(_image_path(item), model.preprocess, budget) for item in items]
         out = np.zeros((len(items), self.dimension), dtype=np.float32)
         with self.torch.no_grad():
-            for members in by_grid.values():
-                for start in range(0, len(members), self.batch_size):
-                    chunk = members[start : start + self.batch_size]
-                    batch = collate_images([tensors[i] for i in chunk], patch).to(self.device)
-                    out[chunk] = model.encode_images(batch).float().cpu().numpy()
+            for start in range(0, len(tensors), self.batch_size):
+                packed = pack_images(tensors[start : start + self.batch_size], patch, default_token_budget(budget)).to(self.device)
+                out[start : start + self.batch_size] = model.encode_images(packed).float().cpu().numpy()
         return out
 
 

@@ -75,6 +75,18 @@ def test_student_towers(student_dir: Path, tmp_path: Path) -> None:
     assert together.shape == (4, image_embedder.spec.dimension)
     alone = image_embedder.embed([items[1]])
     np.testing.assert_allclose(together[1], alone[0], atol=1e-5)  # a vector does not depend on its batch
+    # packed several to a row, each vector is the image's own unpadded forward (what the grid-by-grid batches gave)
+    import torch
+
+    from aesthetic_platform.model.batching import collate_images, prepare_image
+
+    model = image_embedder.model
+    with torch.no_grad():
+        own = [model.encode_images(collate_images([prepare_image(p, model.preprocess, model.config.image.patch_budget)],
+                                                  model.preprocess.patch_size))[0].numpy() for p in paths]
+    np.testing.assert_allclose(together, np.stack(own), atol=1e-5)
+    image_embedder.batch_size = 3  # a forward of mixed grids, then a short one
+    np.testing.assert_allclose(image_embedder.embed(items), together, atol=1e-5)
     texts = text_embedder.embed([text_item("一张红色海报"), text_item("a blue poster")])
     assert texts.shape == (2, text_embedder.spec.dimension) and np.all(np.isfinite(texts))
     with pytest.raises(EmbeddingError, match="embeds image items"):
