@@ -1,60 +1,48 @@
 """Character suite extensions (seed 002 §2, §3.2, §3.3): prototypes for new characters, image+text fusion, guided generator.
 
-Each asset reads the classifier the ``character_classifier`` asset saved (its folder comes from
-that asset's latest materialization, ``model_dir`` in the launchpad overrides it) and is a thin
-call into ``aesthetic_platform.characters``.
+Each asset takes ``character_classifier``'s output (the ``TrackedCharacterModel`` record, its folder
+relative to the data root) as an input, as ``eval_report`` takes ``aesthetic_model``'s, so the
+classifier an asset used is the one the asset graph handed it, and is a thin call into
+``aesthetic_platform.characters``.
 """
 
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from aesthetic_platform.assets.metadata import embedded_plots
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
 from aesthetic_platform.characters.config import FusionConfig, GeneratorConfig, PrototypeConfig
-from aesthetic_platform.characters.prototypes import RULE_OFFSET, latest_classifier_dir
-from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.characters.prototypes import RULE_OFFSET
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
 from aesthetic_platform.resources.tracking import MLflowResource
+from aesthetic_platform.tracking.characters import TrackedCharacterModel
 
 GROUP = "characters"
-CLASSIFIER = dg.AssetKey("character_classifier")
-_MODEL_DIR_HELP = "Saved character classifier folder; empty means the latest character_classifier output."
+_CODE_VERSION = code_version_of("aesthetic_platform.characters")
 
 
 class CharacterPrototypesConfig(dg.Config, PrototypeConfig):
-    """The launchpad form of ``PrototypeConfig`` (same fields, same defaults), plus which classifier."""
-
-    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+    """The launchpad form of ``PrototypeConfig`` (same fields, same defaults)."""
 
 
 class CharacterFusionConfig(dg.Config, FusionConfig):
-    """The launchpad form of ``FusionConfig`` (same fields, same defaults), plus which classifier."""
-
-    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+    """The launchpad form of ``FusionConfig`` (same fields, same defaults)."""
 
 
 class CharacterGeneratorConfig(dg.Config, GeneratorConfig):
-    """The launchpad form of ``GeneratorConfig`` (same fields, same defaults), plus which classifier."""
-
-    model_dir: str = Field(default="", description=_MODEL_DIR_HELP)
+    """The launchpad form of ``GeneratorConfig`` (same fields, same defaults)."""
 
 
-def classifier_dir(context: dg.AssetExecutionContext, root: DataRoot, configured: str) -> Path:
-    """The launchpad's folder, else ``model_dir`` of character_classifier's latest materialization, else the newest saved one."""
-    if configured:
-        return Path(configured)
-    event = context.instance.get_latest_materialization_event(CLASSIFIER)
-    materialization = event.asset_materialization if event is not None else None
-    if materialization is not None and "model_dir" in materialization.metadata:
-        value: Any = materialization.metadata["model_dir"].value
-        return root.resolve(str(value))
-    found = latest_classifier_dir(root)
-    if found is None:
-        raise dg.Failure("no character classifier: materialize character_classifier first, or set model_dir")
-    return found
+def _classifier_metadata(classifier: TrackedCharacterModel, model_dir: Path) -> dict:
+    """Which classifier the graph handed the asset: its folder, registered version and MLflow run."""
+    return {
+        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        "classifier": f"{classifier.registered_model} v{classifier.version}",
+        "classifier_run_id": classifier.mlflow_run_id,
+    }
 
 
 def _core(config: dg.Config, model: type[BaseModel]) -> Any:
@@ -65,12 +53,13 @@ def _ci(values: tuple[float, float, float]) -> str:
     return f"{values[0]:.3f} [{values[1]:.3f}, {values[2]:.3f}]"
 
 
-@dg.asset(group_name=GROUP, deps=[CLASSIFIER], kinds={"pytorch", "sql", "mlflow"},
+@dg.asset(code_version=_CODE_VERSION, group_name=GROUP, kinds={"pytorch", "sql", "mlflow"},
           description="Class prototypes of the classifier in the embedding store, the calibrated unknown threshold, and how "
                       "new characters imprinted from a few images and never-seen ones fare.")
 def character_prototypes(
     context: dg.AssetExecutionContext,
     config: CharacterPrototypesConfig,
+    character_classifier: TrackedCharacterModel,
     data_root: DataRootResource,
     embedding_store: EmbeddingStoreResource,
     mlflow_tracking: MLflowResource,
@@ -79,20 +68,20 @@ def character_prototypes(
     from aesthetic_platform.tracking.character_extensions import log_prototypes
 
     root = data_root.root()
-    model_dir = classifier_dir(context, root, config.model_dir)
+    model_dir = character_classifier.path(root)
     settings: PrototypeConfig = _core(config, PrototypeConfig)
-    work = root.characters / "unseen"
+    work = root.unseen_character_renders
     with embedding_store.open(root) as store:
         report, _ = run_prototypes(store, model_dir, settings, work)
         store_url = store.url
-    plots = prototype_plots(report, root.characters / "prototypes" / context.run_id)
+    plots = prototype_plots(report, root.character_run("prototypes", context.run_id))
     logged = log_prototypes(report, settings.model_dump(), plots, mlflow_tracking.config_for(root),
                             tags={"dagster.run_id": context.run_id, "dagster.asset": "character_prototypes"})
     per_class = report.calibration.rule == RULE_OFFSET  # then the calibrated number is an offset added to each class's location
     threshold_key = "threshold_offset" if per_class else "threshold"
     context.log.info(f"{report.classes} prototypes of {report.model_id}; {threshold_key} {report.calibration.threshold:.4f}")
     return dg.MaterializeResult(metadata={
-        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        **_classifier_metadata(character_classifier, model_dir),
         "feature_model": report.model_id,
         "prototype_set": report.set_sha256,
         "store": store_url,
@@ -112,12 +101,13 @@ def character_prototypes(
     })
 
 
-@dg.asset(group_name=GROUP, deps=[CLASSIFIER], kinds={"pytorch", "mlflow"},
+@dg.asset(code_version=_CODE_VERSION, group_name=GROUP, kinds={"pytorch", "mlflow"},
           description="Gated late fusion of the frozen classifier's image features with a description's text embedding, "
                       "against image-only on the same split, where the text carries information (grey-scale, blurred images).")
 def character_fusion(
     context: dg.AssetExecutionContext,
     config: CharacterFusionConfig,
+    character_classifier: TrackedCharacterModel,
     data_root: DataRootResource,
     mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
@@ -125,17 +115,17 @@ def character_fusion(
     from aesthetic_platform.tracking.character_extensions import log_fusion
 
     root = data_root.root()
-    model_dir = classifier_dir(context, root, config.model_dir)
+    model_dir = character_classifier.path(root)
     settings: FusionConfig = _core(config, FusionConfig)
-    result = run_fusion_from_model(model_dir, settings, root.characters / "fusion-renders")
-    folder = root.characters / "fusion" / context.run_id
+    result = run_fusion_from_model(model_dir, settings, root.fusion_renders)
+    folder = root.character_run("fusion", context.run_id)
     result.save_pretrained(folder)
     plots = fusion_plots(result, folder / "plots")
     logged = log_fusion(result, plots, mlflow_tracking.config_for(root),
                         tags={"dagster.run_id": context.run_id, "dagster.asset": "character_fusion"})
     context.log.info(f"fusion {_ci(result.fusion_accuracy)} vs image-only {_ci(result.image_only_accuracy)}")
     return dg.MaterializeResult(metadata={
-        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        **_classifier_metadata(character_classifier, model_dir),
         "fusion_dir": dg.MetadataValue.path(str(folder)),
         "text_model": result.text_model,
         "fusion_accuracy": _ci(result.fusion_accuracy),
@@ -151,12 +141,13 @@ def character_fusion(
     })
 
 
-@dg.asset(group_name=GROUP, deps=[CLASSIFIER], pool="gpu", kinds={"pytorch", "mlflow"},
+@dg.asset(code_version=_CODE_VERSION, group_name=GROUP, pool="gpu", kinds={"pytorch", "mlflow"},
           description="Upsample+Conv2d generator of the classifier's characters, examined by the frozen classifier; per-epoch "
                       "loss terms, target-class confidence and sample grids.")
 def character_generator(
     context: dg.AssetExecutionContext,
     config: CharacterGeneratorConfig,
+    character_classifier: TrackedCharacterModel,
     data_root: DataRootResource,
     mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
@@ -164,9 +155,9 @@ def character_generator(
     from aesthetic_platform.tracking.character_extensions import log_generator
 
     root = data_root.root()
-    model_dir = classifier_dir(context, root, config.model_dir)
+    model_dir = character_classifier.path(root)
     settings: GeneratorConfig = _core(config, GeneratorConfig)
-    out_dir = root.characters / "generators" / context.run_id
+    out_dir = root.character_run("generators", context.run_id)
     result = run_generator_from_model(model_dir, settings, out_dir,
                                       on_epoch=lambda epoch, m: context.log.info(f"epoch {epoch}: {m}"))
     plots = confidence_plot(result, out_dir / "plots")
@@ -174,7 +165,7 @@ def character_generator(
                            tags={"dagster.run_id": context.run_id, "dagster.asset": "character_generator"})
     last_grid = {"samples_last_epoch": result.samples[-1]}
     return dg.MaterializeResult(metadata={
-        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        **_classifier_metadata(character_classifier, model_dir),
         "generator_dir": dg.MetadataValue.path(str(out_dir)),
         "perceptual_network": result.perceptual,
         "initial_confidence": dg.MetadataValue.float(result.initial_confidence),

@@ -38,21 +38,12 @@ class CharacterStudentConfig(dg.Config, DistillConfig):
     """Launchpad form of ``DistillConfig`` (same fields, same defaults)."""
 
 
-def characters_dir(root: DataRoot) -> Path:
-    return root.characters
-
-
-def _work_dir(root: DataRoot, kind: str, run_id: str) -> Path:
-    """A new folder per materialization: earlier models stay where their MLflow runs point."""
-    return characters_dir(root) / kind / run_id
-
-
 def _render_if_needed(root: DataRoot, render: RenderConfig, context: dg.AssetExecutionContext) -> Path:
     """Rendered datasets are keyed by their render config; an identical one already on disk is reused."""
     from aesthetic_platform.characters.render import CHARACTERS_FILE, render_dataset
 
     key = sha256_bytes(render.model_dump_json().encode())[:12]
-    folder = characters_dir(root) / "datasets" / f"rendered-{key}"
+    folder = root.rendered_character_dataset(key)
     if (folder / CHARACTERS_FILE).exists():
         context.log.info(f"reusing rendered dataset {folder}")
         return folder
@@ -122,7 +113,7 @@ def character_dataset(
         raise dg.Failure(str(e)) from e
     if report.unreadable:
         context.log.warning(f"{len(report.unreadable)} unreadable files left out: {dict(list(report.unreadable.items())[:10])}")
-    plots = _dataset_plots(dataset_dir, report, _work_dir(root, "reports", context.run_id) / "dataset")
+    plots = _dataset_plots(dataset_dir, report, root.character_run("reports", context.run_id) / "dataset")
     record = dataclasses.replace(report, dataset_dir=root.relative(dataset_dir))
     return dg.Output(
         record,
@@ -164,7 +155,7 @@ def character_classifier(
     root = data_root.root()
     settings = ClassifierConfig.model_validate(config.model_dump(include=set(ClassifierConfig.model_fields)))
     dataset_dir = root.resolve(character_dataset.dataset_dir)
-    out_dir = _work_dir(root, "classifiers", context.run_id)
+    out_dir = root.character_run("classifiers", context.run_id)
     result = train_classifier(dataset_dir, settings, out_dir, progress=lambda e, m: context.log.info(f"epoch {e}: {m}"))
     tracking = tracking_for(root, mlflow_tracking.tracking_uri)
     tracked = log_classifier(result, root, tracking, tags={"dagster.run_id": context.run_id, "dagster.asset": "character_classifier"},
@@ -210,7 +201,7 @@ def character_student(
 
     root = data_root.root()
     settings = DistillConfig.model_validate(config.model_dump(include=set(DistillConfig.model_fields)))
-    out_dir = _work_dir(root, "students", context.run_id)
+    out_dir = root.character_run("students", context.run_id)
     result = distill(character_classifier.path(root), root.resolve(character_dataset.dataset_dir), settings, out_dir,
                      progress=lambda e, m: context.log.info(f"epoch {e}: {m}"))
     tracking = tracking_for(root, mlflow_tracking.tracking_uri)

@@ -105,3 +105,21 @@ def test_data_root_honours_env(monkeypatch, tmp_path: Path):
     assert root.root == (tmp_path / "h").resolve()
     assert root.table("prompts", "b1") == root.root / "tables" / "prompts" / "b1.parquet"
     assert os.path.isdir(root.dagster_home)
+
+
+def test_character_suite_and_judge_report_folders_come_from_the_data_root(tmp_path: Path):
+    root = DataRoot(tmp_path)
+    run = "0b6c6f5e-1d2a-4a8e-9c1b-2f0e3d4c5b6a"  # a Dagster run id
+    assert root.character_run("classifiers", run) == tmp_path / "characters" / "classifiers" / run
+    assert root.character_run("classifiers", run).parent == root.character_classifiers
+    assert root.character_run("generators", run) == tmp_path / "characters" / "generators" / run
+    assert root.rendered_character_dataset("0123456789ab") == tmp_path / "characters" / "datasets" / "rendered-0123456789ab"
+    assert root.unseen_character_renders.parent == root.fusion_renders.parent == root.characters
+    assert root.judge_calibration == tmp_path / "reports" / "judge_calibration.md"
+    with pytest.raises(ValueError, match="unknown character run kind 'models'"):
+        root.character_run("models", run)  # type: ignore[arg-type]
+    for bad in ("../escape", "a/b"):
+        with pytest.raises(ValueError, match="invalid run id"):
+            root.character_run("fusion", bad)
+        with pytest.raises(ValueError, match="invalid render key"):
+            root.rendered_character_dataset(bad)

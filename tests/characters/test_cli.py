@@ -76,3 +76,31 @@ def test_add_then_predict_and_clear_errors(ext_world: ExtWorld, tmp_path: Path, 
     assert missing.exit_code == 2 and "nope.png" in missing.output
     no_model = runner.invoke(characters_app, ["predict", images[0], "--model", str(tmp_path), "--db-url", sqlite_url(tmp_path)])
     assert no_model.exit_code == 2 and "not a saved character classifier" in no_model.output
+
+
+@pytest.mark.slow
+def test_without_model_the_newest_classifier_under_the_data_root_is_used(ext_world: ExtWorld, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from aesthetic_platform.characters.cli import characters_app
+    from aesthetic_platform.characters.prototypes import latest_classifier_dir
+    from aesthetic_platform.paths import DataRoot
+
+    runner = CliRunner()
+    root = DataRoot.from_env(tmp_path / "home")
+    image = str(next((ext_world.dataset_dir / "character_000").glob("*.png")))
+    common = ["--home", str(root.root), "--db-url", sqlite_url(tmp_path), "--device", "cpu"]
+    assert latest_classifier_dir(root) is None
+    none = runner.invoke(characters_app, ["predict", image, *common])
+    assert none.exit_code == 2 and "no saved character classifier" in none.output and "--model" in none.output
+
+    older, newer = root.character_run("classifiers", "run-a"), root.character_run("classifiers", "run-b")
+    for folder in (newer, older):
+        shutil.copytree(ext_world.model_dir, folder)
+    stamp = (older / "model.safetensors").stat().st_mtime
+    os.utime(newer / "model.safetensors", (stamp + 60, stamp + 60))
+    (root.character_classifiers / "run-c").mkdir()  # a folder without weights (an interrupted run) is not a classifier
+    assert latest_classifier_dir(root) == newer
+    found = runner.invoke(characters_app, ["predict", image, *common])
+    assert found.exit_code == 2 and "no prototypes" in found.output and "character-classifier@" in found.output, found.output

@@ -1,18 +1,28 @@
-"""character_prototypes, character_fusion and character_generator materialized in-process, after a character_classifier."""
+"""character_prototypes, character_fusion and character_generator materialized in-process, in one run with the
+character_dataset and character_classifier they take their classifier from."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from tests.characters import ext_fixtures
-from tests.characters.ext_fixtures import ExtWorld, sqlite_url
+from tests.characters.ext_fixtures import sqlite_url
 
-ext_world = ext_fixtures.ext_world
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the same tiny world as tests.characters.ext_fixtures, rendered and trained by the assets themselves
+UPSTREAM = {
+    "character_dataset": {"config": {"characters": ext_fixtures.CHARACTERS, "images_per_character": ext_fixtures.IMAGES_PER_CHARACTER,
+                                     "image_size": ext_fixtures.IMAGE_SIZE, "val_fraction": 0.2, "test_fraction": 0.2}},
+    "character_classifier": {"config": {"model_name": "test_efficientnet", "image_size": ext_fixtures.IMAGE_SIZE, "epochs": 8,
+                                        "batch_size": 16, "lr": 1e-2, "device": "cpu", "rotation_degrees": 5, "color_jitter": 0.05}},
+}
 TINY = {
     "character_prototypes": {"config": {"calibration_characters": 2, "novel_characters": 2, "unknown_test_characters": 2,
                                         "images_per_character": 7, "device": "cpu"}},
@@ -24,7 +34,7 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_extension_assets_materialize_with_mlflow_runs_and_plots(ext_world: ExtWorld, tmp_path: Path) -> None:
+def test_extension_assets_take_the_classifier_from_the_graph_with_mlflow_runs_and_plots(tmp_path: Path) -> None:
     import mlflow
 
     from aesthetic_platform.assets.character_extensions import (
@@ -33,6 +43,7 @@ def test_extension_assets_materialize_with_mlflow_runs_and_plots(ext_world: ExtW
         character_generator,
         character_prototypes,
     )
+    from aesthetic_platform.assets.characters import character_classifier, character_dataset
     from aesthetic_platform.embeddings import EmbeddingStoreConfig, Store
     from aesthetic_platform.paths import DataRoot
     from aesthetic_platform.resources import DataRootResource
@@ -41,24 +52,41 @@ def test_extension_assets_materialize_with_mlflow_runs_and_plots(ext_world: ExtW
     from aesthetic_platform.tracking import TrackingConfig
 
     home = tmp_path / "home"
+    root = DataRoot.from_env(home)
     resources = {
         "data_root": DataRootResource(home=str(home)),
         "embedding_store": EmbeddingStoreResource(db_url=sqlite_url(tmp_path)),
         "mlflow_tracking": MLflowResource(),
     }
+    assets = [character_dataset, character_classifier, *CHARACTER_EXTENSION_ASSETS]
     assert {a.key.path[-1] for a in CHARACTER_EXTENSION_ASSETS} == {"character_prototypes", "character_fusion", "character_generator"}
     assert character_generator.op.pool == "gpu"
-    assert {dep.path[-1] for dep in character_prototypes.asset_deps[character_prototypes.key]} == {"character_classifier"}
-    assert "model_dir" in CharacterGeneratorConfig.model_fields and "perc_weight" in CharacterGeneratorConfig.model_fields
+    for asset in CHARACTER_EXTENSION_ASSETS:  # the classifier is an input (a record through the IO manager), not a bare dependency
+        assert asset.keys_by_input_name == {"character_classifier": character_classifier.key}
+        assert asset.code_versions_by_key[asset.key] == character_classifier.code_versions_by_key[character_classifier.key]
+    assert "perc_weight" in CharacterGeneratorConfig.model_fields and "model_dir" not in CharacterGeneratorConfig.model_fields
 
     with dg.instance_for_test() as instance:
-        # no model_dir in the launchpad: the folder comes from character_classifier's latest materialization
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization("character_classifier", metadata={"model_dir": dg.MetadataValue.path(str(ext_world.model_dir))})
-        )
-        result = dg.materialize(CHARACTER_EXTENSION_ASSETS, instance=instance, resources=resources, run_config={"ops": TINY})
+        result = dg.materialize(assets, instance=instance, resources=resources, run_config={**QUIET, "ops": {**UPSTREAM, **TINY}})
         assert result.success
         meta = {name: result.asset_materializations_for_node(name)[0].metadata for name in TINY}
+        classifier = result.output_for_node("character_classifier")
+        model_dir = classifier.path(root)
+        assert model_dir.parent == root.character_classifiers and (model_dir / "model.safetensors").is_file()
+
+        # A newer classifier folder on disk and a later materialization event that points at it change nothing:
+        # prototypes alone still get the classifier record stored for character_classifier's output.
+        decoy = root.character_run("classifiers", "decoy")
+        shutil.copytree(model_dir, decoy)
+        os.utime(decoy / "model.safetensors")
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("character_classifier", metadata={"model_dir": dg.MetadataValue.path(str(decoy))})
+        )
+        again = dg.materialize(assets, selection=[character_prototypes], instance=instance, resources=resources,
+                               run_config={**QUIET, "ops": {"character_prototypes": TINY["character_prototypes"]}})
+        assert again.success
+        rerun = again.asset_materializations_for_node("character_prototypes")[0].metadata
+        assert Path(rerun["model_dir"].value) == model_dir
 
     prototypes = meta["character_prototypes"]
     assert prototypes["classes"].value == 8 and prototypes["weights_unchanged"].value is True
@@ -75,7 +103,9 @@ def test_extension_assets_materialize_with_mlflow_runs_and_plots(ext_world: ExtW
     assert "plot_samples_last_epoch" in generator and "plot_generator_curves" in generator
     for name in TINY:
         assert meta[name]["mlflow_run"].value.endswith(meta[name]["mlflow_run_id"].value)
-        assert Path(meta[name]["model_dir"].value) == ext_world.model_dir
+        assert Path(meta[name]["model_dir"].value) == model_dir
+        assert meta[name]["classifier"].value == f"{classifier.registered_model} v{classifier.version}"
+        assert meta[name]["classifier_run_id"].value == classifier.mlflow_run_id
 
     with Store.open(EmbeddingStoreConfig(db_url=sqlite_url(tmp_path))) as store:  # the set lives in the shared store
         assert any(m.model_id == prototypes["feature_model"].value for m in store.models())
