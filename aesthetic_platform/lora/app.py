@@ -29,10 +29,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aesthetic_platform.atomic import write_json
-from aesthetic_platform.lora.config import DEFAULT_CAPTION_PROMPT, DEFAULT_TRIGGER, WORD_PATTERN, LoraConfig
+from aesthetic_platform.lora.config import CaptionConfig, LoraConfig, PackageConfig
 from aesthetic_platform.lora.package import zip_name
 from aesthetic_platform.lora.pipeline import STAGES, JobBusyError, JobError, init_job, read_job, run_stages, set_crop_box, set_state
 from aesthetic_platform.lora.schemas import CROPS_DIR, INGEST_RECORDS, INGEST_TABLE
@@ -50,28 +50,64 @@ SSE_PING_S = 15.0
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
+#: What the page's settings form edits, by section of ``LoraConfig``; every other knob is the server's base config.
+#: The page has one trigger word, the package's; the captions' trigger follows it.
+PAGE_FIELDS: dict[str, set[str]] = {
+    "caption": {"base_url", "models", "prompt", "api_key_env", "max_side"},
+    "package": {"trigger", "class_word", "repeats"},
+}
+#: The flat names the page used before its settings were nested (a settings.json or client of that time still works).
+FLAT_NAMES = {
+    "trigger": ("package", "trigger"), "class_word": ("package", "class_word"), "repeats": ("package", "repeats"),
+    "caption_base_url": ("caption", "base_url"), "caption_models": ("caption", "models"), "caption_prompt": ("caption", "prompt"),
+    "caption_api_key_env": ("caption", "api_key_env"), "caption_max_side": ("caption", "max_side"),
+}
+
+
 class WebSettings(BaseModel):
-    """The page's settings form: trigger, kohya folder and the caption endpoint (no key: it stays in the environment)."""
+    """The page's settings form: the kohya folder (``PackageConfig``) and the caption endpoint (``CaptionConfig``).
+
+    The sections are the core configs themselves, so their defaults and limits are the CLI's and
+    Dagster's. Only the ``PAGE_FIELDS`` of each can be set here: no API key is ever saved (it stays
+    in the environment), and knobs the page does not show keep the server's base config.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    trigger: str = Field(default=DEFAULT_TRIGGER, pattern=WORD_PATTERN)
-    class_word: str = Field(default="person", pattern=WORD_PATTERN)
-    repeats: int = Field(default=10, ge=1, le=10_000)
-    caption_base_url: str = Field(default="", description="empty: offline tags, nothing leaves the machine")
-    caption_models: list[str] = Field(default_factory=list, description="priority order")
-    caption_prompt: str = Field(default=DEFAULT_CAPTION_PROMPT, min_length=1)
-    caption_api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    caption_max_side: int = Field(default=512, ge=64, le=2048)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _page_fields_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+        for flat, (section, name) in FLAT_NAMES.items():
+            if flat in data:
+                data.setdefault(section, {})[name] = data.pop(flat)
+        for section, allowed in PAGE_FIELDS.items():
+            given = data.get(section)
+            if isinstance(given, dict) and (unknown := sorted(set(given) - allowed)):
+                raise ValueError(f"{section}: the settings page does not set {', '.join(unknown)} (it sets {', '.join(sorted(allowed))})")
+        return data
+
+    @classmethod
+    def of(cls, config: LoraConfig) -> WebSettings:
+        """What the page shows of a config."""
+        return cls.model_validate(config.model_dump(include=PAGE_FIELDS))
+
+    def page(self) -> dict[str, Any]:
+        return self.model_dump(include=PAGE_FIELDS)
 
     def apply(self, base: LoraConfig) -> LoraConfig:
-        models = [m.strip() for m in self.caption_models if m.strip()]
-        caption = base.caption.model_copy(update={
-            "trigger": self.trigger, "base_url": self.caption_base_url.strip(), "models": models,
-            "prompt": self.caption_prompt, "api_key_env": self.caption_api_key_env, "max_side": self.caption_max_side,
-        })
-        package = base.package.model_copy(update={"trigger": self.trigger, "class_word": self.class_word, "repeats": self.repeats})
-        return LoraConfig.model_validate({**base.model_dump(), "caption": caption.model_dump(), "package": package.model_dump()})
+        stored = base.model_dump()
+        caption = {
+            **stored["caption"], **self.caption.model_dump(include=PAGE_FIELDS["caption"]), "base_url": self.caption.base_url.strip(),
+            "models": [m.strip() for m in self.caption.models if m.strip()], "trigger": self.package.trigger,
+        }
+        package = {**stored["package"], **self.package.model_dump(include=PAGE_FIELDS["package"])}
+        return LoraConfig.model_validate({**stored, "caption": caption, "package": package})
 
 
 class CropRequest(BaseModel):
@@ -114,14 +150,10 @@ class Jobs:
         if path.exists():
             with contextlib.suppress(ValueError):
                 return WebSettings.model_validate_json(path.read_text(encoding="utf-8"))
-        base = self.base_config
-        return WebSettings(trigger=base.package.trigger, class_word=base.package.class_word, repeats=base.package.repeats,
-                           caption_base_url=base.caption.base_url, caption_models=list(base.caption.models),
-                           caption_prompt=base.caption.prompt, caption_api_key_env=base.caption.api_key_env,
-                           caption_max_side=base.caption.max_side)
+        return WebSettings.of(self.base_config)
 
     def save_settings(self, settings: WebSettings) -> None:
-        write_json(self.folder / SETTINGS_FILE, settings.model_dump())
+        write_json(self.folder / SETTINGS_FILE, settings.page())
 
     # --- jobs -------------------------------------------------------------------------------------------
     def new_job_id(self) -> str:
@@ -219,12 +251,12 @@ def create_app(root: DataRoot, base_config: LoraConfig | None = None, max_upload
 
     @app.get("/api/settings")
     def get_settings() -> dict[str, Any]:
-        return {"settings": jobs.settings().model_dump(), "max_upload_bytes": max_upload_bytes}
+        return {"settings": jobs.settings().page(), "max_upload_bytes": max_upload_bytes}
 
     @app.put("/api/settings")
     def put_settings(settings: WebSettings) -> dict[str, Any]:
         jobs.save_settings(settings)
-        return {"settings": settings.model_dump(), "max_upload_bytes": max_upload_bytes}
+        return {"settings": settings.page(), "max_upload_bytes": max_upload_bytes}
 
     @app.get("/api/jobs")
     def list_jobs() -> dict[str, Any]:

@@ -125,7 +125,9 @@ class CaptionConfig(EndpointSettings):
             f"(empty: `model`, else {DEFAULT_CHAT_MODEL})."
         ),
     )
-    api_key_env: str = Field(default="OPENAI_API_KEY", description="Environment variable that holds the endpoint's API key.")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable that holds the endpoint's API key."
+    )
     prompt: str = Field(default=DEFAULT_CAPTION_PROMPT, min_length=1, description="Instruction sent with each downscaled crop.")
     trigger: str = Field(default=DEFAULT_TRIGGER, pattern=WORD_PATTERN, description="Trigger word, first token of every caption.")
     max_side: int = Field(default=512, ge=64, le=2048, description="The crop is downscaled to this long side before it is sent.")

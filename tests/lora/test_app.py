@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from aesthetic_platform.lora.app import create_app
-from aesthetic_platform.lora.config import LoraConfig
+from aesthetic_platform.lora.app import SETTINGS_FILE, WebSettings, create_app
+from aesthetic_platform.lora.config import CaptionConfig, LoraConfig, PackageConfig
 from aesthetic_platform.lora.pipeline import read_job, run_lock, set_state
 from tests.fixtures.lora_photos import SMALL_CROP, photo_zip
 
@@ -51,7 +51,8 @@ def _events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
 def test_upload_progress_preview_adjust_and_download(data_root, archive):
     client = TestClient(create_app(data_root, FAST))
     settings = client.get("/api/settings").json()["settings"]
-    assert client.put("/api/settings", json={**settings, "trigger": "zxq", "repeats": 3}).status_code == 200
+    changed = {**settings, "package": {**settings["package"], "trigger": "zxq", "repeats": 3}}
+    assert client.put("/api/settings", json=changed).status_code == 200
 
     created = client.post("/api/jobs?name=my photos.zip", content=archive, headers={"Content-Type": "application/zip"})
     assert created.status_code == 201, created.text
@@ -146,8 +147,11 @@ def test_unknown_jobs_and_hostile_ids_get_404_and_settings_are_checked(data_root
     assert client.get("/api/jobs/..%2F..%2Fetc/download").status_code == 404
     assert client.get("/api/jobs/.hidden/events").status_code == 404
     settings = client.get("/api/settings").json()["settings"]
-    assert client.put("/api/settings", json={**settings, "trigger": "a b/c"}).status_code == 422
-    assert client.put("/api/settings", json={**settings, "api_key": "sk-x"}).status_code == 422  # keys stay in the environment
+    assert client.put("/api/settings", json={**settings, "package": {"trigger": "a b/c"}}).status_code == 422
+    assert client.put("/api/settings", json={**settings, "caption": {"api_key_env": "A KEY"}}).status_code == 422
+    for key in ({"api_key": "sk-x"}, {"caption": {**settings["caption"], "api_key": "sk-x"}}):  # keys stay in the environment
+        refused = client.put("/api/settings", json={**settings, **key})
+        assert refused.status_code == 422 and "api_key" in refused.text
     page = client.get("/")
     assert page.status_code == 200 and "LoRA dataset builder" in page.text
 
@@ -160,3 +164,27 @@ def test_a_refused_archive_fails_its_job_with_the_reason(data_root):
     assert job["state"] == "failed" and job["stages"]["ingest"]["status"] == "failed"
     assert "ArchiveRefusedError" in job["stages"]["ingest"]["error"] and job["download_url"] == ""
     assert job["items"] == []
+
+
+def test_the_settings_form_is_the_core_caption_and_package_configs(data_root):
+    """The page's defaults and limits are CaptionConfig's and PackageConfig's; it sets only its own fields."""
+    page = WebSettings().page()
+    assert page["caption"] == CaptionConfig().model_dump(include=set(page["caption"]))
+    assert page["package"] == PackageConfig().model_dump(include=set(page["package"]))
+    assert "api_key" not in page["caption"] and WebSettings().apply(LoraConfig()) == LoraConfig()
+    base = LoraConfig.model_validate({"caption": {"temperature": 0.7, "max_tokens": 99}, "package": {"zip_name": "a.zip"}})
+    applied = WebSettings.model_validate({"package": {"trigger": "zxq"}, "caption": {"models": [" m1 ", ""]}}).apply(base)
+    assert applied.caption.trigger == applied.package.trigger == "zxq" and applied.caption.models == ["m1"]
+    assert (applied.caption.temperature, applied.caption.max_tokens, applied.package.zip_name) == (0.7, 99, "a.zip")  # not on the page
+    with pytest.raises(ValueError, match="does not set temperature"):
+        WebSettings.model_validate({"caption": {"temperature": 1.0}})
+
+    client = TestClient(create_app(data_root, base))
+    shown = client.get("/api/settings").json()["settings"]
+    assert shown["caption"]["max_side"] == CaptionConfig().max_side and "temperature" not in shown["caption"]
+    saved = client.put("/api/settings", json={"package": {"class_word": "woman"}}).json()["settings"]
+    assert saved["package"] == {"trigger": "ohwx", "class_word": "woman", "repeats": PackageConfig().repeats}
+    # a settings.json the page saved before its settings were nested keeps its values
+    (data_root.root / "lora" / SETTINGS_FILE).write_text(json.dumps({"trigger": "old", "repeats": 4, "caption_max_side": 256}))
+    shown = client.get("/api/settings").json()["settings"]
+    assert (shown["package"]["trigger"], shown["package"]["repeats"], shown["caption"]["max_side"]) == ("old", 4, 256)

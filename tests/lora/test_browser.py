@@ -66,6 +66,14 @@ def test_upload_watch_adjust_a_crop_reload_and_download(chromium, data_root, tmp
     page.on("request", lambda r: requests.append((r.url, r.resource_type)))
     with serving(create_app(data_root, FAST), "LoRA builder", lifespan="auto") as url:
         page.goto(url)
+        # the settings form shows the core configs' values and saves them into the nested settings
+        expect(page.locator("#repeats")).to_have_value("10")
+        expect(page.locator("#caption_max_side")).to_have_value("512")
+        page.fill("#class_word", "woman")
+        page.click("#save-settings")
+        expect(page.locator("#settings-status")).to_contain_text("saved")
+        saved = json.loads((data_root.root / "lora" / "settings.json").read_text())
+        assert saved["package"] == {"trigger": "ohwx", "class_word": "woman", "repeats": 10} and saved["caption"]["max_side"] == 512
         page.set_input_files("#upload-file", str(archive))
         page.click("#upload")
         expect(page.locator("#upload-status")).to_contain_text("started")

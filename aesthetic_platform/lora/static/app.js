@@ -26,24 +26,33 @@ function status(id, text, kind = "") {
 }
 
 // --- settings --------------------------------------------------------------------------------------
+// form field -> [section, field] of the settings: the server's CaptionConfig and PackageConfig
+const SETTINGS_FORM = {
+  trigger: ["package", "trigger"], class_word: ["package", "class_word"], repeats: ["package", "repeats"],
+  caption_base_url: ["caption", "base_url"], caption_api_key_env: ["caption", "api_key_env"],
+  caption_max_side: ["caption", "max_side"], caption_prompt: ["caption", "prompt"],
+};
+
 async function loadSettings() {
   const body = await api("/api/settings");
   maxUpload = body.max_upload_bytes;
   const s = body.settings;
-  for (const key of ["trigger", "class_word", "repeats", "caption_base_url", "caption_api_key_env", "caption_max_side", "caption_prompt"]) {
-    $(key).value = s[key];
+  for (const [id, [section, field]] of Object.entries(SETTINGS_FORM)) {
+    $(id).value = s[section][field];
   }
-  $("caption_models").value = s.caption_models.join("\n");
+  $("caption_models").value = s.caption.models.join("\n");
 }
 
 async function saveSettings(event) {
   event.preventDefault();
   const settings = {
-    trigger: $("trigger").value.trim(), class_word: $("class_word").value.trim(), repeats: Number($("repeats").value),
-    caption_base_url: $("caption_base_url").value.trim(),
-    caption_models: $("caption_models").value.split(/[\n,]/).map((m) => m.trim()).filter(Boolean),
-    caption_api_key_env: $("caption_api_key_env").value.trim(), caption_max_side: Number($("caption_max_side").value),
-    caption_prompt: $("caption_prompt").value,
+    package: { trigger: $("trigger").value.trim(), class_word: $("class_word").value.trim(), repeats: Number($("repeats").value) },
+    caption: {
+      base_url: $("caption_base_url").value.trim(),
+      models: $("caption_models").value.split(/[\n,]/).map((m) => m.trim()).filter(Boolean),
+      api_key_env: $("caption_api_key_env").value.trim(), max_side: Number($("caption_max_side").value),
+      prompt: $("caption_prompt").value,
+    },
   };
   try {
     await api("/api/settings", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(settings) });
