@@ -5,7 +5,7 @@ from collections import Counter
 
 import dagster as dg
 
-from aesthetic_platform.assets.metadata import code_version_of, column_schema
+from aesthetic_platform.assets.metadata import code_version_of, column_schema, root_path
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
@@ -54,7 +54,7 @@ def prompts(
             **run_totals(context, {"prompts": sum(sizes.values()), "rows": sum(sizes.values()), "languages": dict(languages)}),
             "dagster/column_schema": column_schema(PROMPTS),
             "source": config.source,
-            "table": dg.MetadataValue.path(str(root.tables / "prompts")),
+            "table": root_path(root, root.tables / "prompts"),
         },
         check_results=[
             dg.AssetCheckResult(check_name="prompts_non_empty", passed=all(sizes.values()), metadata={"per_batch": sizes}),
@@ -114,8 +114,8 @@ def candidate_images(
             **run_totals(context, {"images": total, "rows": total, "generated": generated, "reused": reused, "ratios": dict(ratios)}),
             "dagster/column_schema": column_schema(CANDIDATE_IMAGES),
             "generator": generator.name,
-            "images_dir": dg.MetadataValue.path(str(root.images)),
-            "manifest": dg.MetadataValue.path(str(root.tables / "candidate_images")),
+            "images_dir": root_path(root, root.images),
+            "manifest": root_path(root, root.tables / "candidate_images"),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -162,7 +162,7 @@ def label_snapshot(context: dg.AssetExecutionContext, data_root: DataRootResourc
         "tasks": sorted(snapshot.stats),
         "disputed": len(snapshot.queue),
         "agreement": dg.MetadataValue.json(agreement),
-        **table_metadata(LABEL_SNAPSHOT, len(snapshot.rows), path),
+        **table_metadata(LABEL_SNAPSHOT, len(snapshot.rows), path, root),
     }
     for task, s in snapshot.stats.items():
         if s.alpha is not None:
@@ -183,7 +183,7 @@ def label_review_queue(data_root: DataRootResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "items": len(rows), "per_task": dg.MetadataValue.json(per_task),
-            "preview": dg.MetadataValue.md(_preview(rows)), **table_metadata(LABEL_REVIEW_QUEUE, len(rows), path),
+            "preview": dg.MetadataValue.md(_preview(rows)), **table_metadata(LABEL_REVIEW_QUEUE, len(rows), path, root),
         }
     )
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, table_metadata
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path, table_metadata
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.schemas import HUMAN_PREFERENCES
 from aesthetic_platform.workbench.noise import SelectorConfig, analyse_golden_noise
@@ -36,7 +36,7 @@ def human_preferences(context: dg.AssetExecutionContext, data_root: DataRootReso
             "submissions": len(selections),
             "prompts": len({s.prompt_id for s in selections}),
             "annotators": ", ".join(annotators) or "-",
-            **table_metadata(HUMAN_PREFERENCES, len(rows), path),
+            **table_metadata(HUMAN_PREFERENCES, len(rows), path, root),
         },
         check_results=[
             dg.AssetCheckResult(check_name="human_pairs_have_annotator", passed=all(r.annotator for r in rows)),
@@ -69,12 +69,12 @@ def golden_noise_analysis(
         "bad": report["bad"],
         "prompts": report["prompts"],
         "verdict": selector["verdict"],
-        "report": dg.MetadataValue.path(report["report_path"]),
+        "report": root_path(root, report["report_path"]),
         "summary": dg.MetadataValue.md(Path(report["markdown_path"]).read_text(encoding="utf-8")),
     }
     if selector["status"] == "evaluated":
         low, high = selector["auc_ci"]
         metadata.update({"auc": selector["auc"], "auc_ci_low": low, "auc_ci_high": high, "permutation_p": selector["permutation_p"]})
     if report["tsne"]["status"] == "plotted":
-        metadata.update(embedded_plots({"tsne": Path(report["tsne"]["path"])}))
+        metadata.update(embedded_plots({"tsne": Path(report["tsne"]["path"])}, root))
     return dg.MaterializeResult(metadata=metadata)

@@ -5,7 +5,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
-from aesthetic_platform.assets.metadata import code_version_of, column_schema, table_metadata
+from aesthetic_platform.assets.metadata import code_version_of, column_schema, root_path, table_metadata
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.atomic import write_json, write_text
 from aesthetic_platform.audit import excluded_candidates
@@ -104,7 +104,7 @@ def judgments(
             "dagster/column_schema": column_schema(JUDGMENTS),
             "judge_model": client.model,
             "judge_prompt_version": client.prompt_version,
-            "table": dg.MetadataValue.path(str(root.tables / "judgments")),
+            "table": root_path(root, root.tables / "judgments"),
         },
         check_results=[
             dg.AssetCheckResult(check_name="judgments_schema", passed=not schema_problems, metadata={"problems": schema_problems}),
@@ -146,7 +146,7 @@ def judge_calibration(
             "judge_prompt_version": report.prompt_version,
             "repeat_calls": report.repeat_calls,
             "human_calls": report.human_calls,
-            "path": dg.MetadataValue.path(str(folder / "judge_calibration.md")),
+            "path": root_path(root, folder / "judge_calibration.md"),
         }
     )
 
@@ -202,7 +202,7 @@ def preference_pairs(
             "pair_kinds": dataset.kind_sizes(),
             "skipped": dict(dataset.skipped),
             "prompts": len({p.prompt_hash for p in dataset.pairs}),
-            **table_metadata(PREFERENCE_PAIRS, len(dataset.pairs), path),
+            **table_metadata(PREFERENCE_PAIRS, len(dataset.pairs), path, root),
         },
         check_results=[
             dg.AssetCheckResult(check_name="pairs_schema", passed=not schema_problem, metadata={"problem": schema_problem}),

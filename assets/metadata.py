@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.tables import Table
 
 SOURCE_SUFFIXES = {".py", ".txt", ".json"}
@@ -24,21 +25,30 @@ def column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def table_metadata(table: Table, rows: int, path: Path) -> dict:
-    """``dagster/row_count`` (this materialization's rows), ``dagster/column_schema`` and where the Parquet lives."""
+def root_path(root: DataRoot | None, path: str | Path) -> dg.MetadataValue:
+    """A path as the UI shows it: relative to the data root (``tables/prompts``), since event logs keep
+    metadata forever and an absolute path goes stale once the root is moved or copied."""
+    return dg.MetadataValue.path(root.relative(path) if root is not None else str(path))
+
+
+def table_metadata(table: Table, rows: int, path: Path, root: DataRoot | None = None) -> dict:
+    """``dagster/row_count`` (this materialization's rows), ``dagster/column_schema`` and where the Parquet lives
+    (relative to ``root`` when given)."""
     return {
         "dagster/row_count": rows,
         "dagster/column_schema": column_schema(table),
-        "table": dg.MetadataValue.path(str(path)),
+        "table": root_path(root, path),
     }
 
 
-def embedded_plots(plots: dict[str, Path]) -> dict:
-    """PNG plots as Markdown with the image inline, so they render on the asset page (paths stay as well)."""
+def embedded_plots(plots: dict[str, Path], root: DataRoot | None = None) -> dict:
+    """PNG plots as Markdown with the image inline, so they render on the asset page (paths stay as well,
+    relative to ``root`` when given)."""
     metadata = {}
     for name, path in plots.items():
         encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        metadata[f"plot_{name}"] = dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})\n\n`{path}`")
+        shown = root.relative(path) if root is not None else str(path)
+        metadata[f"plot_{name}"] = dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})\n\n`{shown}`")
     return metadata
 
 

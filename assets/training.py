@@ -5,6 +5,7 @@ MLflow run, registered version); ``eval_report`` takes it as its input, so the m
 evaluates is the one the asset graph hands over, never a side file.
 """
 
+import datetime as dt
 import json
 import shutil
 import sys
@@ -15,7 +16,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
 from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
 from aesthetic_platform.judging.heuristic import image_file_scores
 from aesthetic_platform.model.loss import RankingLossConfig
@@ -96,6 +97,12 @@ def _train_via_pipes(context, pipes_client, root: DataRoot, train_config: TrainC
         shutil.rmtree(work, ignore_errors=True)
 
 
+def training_run_name(config: TrainConfig, dagster_run_id: str) -> str:
+    """``train-<model>-<UTC start>-<Dagster run>``: sorts by time in the MLflow list, and no two runs share it."""
+    started = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return f"train-{config.model}-{started}-{dagster_run_id[:8]}"
+
+
 @dg.asset(
     code_version=code_version_of("aesthetic_platform.model", "aesthetic_platform.training"),
     group_name=GROUP,
@@ -115,7 +122,8 @@ def aesthetic_model(
     train_config = config.train_config()
     tracking = mlflow_tracking.config_for(root)
     tags = {"dagster.run_id": context.run_id, "dagster.asset": "aesthetic_model"}
-    experiment_id, run_id = begin_run(tracking, train_config.model_dump(mode="json"), tags, run_name=f"train-{train_config.model}")
+    run_name = training_run_name(train_config, context.run_id)
+    experiment_id, run_id = begin_run(tracking, train_config.model_dump(mode="json"), tags, run_name=run_name)
     context.log.info(f"MLflow run {run_id}: {mlflow_tracking.run_url(experiment_id, run_id)}")
     try:
         if config.launcher == "subprocess":
@@ -125,7 +133,7 @@ def aesthetic_model(
         else:
             summary = train_from_root(root, train_config, logger=MlflowMetricsLogger(run_id)).summary()
         dimensions = list(train_config.model_config_for().dimensions)
-        pairs = DatasetRef("preference_pairs", root.table("preference_pairs"), summary["run_key"])
+        pairs = DatasetRef.under(root, "preference_pairs", root.table("preference_pairs"), summary["run_key"])
         trained = complete_run(
             root, tracking, experiment_id, run_id, train_config.model_dump(mode="json"), dimensions, summary, dataset=pairs
         )
@@ -184,7 +192,7 @@ def eval_report(
     metrics = {f"test.accuracy.{name}": value for name, value in outcome.report.model.gate_metrics().items()}
     eval_run = log_evaluation(
         tracking, trained, outcome.report_dir, metrics,
-        dataset=DatasetRef("eval_set", outcome.eval_set.path, outcome.eval_set.digest),
+        dataset=DatasetRef.under(root, "eval_set", outcome.eval_set.path, outcome.eval_set.digest),
     )
     outcome = promote_if_passed(root, outcome, trained, tracking)
     if outcome.promoted:
@@ -200,8 +208,8 @@ def eval_report(
         "promoted": outcome.promoted,
         "promotion": outcome.decision.promotion,
         "mlflow_eval_run": eval_run,
-        "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
-        **embedded_plots(outcome.report.plots),
+        "report_dir": root_path(root, outcome.report_dir),
+        **embedded_plots(outcome.report.plots, root),
     }
     return dg.MaterializeResult(
         metadata=metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,21 @@ from mlflow.types import ColSpec, Schema
 
 PYFUNC_NAME = "aesthetic_scorer"
 INPUT_COLUMNS = ("image_path", "prompt")
+#: An ``image_path`` may instead carry the image itself, as a base64 PNG/JPEG data URI (the input example does).
+DATA_URI_PREFIX = "data:image/png;base64,"
+
+
+def _image_input(value: Any, index: int) -> Any:
+    if isinstance(value, str) and value.startswith("data:image/") and ";base64," in value:
+        try:
+            return base64.b64decode(value.split(",", 1)[1], validate=True)
+        except ValueError:
+            raise ValueError(f"image_path row {index}: a data URI whose base64 payload does not decode") from None
+    return value
 
 
 class AestheticScorerPyfunc(PythonModel):
-    """``predict`` takes a DataFrame with ``image_path`` and ``prompt`` columns."""
+    """``predict`` takes a DataFrame with ``image_path`` (a file path, or a ``data:image/...;base64,`` URI) and ``prompt`` columns."""
 
     def load_context(self, context: Any) -> None:
         from aesthetic_platform.scoring import Scorer
@@ -27,7 +39,8 @@ class AestheticScorerPyfunc(PythonModel):
         missing = [c for c in INPUT_COLUMNS if c not in model_input.columns]
         if missing:
             raise ValueError(f"input lacks columns {missing}; expected {list(INPUT_COLUMNS)}")
-        scores = self.scorer.score(list(model_input["image_path"]), list(model_input["prompt"]))
+        images = [_image_input(value, index) for index, value in enumerate(model_input["image_path"])]
+        scores = self.scorer.score(images, list(model_input["prompt"]))
         return pd.DataFrame(scores)
 
 
@@ -39,12 +52,14 @@ def signature_for(dimensions: list[str]) -> ModelSignature:
 
 
 def log_and_register(
-    model_dir: Path, dimensions: list[str], registered_model: str, example: tuple[str, str] | None = None
+    model_dir: Path, dimensions: list[str], registered_model: str, example: tuple[str, str] | None = None,
+    description: str | None = None,
 ) -> str:
     """Log the checkpoint as a pyfunc in the active run and register a new version; returns it.
 
-    ``example`` (an image path and its prompt from the training data) becomes the model's
-    input example, so the MLflow UI shows callers exactly what ``predict`` takes."""
+    ``example`` (an image, inlined as a data URI, and its prompt from the training data) becomes
+    the model's input example, so the MLflow UI shows callers exactly what ``predict`` takes.
+    ``description`` goes on the registered version: the registry list shows what it was trained on."""
     input_example = pd.DataFrame({"image_path": [example[0]], "prompt": [example[1]]}) if example else None
     info = mlflow.pyfunc.log_model(
         name=PYFUNC_NAME,
@@ -55,4 +70,7 @@ def log_and_register(
         input_example=input_example,
         pip_requirements=["aesthetic-platform", "torch", "open_clip_torch", "transformers", "pillow", "pandas"],
     )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if description:
+        mlflow.MlflowClient().update_model_version(registered_model, version, description=description)
+    return version

@@ -9,6 +9,7 @@ duration is the training's.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.tracking.pyfunc import log_and_register
+from aesthetic_platform.tracking.pyfunc import DATA_URI_PREFIX, log_and_register
 from aesthetic_platform.tracking.store import TrackingConfig
 
 
@@ -46,11 +47,19 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A pair table a run used, logged as an MLflow dataset input (name, source path, digest)."""
+    """A pair table a run used, logged as an MLflow dataset input (name, source, digest).
+
+    ``source`` is what MLflow records as the dataset's location: the table's path relative to
+    the data root (``tables/preference_pairs.parquet``), which stays true after the root moves."""
 
     name: str
     path: Path
     digest: str
+    source: str = ""
+
+    @classmethod
+    def under(cls, root: DataRoot, name: str, path: Path, digest: str) -> DatasetRef:
+        return cls(name, path, digest, root.relative(path))
 
 
 def _log_dataset(dataset: DatasetRef, context: str) -> None:
@@ -59,18 +68,43 @@ def _log_dataset(dataset: DatasetRef, context: str) -> None:
 
     columns = ["pair_id", "prompt_hash", "winner_id", "loser_id", "split"]
     frame = pl.read_parquet(dataset.path, columns=columns).to_pandas()
-    source = from_pandas(frame, source=str(dataset.path), name=dataset.name, digest=dataset.digest)
+    source = from_pandas(frame, source=dataset.source or str(dataset.path), name=dataset.name, digest=dataset.digest)
     mlflow.log_input(source, context=context)
 
 
-def _example(dataset: DatasetRef | None) -> tuple[str, str] | None:
-    """One (image path, prompt) of the training pairs, for the model's input example."""
+EXAMPLE_SIDE = 96
+
+
+def _example(root: DataRoot, dataset: DatasetRef | None) -> tuple[str, str] | None:
+    """One (image, prompt) of the training pairs for the model's input example, the image inlined as a
+    small PNG data URI: a stored path would only resolve inside this data root, at its current place."""
     if dataset is None:
         return None
+    import base64
+    import io
+
     import polars as pl
 
+    from aesthetic_platform.images import load_image
+
     first = pl.read_parquet(dataset.path, columns=["image_winner_path", "prompt"], n_rows=1)
-    return (first["image_winner_path"][0], first["prompt"][0]) if first.height else None
+    if not first.height:
+        return None
+    image = load_image(root.resolve(first["image_winner_path"][0]), fit_pixels=EXAMPLE_SIDE * EXAMPLE_SIDE)
+    image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return DATA_URI_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii"), first["prompt"][0]
+
+
+def version_description(run_id: str, summary: dict[str, Any], dataset: DatasetRef | None) -> str:
+    """What a registered version was trained from, readable in the registry without opening the run."""
+    accuracy = ", ".join(
+        f"{dim} {value:.1%}" if isinstance(value, (int, float)) and not math.isnan(value) else f"{dim} n/a"
+        for dim, value in summary["val_accuracy"].items()
+    )
+    data = f"dataset {dataset.name} ({dataset.source or dataset.path}) digest {dataset.digest}" if dataset else "dataset not recorded"
+    return f"Training run {run_id}, run key {summary['run_key']}; {data}; validation accuracy: {accuracy or 'n/a'}."
 
 
 class MlflowMetricsLogger:
@@ -146,7 +180,10 @@ def complete_run(
         if dataset is not None:
             _log_dataset(dataset, context="training")
         mlflow.log_artifacts(str(model_dir), artifact_path="checkpoint")
-        version = log_and_register(model_dir, dimensions, tracking.registered_model, _example(dataset))
+        version = log_and_register(
+            model_dir, dimensions, tracking.registered_model, _example(root, dataset),
+            description=version_description(run_id, summary, dataset),
+        )
     return TrainedModel(root.relative(model_dir), run_id, experiment_id, tracking.registered_model, version, summary["run_key"])
 
 

@@ -97,6 +97,8 @@ def test_materialize_dynamic_partition_in_process(tmp_path):
         materialization = result.asset_materializations_for_node("candidate_images")[0]
         assert materialization.partition == "batch-a"
         assert materialization.metadata["images"].value == 18  # 3 prompts x 3 seeds x 2 ratios
+        prompts_md = result.asset_materializations_for_node("prompts")[0].metadata
+        assert prompts_md["table"].value == "tables/prompts"  # relative to the data root, so a moved root keeps it true
     manifest = pl.read_parquet(DataRoot(tmp_path).table("candidate_images", "batch-a"))
     assert manifest.height == 18
     assert set(manifest["ratio"]) == {"1:1", "3:4", "9:16", "4:3", "16:9"}

@@ -44,6 +44,10 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
             metadata = result.asset_materializations_for_node("judgments")[0].metadata
             assert metadata["judge_calls"].value == 24 and metadata["failed"].value == 0  # 3 prompts x 4 pairs x 2 orders
             assert _checks(result)["judgments_schema"] and _checks(result)["judgments_failure_rate"]
+            # paths in the event log are relative to the data root: they stay true after it moves
+            assert metadata["table"].value == "tables/judgments"
+            manifest = result.asset_materializations_for_node("candidate_images")[0].metadata
+            assert (manifest["manifest"].value, manifest["images_dir"].value) == ("tables/candidate_images", "images")
         again = dg.materialize(CHAIN, partition_key="j1", instance=instance, resources=_resources(tmp_path), run_config=SMALL)
         assert again.asset_materializations_for_node("judgments")[0].metadata["judge_calls"].value == 0
 
@@ -61,6 +65,7 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
         meta = pairs.asset_materializations_for_node("preference_pairs")[0].metadata
         calibration = pairs.asset_materializations_for_node("judge_calibration")[0].metadata
         assert calibration["swap_consistency"].value == 1.0 and "Judge calibration" in calibration["report"].value
+        assert calibration["path"].value == "reports/judge_calibration.md" and meta["table"].value == "tables/preference_pairs.parquet"
     frame = pl.read_parquet(DataRoot(tmp_path).table("preference_pairs"))
     assert frame.height == meta["pairs"].value > 16
     assert set(frame["batch"]) == {"j1", "j2"} and set(frame["pair_kind"]) == {"same_ratio", "cross_ratio"}

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,11 +85,15 @@ def test_whole_chain_in_process(data_root):
         assert len(history) == model_md["steps"].value >= 2
     objective = client.get_metric_history(run_id, "loss.objective")[-1].value
     assert objective != client.get_metric_history(run_id, "loss.head.total")[-1].value  # the sum, not the head called total
-    assert run.data.params["loss.tie_threshold"] == "0.5" and run.info.run_name.startswith("train-tiny")
+    assert run.data.params["loss.tie_threshold"] == "0.5"
+    assert re.fullmatch(rf"train-tiny-\d{{8}}-\d{{6}}-{result.run_id[:8]}", run.info.run_name)
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
     model_info = mlflow.models.get_model_info(f"models:/{REGISTERED_MODEL}@{CHAMPION_ALIAS}")
     assert model_info.saved_input_example_info is not None
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["preference_pairs"]
+    # dataset sources are relative to the data root, so they stay true after the root moves
+    assert json.loads(run.inputs.dataset_inputs[0].dataset.source) == {"uri": "tables/preference_pairs.parquet"}
+    assert report_md["report_dir"].value.startswith("reports/") and "`reports/" in report_md["plot_per_dimension"].value
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
     )
@@ -96,6 +101,10 @@ def test_whole_chain_in_process(data_root):
     assert [d.dataset.digest for d in evaluation.inputs.dataset_inputs] == [report_md["eval_set"].value]
     version = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
     assert version.run_id == run_id
+    run_key = json.loads((champion_dir(data_root) / CHAMPION_INFO).read_text())["run_key"]
+    val_total = run.data.metrics["final.val_accuracy.total"]
+    assert f"run key {run_key}" in version.description and f"digest {run_key}" in version.description
+    assert f"validation accuracy: total {val_total:.1%}" in version.description and run_id in version.description
     assert check.passed and report_md["promoted"].value is True
     assert "95% CIs" in report_md["report"].value and "| total |" in report_md["report"].value
     assert has_champion(data_root)
@@ -106,6 +115,11 @@ def test_whole_chain_in_process(data_root):
     pyfunc = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION_ALIAS}")
     scores = pyfunc.predict(pd.DataFrame({"image_path": [pair.image_winner_path, pair.image_loser_path], "prompt": [pair.prompt] * 2}))
     assert list(scores.columns) == ["total", "composition", "color", "style_fit", "prompt_alignment"] and len(scores) == 2
+    # the input example carries its image inline: it scores as stored, from any working directory, without the data root
+    example = pyfunc.input_example
+    assert example["image_path"][0].startswith("data:image/png;base64,")
+    assert pair.image_winner_path not in json.dumps(example.to_dict())
+    assert len(pyfunc.predict(example)) == 1
 
 
 def _corrupt_training_labels(root: DataRoot) -> None:
@@ -128,6 +142,9 @@ def test_worse_model_fails_the_blocking_check_and_keeps_the_champion(data_root):
         _corrupt_training_labels(data_root)  # a bad batch of teacher labels: the new model learns the opposite
         bad = _train_eval(data_root, instance, {"epochs": 6, "batch_size": 8, **FAST_LR}, raise_on_error=False)
         (check,) = bad.get_asset_check_evaluations()
+        runs = [_client(data_root).get_run(r.asset_materializations_for_node("aesthetic_model")[0].metadata["mlflow_run_id"].value)
+                for r in (good, bad)]
+    assert runs[0].info.run_name != runs[1].info.run_name and all(r.info.run_name.startswith("train-tiny-") for r in runs)
     assert not check.passed, check.metadata["reason"].value
     assert "regresses below the best recorded" in check.metadata["reason"].value
     assert champion_info(data_root)["version"] == first["version"] == "1"
