@@ -123,3 +123,27 @@ def test_the_asset_shows_its_moderation_kind_code_version_and_row_count(data_roo
         instance.add_dynamic_partitions(prompt_batch.name, ["b1"])
         metadata = _run(instance, data_root, "b1").asset_materializations_for_node("content_audit")[0].metadata
         assert metadata["dagster/row_count"].value == 8  # 4 prompts, 4 images
+
+
+def test_the_judgments_asset_follows_the_recorded_unaudited_policy(data_root, moderation_server):
+    from aesthetic_platform.assets.judging import judgments
+    from aesthetic_platform.resources import JudgeResource
+
+    make_audit_batch(data_root, "b1", TEXTS)  # 2 candidates per prompt: one pair, judged in both orders
+    resources = {
+        "data_root": DataRootResource(home=str(data_root.root)), "judge": JudgeResource(),
+        "moderation": ModerationResource(enabled=True, base_url=moderation_server.base_url, max_attempts=1),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(prompt_batch.name, ["b1"])
+        judged = {}
+        for policy in ("include", "skip"):
+            moderation_server.state.inject("server_error")  # the first prompt's request fails: it stays unaudited
+            result = dg.materialize(
+                [content_audit, judgments], partition_key="b1", instance=instance, resources=resources,
+                run_config={"ops": {"content_audit": {"config": {"unaudited_policy": policy, "moderation_batch": 1}}}},
+            )
+            judged[policy] = result.asset_materializations_for_node("judgments")[0].metadata
+    # flagged by the rules and by the endpoint: 4 images always out; the unaudited prompt's 2 only under skip
+    assert judged["include"]["excluded_by_audit"].value == 4 and judged["include"]["verdicts"].value == 2 * 2
+    assert judged["skip"]["excluded_by_audit"].value == 6 and judged["skip"]["verdicts"].value == 2
