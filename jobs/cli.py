@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table as RichTable
 
-from aesthetic_platform.cli import HomeOption, app, console, data_root_option, quiet_libraries
+from aesthetic_platform.cli import HomeOption, app, console, data_root_option, fail, quiet_libraries
 from aesthetic_platform.paths import DataRoot, check_key
 
 batch_app = typer.Typer(help="prompt_batch partitions.", no_args_is_help=True)
@@ -25,10 +25,14 @@ app.add_typer(batch_app, name="batch")
 
 
 def _run_config(ops: dict[str, Any]) -> Any:
-    """Typed run config (Dagster ``Config`` objects per asset), console logs at WARNING."""
+    """Typed run config (Dagster ``Config`` objects per asset). The console shows no Dagster log unless ``--debug``
+    (then WARNING and up, tracebacks included): a failed step is reported in one line by ``_fail_on`` instead."""
     import dagster as dg
 
-    return dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": "WARNING"}}})
+    from aesthetic_platform import cli as core_cli
+
+    level = "WARNING" if core_cli._show_tracebacks else "CRITICAL"
+    return dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": level}}})
 
 
 def _chain_config(prompts: dict[str, Any], candidates: dict[str, Any]) -> Any:
@@ -53,11 +57,16 @@ def _run_chain(root: DataRoot, batches: list[str], run_config: Any, job_name: st
 
 
 def _fail_on(results: list[Any]) -> None:
-    failed = [r.run_id for r in results if not r.success]
-    if failed:
-        console.print(f"[red]runs failed: {failed}; open the Dagster UI (aesthetic ui) for the logs[/red]")
-        raise typer.Exit(1)
+    """One line per failed run naming the step and its error; ``--debug`` has Dagster's console log (with the
+    traceback) above it, and the full log stays in the instance for the UI."""
+    from aesthetic_platform.jobs.launch import failure_summary
 
+    failed = [r for r in results if not r.success]
+    for result in failed:
+        line = f"run {result.run_id} failed: {failure_summary(result)} (full log: aesthetic ui)"
+        console.print(line, style="red", soft_wrap=True, markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _summary(root: DataRoot, batches: list[str]) -> RichTable:
@@ -241,11 +250,23 @@ def materialize(
     """Create the batches (if new) and materialize prompts -> images -> judgments in one go (a backfill)."""
     if source == "file" and file is None:
         raise typer.BadParameter("--source file needs --file PATH", param_hint="--file")
+    if source == "file" and file is not None:
+        _check_prompt_file(file)
     root = data_root_option(home)
     prompt_settings = {"source": source, "count": prompts, "file_path": str(file.resolve()) if file else None}
     chain = _chain_config(prompt_settings, {"per_prompt": per_prompt, "ratios_per_prompt": ratios_per_prompt, "pixel_budget": pixel_budget})
     _run_chain(root, batch, chain, job_name="judging_chain")
     console.print(_summary(root, batch))
+
+
+def _check_prompt_file(file: Path) -> None:
+    """Read the file before any run starts: a bad one is one line naming file, line and field, and no run is created."""
+    from aesthetic_platform.prompts.files import PromptFileError, read_prompt_file
+
+    try:
+        read_prompt_file(file)
+    except PromptFileError as exc:
+        raise fail(str(exc)) from None
 
 
 @batch_app.command("add")

@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._utils.error import SerializableErrorInfo
 
 from aesthetic_platform.assets import ALL_ASSETS
 from aesthetic_platform.jobs.catalog import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS
@@ -44,14 +45,42 @@ def contiguous_ranges(ordered: Sequence[str], wanted: Iterable[str]) -> list[tup
     return ranges
 
 
+RunConfigLike = dg.RunConfig | dict[str, Any]
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, SerializableErrorInfo | None]]:
+    """(step key, the error it raised) per failed step: the user's exception, not Dagster's wrapper around it."""
+    failures = []
+    for event in result.all_events:
+        if not event.is_step_failure or event.step_failure_data is None:
+            continue
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+            error = error.cause
+        failures.append((event.step_key or "?", error))
+    return failures
+
+
+def failure_summary(result: dg.ExecuteInProcessResult) -> str:
+    """One line: each failed step and its exception's message."""
+    lines = [
+        f"step {step} failed: {' '.join(error.message.split()) if error is not None else 'no error recorded'}"
+        for step, error in step_failures(result)
+    ]
+    return "; ".join(lines) or "no step ran"
+
+
 def materialize_batches(
     root: DataRoot,
     batches: Sequence[str],
     job_name: str = "candidate_chain",
-    run_config: dict[str, Any] | None = None,
+    run_config: RunConfigLike | None = None,
     instance: dg.DagsterInstance | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Run ``job_name`` over several batches: one run per contiguous partition range."""
+    """Run ``job_name`` over several batches: one run per contiguous partition range.
+
+    A failed run is returned (``success`` False, see ``failure_summary``), not raised: the caller
+    reports it in one line and the full log stays in the instance for the UI."""
     with _active(instance, root) as active:
         add_batches(active, batches)
         ordered = active.get_dynamic_partitions(PROMPT_BATCH)
@@ -60,21 +89,22 @@ def materialize_batches(
         results = []
         for start, end in contiguous_ranges(ordered, batches):
             tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-            results.append(job.execute_in_process(run_config=run_config or {}, instance=active, tags=tags))
+            results.append(job.execute_in_process(run_config=run_config or {}, instance=active, tags=tags, raise_on_error=False))
         return results
 
 
 def materialize_job(
     root: DataRoot,
     job_name: str = "pair_dataset",
-    run_config: dict[str, Any] | None = None,
+    run_config: RunConfigLike | None = None,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance."""
+    """Run an unpartitioned job (e.g. ``pair_dataset``) in-process against the data root's instance;
+    a failed run is returned, not raised, as in ``materialize_batches``."""
     with _active(instance, root) as active:
         resources = {**resources_for(), "data_root": DataRootResource(home=str(root.root))}
         job = build_definitions(resources).resolve_job_def(job_name)
-        return job.execute_in_process(run_config=run_config or {}, instance=active)
+        return job.execute_in_process(run_config=run_config or {}, instance=active, raise_on_error=False)
 
 
 @contextmanager
