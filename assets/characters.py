@@ -179,7 +179,7 @@ def character_classifier(
             "per_class_accuracy": dg.MetadataValue.json(test.per_class),
             "split_sizes": dg.MetadataValue.json(result.split_sizes),
             "history": dg.MetadataValue.json(result.history),
-            **embedded_plots(plots(result, out_dir.parent / f"{out_dir.name}-plots")),
+            **embedded_plots(plots(result, root.character_run("reports", context.run_id) / "classifier")),
         },
     )
 
@@ -210,7 +210,8 @@ def character_student(
     run_url = mlflow_tracking.run_url(tracked.experiment_id, tracked.mlflow_run_id)
     verdict = "within" if result.within_max_gap else "OVER"
     context.log.info(f"student gap {result.gap:+.3f} ({verdict} max_gap {settings.max_gap}); MLflow run {run_url}")
-    write_json(out_dir.parent / f"{out_dir.name}-comparison.json", result.summary())
+    report_dir = root.character_run("reports", context.run_id) / "student"
+    write_json(report_dir / "comparison.json", result.summary())
     return dg.Output(
         tracked,
         metadata={
@@ -227,7 +228,7 @@ def character_student(
             "compression": dg.MetadataValue.float(result.compression),
             "cpu_speedup": dg.MetadataValue.float(result.speedup),
             **_model_metadata("student_test", result.student.test.metrics()),
-            **embedded_plots(plots(result, out_dir.parent / f"{out_dir.name}-plots")),
+            **embedded_plots(plots(result, report_dir)),
         },
     )
 

@@ -56,6 +56,11 @@ def test_dataset_classifier_student_chain(data_root: DataRoot, tiny_character_da
     assert student_md["registered_model"].value == f"{REGISTERED_STUDENT} v1"
     assert student_md["within_max_gap"].value is True and "plot_teacher_vs_student" in student_md
     assert student_md["teacher"].value == f"{REGISTERED_CLASSIFIER} v1"
+    # models in their own run folders, every plot and report of the run together under reports/<run id>
+    assert [p.name for p in data_root.character_classifiers.iterdir()] == [result.run_id]
+    reports = data_root.character_run("reports", result.run_id)
+    assert {p.relative_to(reports).as_posix() for p in reports.rglob("*.*")} >= {
+        "dataset/samples.png", "classifier/confusion_matrix.png", "student/comparison.json"}
 
     tracking = tracking_for(data_root)
     tracking.activate()
