@@ -7,8 +7,10 @@ location so artifacts never land in a stray ``./mlruns`` of the working director
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from aesthetic_platform.paths import DataRoot
 
@@ -69,6 +71,8 @@ _LOCATION_COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
+#: Columns holding a JSON object whose string values may name files of the root (a dataset input's source).
+_JSON_LOCATION_COLUMNS = (("datasets", "dataset_source"),)
 
 
 def rebase_local_store(root: DataRoot) -> int:
@@ -80,8 +84,10 @@ def rebase_local_store(root: DataRoot) -> int:
     directory a process happened to start in."""
     if not root.mlflow_db.exists():
         return 0
-    replacements = [(old / "mlflow" / "artifacts", root.mlflow_artifacts) for old in root.former_locations()]
+    former = root.former_locations()
+    replacements = [(old / "mlflow" / "artifacts", root.mlflow_artifacts) for old in former]
     pairs = [(o.as_uri(), n.as_uri()) for o, n in replacements] + [(str(o), str(n)) for o, n in replacements]
+    root_pairs = [(o.as_uri(), root.root.as_uri()) for o in former] + [(str(o), str(root.root)) for o in former]
     changed = 0
     with sqlite3.connect(root.mlflow_db) as db:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -94,9 +100,41 @@ def rebase_local_store(root: DataRoot) -> int:
                     (new, len(old) + 1, len(old), old),
                 )
                 changed += cursor.rowcount
+        for table, column in _JSON_LOCATION_COLUMNS:
+            if table in tables and root_pairs:
+                changed += _rebase_json_column(db, table, column, root_pairs)
         if "experiments" in tables:
             default = (root.mlflow_artifacts / "0").as_uri()
             cursor = db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 AND artifact_location != ?",
                                 (default, default))
             changed += cursor.rowcount
     return changed
+
+
+def _rebase_json_column(db: sqlite3.Connection, table: str, column: str, pairs: list[tuple[str, str]]) -> int:
+    """Rewrite the string values of a JSON column that name a place under a former root (a dataset's
+    ``{"uri": "/old/root/tables/x.parquet"}``); values naming other places, and text that is not JSON, stay."""
+    changed = 0
+    for rowid, text in db.execute(f"SELECT rowid, {column} FROM {table}").fetchall():
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            continue
+        rebased = _rebase_value(value, pairs)
+        if rebased != value:
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (json.dumps(rebased), rowid))
+            changed += 1
+    return changed
+
+
+def _rebase_value(value: Any, pairs: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in pairs:
+            if value == old or value.startswith(old + "/"):
+                return new + value[len(old):]
+        return value
+    if isinstance(value, dict):
+        return {k: _rebase_value(v, pairs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase_value(v, pairs) for v in value]
+    return value
