@@ -36,7 +36,7 @@ from aesthetic_platform.schemas import PromptSpec, RatioLabel
 from aesthetic_platform.workbench.assist import AssistScorer
 from aesthetic_platform.workbench.selections import JudgedImage, images_dir, new_id, utc_now
 
-DEFAULT_BATCH_SIZE = 8
+DEFAULT_SEEDS_PER_BATCH = 8
 MAX_BATCH_SIZE = 16
 MIN_BATCH_SIZE = 2  # one image leaves nothing to compare
 DEFAULT_PIXEL_BUDGET = 256 * 256
@@ -48,12 +48,16 @@ _SNAPSHOT = re.compile(r"snapshots/([0-9a-f]{7,40})")
 
 
 class WorkbenchSettings(GeneratorConfig):
-    """The settings tab: the generator (``GeneratorConfig``), plus size, seeds per batch and the assist score."""
+    """The settings tab: the generator (``GeneratorConfig``), plus size, seeds per batch and the assist score.
+
+    A batch is the set of images a person judges together; ``batch_size`` stays the generator's own
+    knob (images per pipeline call), so a batch of 8 seeds renders in chunks of it.
+    """
 
     ratio: RatioLabel = "1:1"
     pixel_budget: int = Field(default=DEFAULT_PIXEL_BUDGET, ge=MIN_PIXEL_BUDGET, le=MAX_PIXEL_BUDGET)
-    batch_size: int = Field(
-        default=DEFAULT_BATCH_SIZE, ge=MIN_BATCH_SIZE, le=MAX_BATCH_SIZE, description="seeds per batch (one pipeline call)"
+    seeds_per_batch: int = Field(
+        default=DEFAULT_SEEDS_PER_BATCH, ge=MIN_BATCH_SIZE, le=MAX_BATCH_SIZE, description="images (seeds) shown and judged together"
     )
     assist: bool = Field(default=True, description="compute the assist score when a registered scorer exists")
 

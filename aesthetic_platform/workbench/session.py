@@ -202,7 +202,7 @@ class Workbench:
     def _submit_render(self, prompt: PromptSpec, seeds: list[int] | None) -> Future[GeneratedBatch]:
         assert self.generator is not None and self.settings is not None
         generator, settings, scorer = self.generator, self.settings, self.scorer
-        chosen = seeds if seeds is not None else draw_seeds(settings.batch_size)
+        chosen = seeds if seeds is not None else draw_seeds(settings.seeds_per_batch)
         return self._worker.submit(render_batch, self.root, generator, settings, prompt, chosen, scorer)
 
     def _prefetch_after(self, index: int) -> None:

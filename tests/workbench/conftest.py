@@ -14,7 +14,7 @@ from tests.fixtures.servers import serving
 
 PROMPTS_CSV = b"text,palette\nA red poster of a cat,red\nA blue poster of a car,blue\nA gold sneaker poster,gold\n"
 #: 64x64 images keep every render to a few milliseconds
-SMALL = {"pixel_budget": 64 * 64, "batch_size": 4}
+SMALL = {"pixel_budget": 64 * 64, "seeds_per_batch": 4}
 SERVER_START_S = 10.0
 
 

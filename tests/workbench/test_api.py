@@ -88,7 +88,8 @@ def test_init_model_reports_generator_size_and_assist(client, data_root):
         ({"steps": 0}, "steps"),
         ({"generator": "dalle"}, "generator"),
         ({"ratio": "2:1"}, "ratio"),
-        ({"batch_size": 1}, "batch_size"),
+        ({"seeds_per_batch": 1}, "seeds_per_batch"),
+        ({"batch_size": 0}, "batch_size"),
         ({"cfg": 3}, "cfg"),
     ],
 )
@@ -125,11 +126,24 @@ def test_generate_batch_needs_a_model_and_a_prompt(client):
     assert reply.status_code == 409 and "get_next_prompt" in reply.json()["detail"]
 
 
+def test_seeds_per_batch_is_the_workbench_knob_and_batch_size_stays_the_generators(client):
+    """Seeds per judged batch and images per pipeline call are two knobs; the latter keeps GeneratorConfig's default."""
+    from aesthetic_platform.generation import GeneratorConfig
+
+    defaults = client.get("/state").json()["defaults"]
+    assert defaults["batch_size"] == GeneratorConfig().batch_size and defaults["seeds_per_batch"] == 8
+    client.post("/upload_prompts", files={"file": ("prompts.csv", PROMPTS_CSV, "text/csv")})
+    settings = client.post("/init_model", json={**SMALL, "seeds_per_batch": 3, "batch_size": 2}).json()["settings"]
+    assert (settings["seeds_per_batch"], settings["batch_size"]) == (3, 2)
+    client.post("/get_next_prompt")
+    assert len(client.post("/generate_batch").json()["images"]) == 3
+
+
 def test_generate_batch_response_shape_and_files(ready, data_root):
     batch = ready.post("/generate_batch").json()
     assert batch["prompt"]["text"] == "A red poster of a cat" and batch["prompt"]["index"] == 0
-    assert len(batch["images"]) == SMALL["batch_size"]
-    assert len({image["seed"] for image in batch["images"]}) == SMALL["batch_size"]
+    assert len(batch["images"]) == SMALL["seeds_per_batch"]
+    assert len({image["seed"] for image in batch["images"]}) == SMALL["seeds_per_batch"]
     for image in batch["images"]:
         assert set(image) == IMAGE_KEYS
         assert image["params"]["width"] == 64 and image["params"]["height"] == 64
@@ -137,7 +151,7 @@ def test_generate_batch_response_shape_and_files(ready, data_root):
         assert image["url"].startswith(f"/images/{batch['prompt']['prompt_id']}/") and image["url"].endswith(f"/{image['seed']}_64x64.png")
         png = ready.get(image["url"])
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert len(list((data_root.root / "workbench" / "images").rglob("*.png"))) >= SMALL["batch_size"]
+    assert len(list((data_root.root / "workbench" / "images").rglob("*.png"))) >= SMALL["seeds_per_batch"]
 
 
 def test_explicit_seeds_reproduce_the_same_pixels(ready):
@@ -159,7 +173,7 @@ def test_generate_batch_refuses_bad_seeds_and_unknown_prompts(ready):
 
 def test_assist_unavailable_shows_no_number(ready):
     batch = ready.post("/generate_batch").json()
-    assert [image["score"] for image in batch["images"]] == [None] * SMALL["batch_size"]
+    assert [image["score"] for image in batch["images"]] == [None] * SMALL["seeds_per_batch"]
     assert batch["score_model"] is None
     assert ready.get("/state").json()["assist"]["available"] is False
 

@@ -78,7 +78,7 @@ def test_label_a_batch_in_headless_chromium(chromium, data_root, tmp_path, test_
         page.set_input_files("#prompt-file", str(prompt_file))
         page.click("#upload")
         expect(page.locator("#upload-status")).to_have_text("3 prompts loaded from campaign.csv")
-        page.fill("#batch_size", "4")
+        page.fill("#seeds_per_batch", "4")
         page.select_option("#pixel_budget", "65536")
         page.click("#init")
 
@@ -147,7 +147,7 @@ def test_assist_scores_are_shown_and_can_be_hidden(chromium, data_root, tmp_path
         page.set_input_files("#prompt-file", str(prompt_file))
         page.click("#upload")
         expect(page.locator("#upload-status")).to_have_text("1 prompts loaded from one.json")
-        page.fill("#batch_size", "2")
+        page.fill("#seeds_per_batch", "2")
         page.click("#init")
         expect(page.locator(".tile")).to_have_count(2)
         scores = page.locator(".tile .score")

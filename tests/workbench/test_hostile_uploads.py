@@ -53,7 +53,7 @@ def test_a_prompt_longer_than_the_assist_model_reads_gets_no_score(data_root):
         client.post("/get_next_prompt")
         long_batch = client.post("/generate_batch")
         assert long_batch.status_code == 200, long_batch.text
-        assert [image["score"] for image in long_batch.json()["images"]] == [None] * SMALL["batch_size"]
+        assert [image["score"] for image in long_batch.json()["images"]] == [None] * SMALL["seeds_per_batch"]
         client.post("/get_next_prompt")
         short_batch = client.post("/generate_batch").json()
         assert all(isinstance(image["score"], float) for image in short_batch["images"])

@@ -2,8 +2,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SETTINGS_FIELDS = ["generator", "model_id", "steps", "guidance", "scheduler", "ratio", "pixel_budget", "batch_size"];
-const NUMBER_FIELDS = new Set(["steps", "guidance", "pixel_budget", "batch_size"]);
+const SETTINGS_FIELDS = ["generator", "model_id", "steps", "guidance", "scheduler", "ratio", "pixel_budget", "seeds_per_batch"];
+const NUMBER_FIELDS = new Set(["steps", "guidance", "pixel_budget", "seeds_per_batch"]);
 const MAX_KEYED_TILES = 9;
 
 const state = {
