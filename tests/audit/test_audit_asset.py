@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.partitions import prompt_batch
@@ -125,6 +126,7 @@ def test_the_asset_shows_its_moderation_kind_code_version_and_row_count(data_roo
         assert metadata["dagster/row_count"].value == 8  # 4 prompts, 4 images
 
 
+@pytest.mark.slow
 def test_the_judgments_asset_follows_the_recorded_unaudited_policy(data_root, moderation_server):
     from aesthetic_platform.assets.judging import judgments
     from aesthetic_platform.resources import JudgeResource
