@@ -9,6 +9,7 @@ Chinese sentences plus the prompt vocabulary, in milliseconds and deterministica
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -86,13 +87,25 @@ def _sorted_unigram(trained: Tokenizer) -> models.Unigram:
 
 
 def tokenize(tokenizer, prompts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest prompt of the batch (not to max_length): short prompts stay cheap."""
+    """Pad to the longest prompt of the batch (not to max_length): short prompts stay cheap. A prompt over
+    ``max_length`` tokens keeps its first ``max_length``: training counts and reports such prompts before it
+    starts (``train_step.check_prompt_lengths``) and scoring refuses them."""
     if not prompts:
         raise ValueError("tokenize needs at least one prompt")
     encoded = tokenizer(
         list(prompts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
     )
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def token_counts(tokenizer, prompts: Sequence[str]) -> dict[str, int]:
+    """Tokens per distinct prompt, special tokens included and nothing cut: what ``tokenize`` would keep is
+    ``min(count, max_length)``, so a caller can see which prompts lose their end before they are trained on."""
+    distinct = list(dict.fromkeys(prompts))
+    if not distinct:
+        return {}
+    ids = tokenizer(distinct, truncation=False, verbose=False)["input_ids"]
+    return {prompt: len(prompt_ids) for prompt, prompt_ids in zip(distinct, ids, strict=True)}
 
 
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

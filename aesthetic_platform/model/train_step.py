@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,7 +27,11 @@ from aesthetic_platform.model.batching import ImageBatch, ItemGrids, collate_ima
 from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossOutput, teacher_matrix
 from aesthetic_platform.model.packing import PackedImages, default_token_budget, pack_images
 from aesthetic_platform.model.scorer_model import AestheticScorer
-from aesthetic_platform.model.text import tokenize
+from aesthetic_platform.model.text import token_counts, tokenize
+
+#: Prompts over the token limit quoted by ``PromptLengths`` (each cut to ``EXAMPLE_CHARS`` characters).
+EXAMPLES = 3
+EXAMPLE_CHARS = 120
 
 
 @dataclass
@@ -161,6 +166,45 @@ class PackedPairCollator:
             teacher_winner=torch.stack([example.teacher_winner for example in examples]),
             teacher_loser=torch.stack([example.teacher_loser for example in examples]),
         )
+
+
+@dataclass(frozen=True)
+class PromptLengths:
+    """How many of a split's prompts the text tower sees only in part: a prompt file accepts far more
+    characters than the model reads tokens, and ``tokenize`` keeps only the first ``max_tokens``."""
+
+    max_tokens: int
+    prompts: int  # distinct prompts
+    over_limit: int  # distinct prompts longer than max_tokens
+    pairs_over_limit: int
+    longest: int  # tokens of the longest prompt
+    examples: tuple[tuple[str, int], ...] = ()  # (start of the prompt, its tokens), longest first
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.max_tokens, "prompts": self.prompts, "over_limit": self.over_limit,
+            "pairs_over_limit": self.pairs_over_limit, "longest_tokens": self.longest,
+            "examples": [{"prompt": prompt, "tokens": tokens} for prompt, tokens in self.examples],
+        }
+
+
+def check_prompt_lengths(prompts: Sequence[str], tokenizer, max_tokens: int) -> PromptLengths:
+    """Count the prompts (one per pair) the tokenizer will cut at ``max_tokens``, with the longest as examples."""
+    counts = token_counts(tokenizer, prompts)
+    over = sorted(((prompt, n) for prompt, n in counts.items() if n > max_tokens), key=lambda item: (-item[1], item[0]))
+    return PromptLengths(
+        max_tokens=max_tokens,
+        prompts=len(counts),
+        over_limit=len(over),
+        pairs_over_limit=sum(1 for prompt in prompts if counts[prompt] > max_tokens),
+        longest=max(counts.values(), default=0),
+        examples=tuple((_excerpt(prompt), n) for prompt, n in over[:EXAMPLES]),
+    )
+
+
+def _excerpt(prompt: str) -> str:
+    flat = " ".join(prompt.split())
+    return flat if len(flat) <= EXAMPLE_CHARS else flat[: EXAMPLE_CHARS - 1] + "…"
 
 
 class PreferencePairDataset(torch.utils.data.Dataset):

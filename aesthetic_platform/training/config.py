@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,8 @@ from aesthetic_platform.model.loss import RankingLossConfig
 Precision = Literal["auto", "fp32", "bf16"]
 Batching = Literal["bucketed", "packed"]
 TRAINING_FILE = "training.json"
+#: Beside the config in ``training.json``: per split, how many prompts the text tower read only in part.
+PROMPT_LENGTHS_KEY = "prompt_lengths"
 
 
 class _Config(BaseModel):
@@ -106,14 +108,27 @@ class TrainConfig(_Config):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def save_training_config(model_dir: Path, config: TrainConfig) -> None:
-    write_json(Path(model_dir) / TRAINING_FILE, config.model_dump(mode="json"))
+def save_training_config(model_dir: Path, config: TrainConfig, prompt_lengths: dict[str, Any] | None = None) -> None:
+    payload: dict[str, Any] = config.model_dump(mode="json")
+    if prompt_lengths is not None:
+        payload[PROMPT_LENGTHS_KEY] = prompt_lengths
+    write_json(Path(model_dir) / TRAINING_FILE, payload)
 
 
 def load_training_config(model_dir: Path) -> TrainConfig | None:
     """The config a saved model was trained with (None for a model saved outside training)."""
     path = Path(model_dir) / TRAINING_FILE
-    return TrainConfig.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop(PROMPT_LENGTHS_KEY, None)  # what the data was, not how to train
+    return TrainConfig.model_validate(data)
+
+
+def load_prompt_lengths(model_dir: Path) -> dict[str, Any] | None:
+    """Per split, the prompts a saved model's training cut at its token limit (None: saved before this was recorded)."""
+    path = Path(model_dir) / TRAINING_FILE
+    return json.loads(path.read_text(encoding="utf-8")).get(PROMPT_LENGTHS_KEY) if path.exists() else None
 
 
 def trained_loss_config(model_dir: Path) -> RankingLossConfig:

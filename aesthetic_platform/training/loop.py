@@ -9,6 +9,7 @@ starts fresh. The finished model is written with ``save_pretrained`` to ``model/
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import random
 import time
@@ -27,7 +28,14 @@ from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget
 from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.model.scorer_model import AestheticScorer
-from aesthetic_platform.model.train_step import PackedPairCollator, PairCollator, PreferencePairDataset, pair_loss
+from aesthetic_platform.model.train_step import (
+    PackedPairCollator,
+    PairCollator,
+    PreferencePairDataset,
+    PromptLengths,
+    check_prompt_lengths,
+    pair_loss,
+)
 from aesthetic_platform.training.config import TrainConfig, save_training_config
 from aesthetic_platform.training.distributed import DistContext, barrier, init_distributed
 
@@ -35,6 +43,8 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
 MODEL_DIR = "model"
 BEST_DIR = "best"
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLogger(Protocol):
@@ -53,6 +63,7 @@ class TrainResult:
     padded_fraction: float
     pairs_per_second: float
     history: list[dict[str, float]] = field(default_factory=list)
+    prompt_lengths: dict[str, PromptLengths] = field(default_factory=dict)  # per split: prompts cut at the token limit
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -60,6 +71,7 @@ class TrainResult:
             "resumed_from_step": self.resumed_from_step, "epochs_completed": self.epochs_completed,
             "stopped_early": self.stopped_early, "val_accuracy": self.val_accuracy,
             "padded_fraction": self.padded_fraction, "pairs_per_second": self.pairs_per_second,
+            "prompt_lengths": {split: lengths.summary() for split, lengths in self.prompt_lengths.items()},
         }
 
 
@@ -203,6 +215,33 @@ def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, contex
     return _Run(config, context, run_dir, model, dataset, collate, sampler, optimizer, scheduler, total_steps)
 
 
+def _check_prompt_lengths(
+    run: _Run, splits: dict[str, Sequence], logger: MetricsLogger | None
+) -> dict[str, PromptLengths]:
+    """Count, before the first step, the prompts the text tower will read only in part (a prompt file allows
+    2,000 characters, the model reads ``text.max_length`` tokens): a warning, step-0 metrics and the result."""
+    limit = run.model.config.text.max_length
+    lengths = {
+        split: check_prompt_lengths([pair.prompt for pair in pairs], run.model.tokenizer, limit) for split, pairs in splits.items()
+    }
+    if not run.context.is_main:
+        return lengths
+    for split, found in lengths.items():
+        if found.over_limit:
+            quoted = "; ".join(f"{prompt!r} ({tokens} tokens)" for prompt, tokens in found.examples)
+            log.warning(
+                f"{found.over_limit} of {found.prompts} {split} prompts ({found.pairs_over_limit} pairs) are longer than the model's "
+                f"{limit} tokens and are cut to their first {limit} tokens; longest: {quoted}"
+            )
+    if logger is not None:
+        metrics: dict[str, float] = {"data/prompt_token_limit": limit}
+        for split, found in lengths.items():
+            metrics[f"data/{split}/prompts_over_token_limit"] = found.over_limit
+            metrics[f"data/{split}/pairs_over_token_limit"] = found.pairs_over_limit
+        logger.log_metrics(metrics, 0)
+    return lengths
+
+
 def _resume(run: _Run) -> _Progress:
     """The saved progress of this run (same config, same data), or a fresh start."""
     if not run.state_path.exists():
@@ -317,7 +356,7 @@ class _Throughput:
         return self.pairs / max(time.perf_counter() - self.started, 1e-9)
 
 
-def _save_final(run: _Run) -> Path:
+def _save_final(run: _Run, prompt_lengths: dict[str, PromptLengths]) -> Path:
     """The best validated weights (else the last) as ``model/``, with the training config beside them."""
     final_dir = run.run_dir / MODEL_DIR
     if run.context.is_main:
@@ -325,7 +364,7 @@ def _save_final(run: _Run) -> Path:
         if (run.run_dir / BEST_DIR / "model.safetensors").exists():
             model = AestheticScorer.from_pretrained(run.run_dir / BEST_DIR).to(run.context.device)
         model.save_pretrained(final_dir)
-        save_training_config(final_dir, run.config)
+        save_training_config(final_dir, run.config, {split: found.summary() for split, found in prompt_lengths.items()})
         run.model = model
     barrier(run.context)
     return final_dir
@@ -347,6 +386,7 @@ def train(
     run_dir = Path(runs_dir) / config.fingerprint(data_fingerprint(train_pairs))
     seed_everything(config.seed)
     run = _build_run(config, train_pairs, run_dir, context)
+    prompt_lengths = _check_prompt_lengths(run, {"train": train_pairs, "val": val_pairs}, logger)
     progress = _resume(run)
     resumed_from = progress.step
     trainable = _wrap_for_ddp(run, CombinedRankingLoss(run.model.dimensions, config.loss))
@@ -356,10 +396,11 @@ def train(
         if not _train_epoch(run, trainable, progress, logger, on_step, throughput):
             break
         _end_of_epoch(run, progress, val_pairs, logger)
-    final_dir = _save_final(run)
+    final_dir = _save_final(run, prompt_lengths)
     final_val = validation_accuracy(run.model, val_pairs, config.loss.tie_threshold, context.device) if context.is_main else {}
     return TrainResult(
         run_key=run_dir.name, model_dir=final_dir, steps=progress.step, resumed_from_step=resumed_from,
         epochs_completed=progress.epoch, stopped_early=progress.stopped_early, val_accuracy=final_val,
         padded_fraction=run.sampler.padded_fraction(), pairs_per_second=throughput.rate(), history=progress.history,
+        prompt_lengths=prompt_lengths,
     )
