@@ -81,7 +81,8 @@ class Table(Generic[M]):
         return list(self.dtypes)
 
     def empty(self) -> pl.DataFrame:
-        return pl.DataFrame(schema={c: (t if t is not None else pl.Struct({})) for c, t in self.dtypes.items()})
+        """No rows, every column. A nested column is typed Null: Parquet cannot store a struct with no fields."""
+        return pl.DataFrame(schema={c: (t if t is not None else pl.Null) for c, t in self.dtypes.items()})
 
     def frame(self, rows: Iterable[M | dict[str, Any]]) -> pl.DataFrame:
         """Validate rows through the model and build a frame with exactly the schema's columns."""

@@ -8,7 +8,7 @@ import pytest
 
 from aesthetic_platform.atomic import append_jsonl, read_jsonl, write_bytes, write_with
 from aesthetic_platform.paths import DataRoot, check_key
-from aesthetic_platform.schemas import CANDIDATE_IMAGES, PROMPTS, PromptSpec
+from aesthetic_platform.schemas import CANDIDATE_IMAGES, JUDGMENTS, PROMPTS, PromptSpec
 from aesthetic_platform.tables import SchemaError
 
 
@@ -53,6 +53,14 @@ def test_table_read_names_wrong_columns(tmp_path: Path):
 
 def test_empty_table_has_all_columns():
     assert CANDIDATE_IMAGES.frame([]).columns == CANDIDATE_IMAGES.columns
+
+
+def test_an_empty_table_with_nested_columns_is_written_and_read_back(tmp_path: Path):
+    """A batch whose every candidate was excluded still writes its (empty) judgments table."""
+    assert any(dtype is None for dtype in JUDGMENTS.dtypes.values()), "the table has a nested column"
+    path = JUDGMENTS.write([], tmp_path / "judgments.parquet")
+    frame = JUDGMENTS.read(path)
+    assert frame.height == 0 and frame.columns == JUDGMENTS.columns
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path):
