@@ -172,7 +172,8 @@ class EvalReportConfig(dg.Config, EvalConfig):
         dg.AssetCheckSpec(
             "no_regression_vs_champion", asset="eval_report", blocking=True,
             description="On the frozen evaluation set, no dimension (nor the same-ratio total, nor best-of-N) falls below the best "
-            "recorded champion beyond its tolerance; only then do the champion folder and alias move.",
+            "recorded champion beyond its tolerance. Passing does not promote by itself: the champion folder and alias move only "
+            "when no gated metric is below the best recorded at all (metadata `promotion` says why a passing model was kept back).",
         )
     ],
     description="Pairwise accuracy with 95% CIs on the frozen evaluation set and human picks, vs chance, champion and heuristic.",
