@@ -225,7 +225,9 @@ class Store:
 
     @contextmanager
     def deferred_index(self, model: ModelRecord | ModelSpec | str) -> Iterator[ModelRecord]:
-        """Bulk load: on Postgres drop the model's HNSW index, and build it once afterwards (also when the load fails)."""
+        """Bulk load: on Postgres drop the model's HNSW index, and build it once afterwards (also when the load fails).
+        The table is analyzed then too: with statistics from before the load the planner expects no rows with this
+        model's vector column and sorts a full scan instead of using the new index, until autovacuum catches up."""
         record = self._record(model)
         if self.backend != "postgresql" or not record.pg_indexed:
             yield record
@@ -237,6 +239,7 @@ class Store:
         finally:
             with self.engine.begin() as conn:
                 self._create_index(conn, record)
+                conn.execute(sa.text("ANALYZE embeddings"))
 
     def find_model(self, name: str, version: str) -> ModelRecord | None:
         key = (name, version)
