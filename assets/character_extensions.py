@@ -72,7 +72,7 @@ def character_prototypes(
     settings: PrototypeConfig = _core(config, PrototypeConfig)
     work = root.unseen_character_renders
     with embedding_store.open(root) as store:
-        report, _ = run_prototypes(store, model_dir, settings, work)
+        report, _ = run_prototypes(store, model_dir, settings, work, root)
         store_url = store.url
     plots = prototype_plots(report, root.character_run("prototypes", context.run_id))
     logged = log_prototypes(report, settings.model_dump(), plots, mlflow_tracking.config_for(root),
@@ -117,7 +117,7 @@ def character_fusion(
     root = data_root.root()
     model_dir = character_classifier.path(root)
     settings: FusionConfig = _core(config, FusionConfig)
-    result = run_fusion_from_model(model_dir, settings, root.fusion_renders)
+    result = run_fusion_from_model(model_dir, settings, root.fusion_renders, root)
     folder = root.character_run("fusion", context.run_id)
     result.save_pretrained(folder)
     plots = fusion_plots(result, folder / "plots")
@@ -159,7 +159,7 @@ def character_generator(
     settings: GeneratorConfig = _core(config, GeneratorConfig)
     out_dir = root.character_run("generators", context.run_id)
     result = run_generator_from_model(model_dir, settings, out_dir,
-                                      on_epoch=lambda epoch, m: context.log.info(f"epoch {epoch}: {m}"))
+                                      on_epoch=lambda epoch, m: context.log.info(f"epoch {epoch}: {m}"), root=root)
     plots = confidence_plot(result, out_dir / "plots")
     logged = log_generator(result, plots, mlflow_tracking.config_for(root),
                            tags={"dagster.run_id": context.run_id, "dagster.asset": "character_generator"})

@@ -34,6 +34,7 @@ from aesthetic_platform.atomic import write_json, write_with
 from aesthetic_platform.characters.config import FusionConfig
 from aesthetic_platform.characters.prototypes import FeatureModel, image_features, resolve_device
 from aesthetic_platform.images import load_image
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.stats import cluster_bootstrap
 
 CONFIG_FILE = "fusion_config.json"
@@ -377,13 +378,15 @@ def fresh_parts(
     return parts
 
 
-def run_fusion_from_model(model_dir: str | Path, config: FusionConfig, work_dir: Path | None = None) -> FusionResult:
+def run_fusion_from_model(
+    model_dir: str | Path, config: FusionConfig, work_dir: Path | None = None, root: DataRoot | None = None
+) -> FusionResult:
     """Fusion on a saved classifier's characters (descriptions from the rendered dataset's characters.json): its own
     train/val/test split, or fresh renders of its characters (``fresh_images_per_character``, written under ``work_dir``)."""
     from aesthetic_platform.characters.prototypes import load_trained
     from aesthetic_platform.characters.render import load_characters
 
-    trained = load_trained(model_dir, config.device)
+    trained = load_trained(model_dir, config.device, root)
     specs = load_characters(trained.dataset_dir)
     if config.fresh_images_per_character:
         if work_dir is None:

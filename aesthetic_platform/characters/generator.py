@@ -36,6 +36,7 @@ from aesthetic_platform.atomic import write_json, write_with
 from aesthetic_platform.characters.config import GeneratorConfig
 from aesthetic_platform.characters.prototypes import resolve_device
 from aesthetic_platform.images import load_image
+from aesthetic_platform.paths import DataRoot
 
 CONFIG_FILE = "generator_config.json"
 WEIGHTS_FILE = "generator.safetensors"
@@ -339,11 +340,12 @@ def train_generator(
 
 
 def run_generator_from_model(model_dir: str | Path, config: GeneratorConfig, out_dir: Path,
-                             on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> GeneratorResult:
+                             on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                             root: DataRoot | None = None) -> GeneratorResult:
     """The generator on a saved classifier's training images (its train split)."""
     from aesthetic_platform.characters.prototypes import load_trained
 
-    trained = load_trained(model_dir, config.device)
+    trained = load_trained(model_dir, config.device, root)
     return train_generator(trained.model, trained.part("train"), config, out_dir, on_epoch)
 
 

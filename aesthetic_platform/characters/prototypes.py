@@ -835,8 +835,11 @@ def latest_classifier_dir(root: DataRoot) -> Path | None:
     return max(found, key=lambda p: (p / "model.safetensors").stat().st_mtime) if found else None
 
 
-def load_trained(model_dir: str | Path, device: str = "") -> TrainedClassifier:
-    """The classifier saved by ``train_classifier`` and its split (``split.json`` and ``result.json`` beside the weights)."""
+def load_trained(model_dir: str | Path, device: str = "", root: DataRoot | None = None) -> TrainedClassifier:
+    """The classifier saved by ``train_classifier`` and its split (``split.json`` and ``result.json`` beside the weights).
+
+    With ``root``, the dataset path recorded at training is read against it, so a copied or moved data root
+    finds its own copy of the dataset (``DataRoot.resolve``)."""
     from aesthetic_platform.characters.classifier import CharacterClassifier, load_result_summary
     from aesthetic_platform.characters.data import load_split
 
@@ -845,7 +848,8 @@ def load_trained(model_dir: str | Path, device: str = "") -> TrainedClassifier:
     split = load_split(model_dir)
     if split is None:
         raise PrototypeError(f"{model_dir} has no split.json: the held-out images of its training are unknown")
-    dataset_dir = Path(load_result_summary(model_dir)["dataset_dir"])
+    stored = load_result_summary(model_dir)["dataset_dir"]
+    dataset_dir = root.resolve(stored) if root is not None else Path(stored)
     if not dataset_dir.is_dir():
         raise PrototypeError(f"the dataset {dataset_dir} that {model_dir} was trained on is gone")
     return TrainedClassifier(model, model_dir, dataset_dir, split)
@@ -862,9 +866,11 @@ def render_strangers(trained: TrainedClassifier, config: Any, work_dir: Path) ->
     return {spec.name: sorted(summary.class_dir(spec.name).glob("*.png")) for spec in summary.characters}
 
 
-def run_prototypes(store: Store, model_dir: str | Path, config: Any, work_dir: Path) -> tuple[PrototypeReport, PrototypeDatabase]:
+def run_prototypes(
+    store: Store, model_dir: str | Path, config: Any, work_dir: Path, root: DataRoot | None = None
+) -> tuple[PrototypeReport, PrototypeDatabase]:
     """Build, calibrate and evaluate the prototype set of a saved classifier; the calibrated set becomes current."""
-    trained = load_trained(model_dir, config.device)
+    trained = load_trained(model_dir, config.device, root)
     strangers = render_strangers(trained, config, work_dir)
     db = PrototypeDatabase(store, trained.model, config.batch_size, config.device)
     report = evaluate_prototypes(db, trained.by_class("train"), trained.part("val"), trained.part("test"), strangers, config)

@@ -195,3 +195,18 @@ def test_prototypes_are_stored_versioned_and_updated_incrementally(open_set_worl
             db.add_class(UNKNOWN, train["character_002"][:2])
         with pytest.raises(PrototypeError, match="no class"):
             db.update_class("nobody", train["character_002"][:2])
+
+
+def test_a_copied_data_root_reads_its_own_copy_of_the_training_dataset(open_set_world: ExtWorld, tmp_path: Path) -> None:
+    import shutil
+
+    from aesthetic_platform.characters.prototypes import load_trained
+    from aesthetic_platform.paths import DataRoot
+
+    original = open_set_world.model_dir.parent  # the world's folder plays the data root: dataset/ and classifier/
+    DataRoot(original).record_location()
+    copy = tmp_path / "copied-root"
+    shutil.copytree(original, copy)
+    moved = load_trained(copy / open_set_world.model_dir.name, "cpu", DataRoot(copy))
+    assert moved.dataset_dir == copy / open_set_world.dataset_dir.name
+    assert load_trained(copy / open_set_world.model_dir.name, "cpu").dataset_dir == open_set_world.dataset_dir, "no root: as recorded"
