@@ -30,6 +30,9 @@ def test_a_finished_upload_is_registered_once_and_its_run_recomputes_nothing(tmp
     broken = home / "lora" / "web-3"  # finished, but its stored config no longer validates
     broken.mkdir()
     (broken / "job.json").write_text(json.dumps({"job_id": "web-3", "state": "done", "config": {"package": {"repeats": 0}}}))
+    damaged = home / "lora" / "web-4"  # a job.json cut off mid-write by a crash: it must not hide web-1
+    damaged.mkdir()
+    (damaged / "job.json").write_text('{"job_id": "web-4", "sta')
     resources = {"data_root": DataRootResource(home=str(home))}
 
     with dg.instance_for_test() as instance:
