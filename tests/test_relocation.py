@@ -32,7 +32,7 @@ from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, Tracki
 from aesthetic_platform.tracking.store import rebase_local_store
 from tests.fixtures.pairs import write_synthetic_pairs
 
-DEMO = ["--batches", "4", "--prompts", "3", "--per-prompt", "3", "--pixel-budget", "4096", "--epochs", "1"]
+DEMO = ["--batches", "4", "--prompts", "3", "--per-prompt", "2", "--pixel-budget", "4096"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -42,8 +42,10 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as env:  # the CLI points DAGSTER_HOME and AESTHETIC_HOME at the root it runs on
         env.setenv("AESTHETIC_HOME", str(home))
         env.setenv("DAGSTER_HOME", str(home / "dagster"))
-        result = CliRunner().invoke(app, ["demo", "--home", str(home), *DEMO])
-    assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(app, ["demo", "--home", str(home), "--no-train", *DEMO])
+        assert result.exit_code == 0, result.output
+        # the demo's training step, run as the demo runs it (its console summary is not what this file tests)
+        assert launch.materialize_job(DataRoot(home), "train_and_evaluate", run_config=_demo_training_config(epochs=1)).success
     return home
 
 
@@ -62,11 +64,30 @@ def _stored_locations(root: DataRoot) -> list[str]:
 def _cli(home: Path, *args: str) -> str:
     result = CliRunner().invoke(app, [*args, "--home", str(home)])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # library warnings go to stderr
 
 
-def _works_from(home: Path, gone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Judge again from the cache, rebuild the pairs, train and evaluate, then score, all from ``home``."""
+def _judge_from_cache_and_pair(root: DataRoot) -> None:
+    """Judging a demo batch again takes every verdict from the copied judge cache, none from the judge; the pairs
+    are rebuilt from the judgments' stored paths."""
+    with instance_for(root) as instance:
+        cached = sorted(root.judge_cache.rglob("*.json"))
+        resources = {**resources_for("local"), "data_root": DataRootResource(home=str(root.root))}
+        judged = dg.materialize(ALL_ASSETS, selection=["judgments"], partition_key="demo-0001", instance=instance,
+                                resources=resources, run_config=QUIET)
+        assert judged.success
+        (materialization,) = judged.asset_materializations_for_node("judgments")
+        numbers = {key: materialization.metadata[key].value for key in ("judge_calls", "from_cache")}
+        assert numbers["judge_calls"] == 0 and numbers["from_cache"] == materialization.metadata["dagster/row_count"].value
+        assert sorted(root.judge_cache.rglob("*.json")) == cached
+    assert launch.materialize_job(root, "pair_dataset", run_config=dg.RunConfig(ops=_demo_split(), **QUIET)).success
+    pairs = PREFERENCE_PAIRS.rows(PREFERENCE_PAIRS.read(root.table("preference_pairs")), root)
+    assert pairs and all(Path(p.image_loser_path).is_relative_to(root.root) and Path(p.image_loser_path).is_file() for p in pairs)
+
+
+def _works_from(home: Path, gone: Path, monkeypatch: pytest.MonkeyPatch, seed: int, rejudge: bool) -> None:
+    """Train (a new run: another seed) and evaluate, then score, all from ``home``; with ``rejudge``, first judge
+    a batch again from the cache and rebuild the pairs."""
     monkeypatch.setenv("AESTHETIC_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     root = DataRoot(home).ensure()
@@ -78,24 +99,18 @@ def _works_from(home: Path, gone: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with instance_for(root) as instance:
         demo_runs = len(instance.get_runs())
         assert demo_runs >= 3  # the demo's judging chain, pair dataset and training runs came along
-        # judging a demo batch again: every verdict comes from the copied judge cache, none from the judge
-        cached = sorted(root.judge_cache.rglob("*.json"))
-        resources = {**resources_for("local"), "data_root": DataRootResource(home=str(home))}
-        judged = dg.materialize(ALL_ASSETS, selection=["judgments"], partition_key="demo-0001", instance=instance,
-                                resources=resources, run_config=QUIET)
-        assert judged.success
-        (materialization,) = judged.asset_materializations_for_node("judgments")
-        numbers = {key: materialization.metadata[key].value for key in ("judge_calls", "from_cache")}
-        assert numbers["judge_calls"] == 0 and numbers["from_cache"] == materialization.metadata["dagster/row_count"].value
-        assert sorted(root.judge_cache.rglob("*.json")) == cached
-    assert launch.materialize_job(root, "pair_dataset", run_config=dg.RunConfig(ops=_demo_split(), **QUIET)).success
-    training = _demo_training_config(epochs=2)  # not the demo's epochs: a new training run, not the demo's resumed
+    if rejudge:
+        _judge_from_cache_and_pair(root)
+    training = _demo_training_config(epochs=1)
+    training.ops["aesthetic_model"] = training.ops["aesthetic_model"].model_copy(update={"seed": seed})  # a new run, not the demo's resumed
     # the gate check blocks the run on a regression; here the run must go through whichever model wins
     training.ops["eval_report"] = EvalReportConfig(total_tolerance=1.0, dimension_tolerance=1.0, best_of_n_tolerance=1.0)
+    runs_before = set(root.training_runs.iterdir())
     trained = launch.materialize_job(root, "train_and_evaluate", run_config=training)
     assert trained.success
+    assert len(set(root.training_runs.iterdir()) - runs_before) == 1  # trained here, into this root
     with instance_for(root) as instance:
-        assert len(instance.get_runs()) == demo_runs + 3  # the new runs are in this root's Dagster history
+        assert len(instance.get_runs()) == demo_runs + (3 if rejudge else 1)  # the new runs are in this root's Dagster history
 
     # the champion (promoted or kept) is a model folder of this root, the same one MLflow's alias names
     champion = json.loads((root.champion / "champion.json").read_text())
@@ -109,6 +124,7 @@ def _works_from(home: Path, gone: Path, monkeypatch: pytest.MonkeyPatch) -> None
         assert client.list_artifacts(run.info.run_id), run.info.run_name
     stored = _stored_locations(root)
     assert stored and not [s for s in stored if str(gone) in s]
+    assert all(s.startswith(home.as_uri()) for s in stored if s.startswith("file:"))  # artifacts stay under the root
 
     # scoring: the registered champion through MLflow, the champion folder, and `aesthetic score`
     image, prompt = pairs[0].image_winner_path, pairs[0].prompt
@@ -130,7 +146,7 @@ def test_a_copied_demo_root_works_without_the_original(demo_root, tmp_path, monk
     parked = tmp_path / "parked"
     demo_root.rename(parked)  # root ignores file modes, so the original is taken away rather than made unreadable
     try:
-        _works_from(copy, demo_root, monkeypatch)
+        _works_from(copy, demo_root, monkeypatch, seed=1, rejudge=True)
     finally:
         parked.rename(demo_root)
     assert _snapshot(demo_root) == before  # the original is untouched
@@ -143,7 +159,7 @@ def test_a_moved_demo_root_works_from_its_new_place(demo_root, tmp_path, monkeyp
     moved.parent.mkdir()
     subprocess.run(["mv", str(demo_root), str(moved)], check=True)
     try:
-        _works_from(moved, demo_root, monkeypatch)
+        _works_from(moved, demo_root, monkeypatch, seed=2, rejudge=False)
     finally:
         subprocess.run(["mv", str(moved), str(demo_root)], check=True)  # and back, which is one more move
     assert Scorer.from_pretrained(DataRoot(demo_root).ensure().champion).score(
