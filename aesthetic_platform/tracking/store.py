@@ -79,9 +79,10 @@ def rebase_local_store(root: DataRoot) -> int:
     """Point the local store's artifact locations at this root after a move or copy; returns rows changed.
 
     MLflow writes absolute ``file://`` locations into ``mlflow.db``. A data root that was
-    moved or copied (``root.json`` remembers where it lived) gets them rewritten here, and
-    the ``Default`` experiment is kept inside the root instead of ``./mlruns`` of whatever
-    directory a process happened to start in."""
+    moved or copied (``root.json`` remembers where it lived) gets them rewritten here, as well
+    as dataset sources that stores written before sources were kept relative name by absolute
+    path, and the ``Default`` experiment is kept inside the root instead of ``./mlruns`` of
+    whatever directory a process happened to start in."""
     if not root.mlflow_db.exists():
         return 0
     former = root.former_locations()
