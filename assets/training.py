@@ -16,7 +16,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
 from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
 from aesthetic_platform.judging.heuristic import image_file_scores
 from aesthetic_platform.model.loss import RankingLossConfig
@@ -209,7 +209,7 @@ def eval_report(
         "promoted": outcome.promoted,
         "promotion": outcome.decision.promotion,
         "mlflow_eval_run": eval_run,
-        "report_dir": root_path(root, outcome.report_dir),
+        "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
         **embedded_plots(outcome.report.plots, root),
     }
     return dg.MaterializeResult(
