@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.tracking.store import rebase_local_store
 
 
 @dataclass
@@ -81,6 +82,7 @@ def build_services(root: DataRoot, repo: Path, host: str, dagster_port: int, mlf
     workspace = repo / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "aesthetic_platform.definitions"]
     root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+    rebase_local_store(root)  # a moved or copied root: the MLflow UI must show this root's artifacts, not the old place's
     return [
         Service(
             "Dagster", [_bin("dagster"), "dev", *target, "-h", host, "-p", str(dagster_port)],

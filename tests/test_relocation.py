@@ -200,3 +200,20 @@ def test_a_dataset_source_follows_the_root(tmp_path):
     assert json.loads(sources["b"]) == {"uri": moved.table("preference_pairs").as_uri()}
     assert json.loads(sources["c"]) == {"uri": str(elsewhere)} and sources["d"] == "not json"
     assert rebase_local_store(moved) == 0  # once rebased, opening again changes nothing
+
+
+def test_the_ui_rebases_a_moved_root_before_mlflow_serves_it(tmp_path):
+    from aesthetic_platform.ui import build_services
+
+    first = DataRoot(tmp_path / "first").ensure()
+    first.mlflow_db.parent.mkdir(parents=True)
+    with sqlite3.connect(first.mlflow_db) as db:
+        db.execute("CREATE TABLE datasets (dataset_uuid TEXT, dataset_source TEXT)")
+        db.execute("INSERT INTO datasets VALUES (?, ?)", ("a", json.dumps({"uri": str(first.table("preference_pairs"))})))
+    moved = DataRoot(tmp_path / "moved")
+    first.root.rename(moved.root)
+    moved.ensure()
+    build_services(moved, tmp_path, "127.0.0.1", 3999, 5999)  # builds the commands, starts nothing
+    with sqlite3.connect(moved.mlflow_db) as db:
+        (source,) = db.execute("SELECT dataset_source FROM datasets").fetchone()
+    assert json.loads(source) == {"uri": str(moved.table("preference_pairs"))}
