@@ -6,7 +6,7 @@ from collections import Counter
 import dagster as dg
 
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
-from aesthetic_platform.assets.metadata import code_version_of, column_schema
+from aesthetic_platform.assets.metadata import code_version_of, column_schema, root_path
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
 from aesthetic_platform.audit import (
     AuditConfig,
@@ -117,7 +117,7 @@ def content_audit(
             "image_screen": classifier.name if classifier is not None else "none",
             "moderation_calls": sum(run.moderation_calls for run in runs),
             "reused": sum(run.reused for run in runs),
-            "table": dg.MetadataValue.path(str(root.tables / "content_audit")),
+            "table": root_path(root, root.tables / "content_audit"),
             "dagster/column_schema": column_schema(CONTENT_AUDIT),
             **run_totals(context, {"rows": len(rows)}),
         },

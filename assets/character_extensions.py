@@ -12,9 +12,10 @@ from typing import Any
 import dagster as dg
 from pydantic import BaseModel
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
 from aesthetic_platform.characters.config import FusionConfig, GeneratorConfig, PrototypeConfig
 from aesthetic_platform.characters.prototypes import RULE_OFFSET
+from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.resources import DataRootResource
 from aesthetic_platform.resources.embeddings import EmbeddingStoreResource
 from aesthetic_platform.resources.tracking import MLflowResource
@@ -36,10 +37,10 @@ class CharacterGeneratorConfig(dg.Config, GeneratorConfig):
     """The launchpad form of ``GeneratorConfig`` (same fields, same defaults)."""
 
 
-def _classifier_metadata(classifier: TrackedCharacterModel, model_dir: Path) -> dict:
+def _classifier_metadata(classifier: TrackedCharacterModel, model_dir: Path, root: DataRoot) -> dict:
     """Which classifier the graph handed the asset: its folder, registered version and MLflow run."""
     return {
-        "model_dir": dg.MetadataValue.path(str(model_dir)),
+        "model_dir": root_path(root, model_dir),
         "classifier": f"{classifier.registered_model} v{classifier.version}",
         "classifier_run_id": classifier.mlflow_run_id,
     }
@@ -81,7 +82,7 @@ def character_prototypes(
     threshold_key = "threshold_offset" if per_class else "threshold"
     context.log.info(f"{report.classes} prototypes of {report.model_id}; {threshold_key} {report.calibration.threshold:.4f}")
     return dg.MaterializeResult(metadata={
-        **_classifier_metadata(character_classifier, model_dir),
+        **_classifier_metadata(character_classifier, model_dir, root),
         "feature_model": report.model_id,
         "prototype_set": report.set_sha256,
         "store": store_url,
@@ -97,7 +98,7 @@ def character_prototypes(
         "summary": dg.MetadataValue.json(report.summary()),
         "mlflow_run_id": logged["run_id"],
         "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
-        **embedded_plots(plots),
+        **embedded_plots(plots, root),
     })
 
 
@@ -125,8 +126,8 @@ def character_fusion(
                         tags={"dagster.run_id": context.run_id, "dagster.asset": "character_fusion"})
     context.log.info(f"fusion {_ci(result.fusion_accuracy)} vs image-only {_ci(result.image_only_accuracy)}")
     return dg.MaterializeResult(metadata={
-        **_classifier_metadata(character_classifier, model_dir),
-        "fusion_dir": dg.MetadataValue.path(str(folder)),
+        **_classifier_metadata(character_classifier, model_dir, root),
+        "fusion_dir": root_path(root, folder),
         "text_model": result.text_model,
         "fusion_accuracy": _ci(result.fusion_accuracy),
         "image_only_accuracy": _ci(result.image_only_accuracy),
@@ -137,7 +138,7 @@ def character_fusion(
         "split_sizes": dg.MetadataValue.json(result.split_sizes),
         "mlflow_run_id": logged["run_id"],
         "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
-        **embedded_plots(plots),
+        **embedded_plots(plots, root),
     })
 
 
@@ -165,8 +166,8 @@ def character_generator(
                            tags={"dagster.run_id": context.run_id, "dagster.asset": "character_generator"})
     last_grid = {"samples_last_epoch": result.samples[-1]}
     return dg.MaterializeResult(metadata={
-        **_classifier_metadata(character_classifier, model_dir),
-        "generator_dir": dg.MetadataValue.path(str(out_dir)),
+        **_classifier_metadata(character_classifier, model_dir, root),
+        "generator_dir": root_path(root, out_dir),
         "perceptual_network": result.perceptual,
         "initial_confidence": dg.MetadataValue.float(result.initial_confidence),
         "first_epoch_confidence": dg.MetadataValue.float(result.confidences[0]),
@@ -175,7 +176,7 @@ def character_generator(
         "history": dg.MetadataValue.json(result.history),
         "mlflow_run_id": logged["run_id"],
         "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(logged["experiment_id"], logged["run_id"])),
-        **embedded_plots({**plots, **last_grid}),
+        **embedded_plots({**plots, **last_grid}, root),
     })
 
 

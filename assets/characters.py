@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
 from aesthetic_platform.atomic import sha256_bytes, write_json
 from aesthetic_platform.characters.config import ClassifierConfig, DatasetConfig, DistillConfig, RenderConfig
 from aesthetic_platform.characters.data import DatasetError, DatasetReport, prepare_dataset
@@ -118,7 +118,7 @@ def character_dataset(
     return dg.Output(
         record,
         metadata={
-            "dataset_dir": dg.MetadataValue.path(str(dataset_dir)),
+            "dataset_dir": root_path(root, dataset_dir),
             "source": source,
             "classes": len(report.classes),
             "images": report.images,
@@ -128,7 +128,7 @@ def character_dataset(
             "unreadable_files": dg.MetadataValue.json(dict(list(report.unreadable.items())[:50])),
             "split_sizes": dg.MetadataValue.json(report.split_sizes),
             "split_digest": report.split_digest,
-            **embedded_plots(plots),
+            **embedded_plots(plots, root),
         },
     )
 
@@ -169,7 +169,7 @@ def character_classifier(
             "mlflow_run_id": tracked.mlflow_run_id,
             "mlflow_run": dg.MetadataValue.url(run_url),
             "registered_model": f"{tracked.registered_model} v{tracked.version}",
-            "model_dir": dg.MetadataValue.path(str(out_dir)),
+            "model_dir": root_path(root, out_dir),
             "model_name": settings.model_name,
             "classes": len(result.classes),
             "best_epoch": result.best_epoch,
@@ -179,7 +179,7 @@ def character_classifier(
             "per_class_accuracy": dg.MetadataValue.json(test.per_class),
             "split_sizes": dg.MetadataValue.json(result.split_sizes),
             "history": dg.MetadataValue.json(result.history),
-            **embedded_plots(plots(result, root.character_run("reports", context.run_id) / "classifier")),
+            **embedded_plots(plots(result, root.character_run("reports", context.run_id) / "classifier"), root),
         },
     )
 
@@ -219,7 +219,7 @@ def character_student(
             "mlflow_run": dg.MetadataValue.url(run_url),
             "registered_model": f"{tracked.registered_model} v{tracked.version}",
             "teacher": f"{character_classifier.registered_model} v{character_classifier.version}",
-            "model_dir": dg.MetadataValue.path(str(out_dir)),
+            "model_dir": root_path(root, out_dir),
             "gap": dg.MetadataValue.float(result.gap),
             "gap_ci": f"[{result.gap_ci[0]:.3f}, {result.gap_ci[1]:.3f}]",
             "max_gap": dg.MetadataValue.float(settings.max_gap),
@@ -228,7 +228,7 @@ def character_student(
             "compression": dg.MetadataValue.float(result.compression),
             "cpu_speedup": dg.MetadataValue.float(result.speedup),
             **_model_metadata("student_test", result.student.test.metrics()),
-            **embedded_plots(plots(result, report_dir)),
+            **embedded_plots(plots(result, report_dir), root),
         },
     )
 

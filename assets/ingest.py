@@ -54,6 +54,6 @@ def reference_images(
             "pending_left": report.pending_left,
             "total_images": report.total_images,
             "source_kind": source.kind,
-            **table_metadata(REFERENCE_IMAGES, report.total_images, Path(report.table)),
+            **table_metadata(REFERENCE_IMAGES, report.total_images, Path(report.table), root),
         }
     )

@@ -134,9 +134,8 @@ def judge_calibration(
     root = data_root.root()
     humans = load_human_preferences(root)
     report = calibrate(judge.build(), load_judgments(root), judge_cache(root), humans, config)
-    folder = root.reports
-    write_json(folder / "judge_calibration.json", report.to_json())
-    write_text(folder / "judge_calibration.md", report.markdown())
+    write_json(root.judge_calibration.with_suffix(".json"), report.to_json())
+    write_text(root.judge_calibration, report.markdown())
     context.log.info(f"calibration: {report.metrics()}")
     return dg.MaterializeResult(
         metadata={
@@ -146,7 +145,7 @@ def judge_calibration(
             "judge_prompt_version": report.prompt_version,
             "repeat_calls": report.repeat_calls,
             "human_calls": report.human_calls,
-            "path": root_path(root, folder / "judge_calibration.md"),
+            "path": root_path(root, root.judge_calibration),
         }
     )
 

@@ -22,7 +22,7 @@ import dagster as dg
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from aesthetic_platform.assets.metadata import code_version_of, table_metadata
+from aesthetic_platform.assets.metadata import code_version_of, root_path, table_metadata
 from aesthetic_platform.lora.config import CaptionConfig, CropConfig, DedupConfig, IngestConfig, LoraConfig, PackageConfig
 from aesthetic_platform.lora.pipeline import JobError, StageOutcome, init_job, job_config, package_path, read_job, run_stage
 from aesthetic_platform.lora.schemas import CROP_RECORDS, CROPS_TABLE, DEDUP_DECISIONS, DEDUP_TABLE, INGEST_RECORDS, INGEST_TABLE
@@ -139,7 +139,7 @@ def lora_ingest(context: dg.AssetExecutionContext, config: LoraIngestConfig, dat
     rows = INGEST_RECORDS.read(work_dir / INGEST_TABLE).height
     return _result(outcome, {
         "files": s["files"], "kept": s["kept"], "skipped": s["skipped"], "refused": s["refused"], "reasons": _json(s["reasons"]),
-        **table_metadata(INGEST_RECORDS, rows, work_dir / INGEST_TABLE),
+        **table_metadata(INGEST_RECORDS, rows, work_dir / INGEST_TABLE, data_root.root()),
     })
 
 
@@ -155,7 +155,7 @@ def lora_dedup(context: dg.AssetExecutionContext, config: LoraDedupConfig, data_
     return _result(outcome, {
         "images": s["images"], "kept": s["kept"], "dropped": s["dropped"], "clusters": s["clusters"], "with_face": s["with_face"],
         "dropped_by_stage": _json(s["dropped_by_stage"]), "dropped_examples": _json(dropped),
-        **table_metadata(DEDUP_DECISIONS, frame.height, work_dir / DEDUP_TABLE),
+        **table_metadata(DEDUP_DECISIONS, frame.height, work_dir / DEDUP_TABLE, data_root.root()),
     })
 
 
@@ -170,7 +170,7 @@ def lora_crops(context: dg.AssetExecutionContext, config: LoraCropsConfig, data_
     return _result(outcome, {
         "cropped": s["cropped"], "refused": s["refused"], "manual": s["manual"], "focus": _json(s["focus"]),
         "refusals": _json(s["refusals"]), "preview": _contact_sheet([work_dir / r.path for r in rows if r.status == "cropped"]),
-        **table_metadata(CROP_RECORDS, len(rows), work_dir / CROPS_TABLE),
+        **table_metadata(CROP_RECORDS, len(rows), work_dir / CROPS_TABLE, data_root.root()),
     })
 
 
@@ -185,7 +185,7 @@ def lora_captions(context: dg.AssetExecutionContext, config: LoraCaptionsConfig,
     return _result(outcome, {
         "captioned": s["captioned"], "reused": s["reused"], "vlm_failures": s["vlm_failures"], "by_source": _json(s["by_source"]),
         "by_model": _json(s["by_model"]), "examples": _json(frame.head(5).select("image_id", "source", "model", "caption").to_dicts()),
-        **table_metadata(CAPTION_RECORDS, frame.height, work_dir / CAPTIONS_TABLE),
+        **table_metadata(CAPTION_RECORDS, frame.height, work_dir / CAPTIONS_TABLE, data_root.root()),
     })
 
 
@@ -201,8 +201,8 @@ def lora_package(context: dg.AssetExecutionContext, config: LoraPackageConfig, d
     images = sorted(image_dir.glob("*.png"))
     return _result(outcome, {
         "kept": s["kept"], "dropped": s["dropped"], "categories": _json(s["categories"]),
-        "zip": dg.MetadataValue.path(str(zip_path)), "folder": dg.MetadataValue.path(str(image_dir)), "preview": _contact_sheet(images),
-        **table_metadata(MANIFEST_RECORDS, frame.height, work_dir / MANIFEST_TABLE),
+        "zip": root_path(data_root.root(), zip_path), "folder": root_path(data_root.root(), image_dir), "preview": _contact_sheet(images),
+        **table_metadata(MANIFEST_RECORDS, frame.height, work_dir / MANIFEST_TABLE, data_root.root()),
     })
 
 
