@@ -16,7 +16,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from aesthetic_platform.assets.metadata import code_version_of, embedded_plots
+from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
 from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
 from aesthetic_platform.judging.heuristic import image_file_scores
 from aesthetic_platform.model.loss import RankingLossConfig
@@ -141,6 +141,10 @@ def aesthetic_model(
         fail_run(tracking, run_id)
         raise
     context.log.info(f"trained {summary['steps']} steps (resumed from {summary['resumed_from_step']}); version {trained.version}")
+    lengths = summary.get("prompt_lengths", {})
+    over = {split: found["over_limit"] for split, found in lengths.items() if found.get("over_limit")}
+    if over:
+        context.log.warning(f"prompts over the model's token limit, cut when trained on (per split): {over}")
     return dg.Output(
         trained,
         metadata={
@@ -153,6 +157,7 @@ def aesthetic_model(
             "padded_token_fraction": summary["padded_fraction"],
             "pairs_per_second": summary["pairs_per_second"],
             "val_accuracy": summary["val_accuracy"],
+            "prompts_over_token_limit": dg.MetadataValue.json(lengths),
         },
     )
 
@@ -209,7 +214,7 @@ def eval_report(
         "promoted": outcome.promoted,
         "promotion": outcome.decision.promotion,
         "mlflow_eval_run": eval_run,
-        "report_dir": dg.MetadataValue.path(str(outcome.report_dir)),
+        "report_dir": root_path(root, outcome.report_dir),
         **embedded_plots(outcome.report.plots, root),
     }
     return dg.MaterializeResult(

@@ -153,13 +153,14 @@ def demo(
         with console.status(f"training the tiny student ({epochs} epochs) and evaluating it ..."):
             result = launch.materialize_job(root, "train_and_evaluate", run_config=_demo_training_config(epochs))
         _fail_on([result])
-        console.print(_eval_summary(result))
-        console.print(_best_of_n_summary(result))
+        report = _eval_report_json(result, root)
+        console.print(_eval_summary(report))
+        console.print(_best_of_n_summary(report))
     console.print(f"prompts table:     {root.tables / 'prompts'}/<batch>.parquet")
     console.print(f"image manifest:    {root.tables / 'candidate_images'}/<batch>.parquet")
     console.print(f"images:            {root.images}/<batch>/<prompt_id>/<seed>_<w>x<h>.png")
     console.print(f"judge verdicts:    {root.tables / 'judgments'}/<batch>.parquet")
-    console.print(f"judge calibration: {root.reports / 'judge_calibration.md'}")
+    console.print(f"judge calibration: {root.judge_calibration}")
     console.print(f"preference pairs:  [bold]{root.table('preference_pairs')}[/bold]")
     if train:
         console.print(f"champion model:    {root.champion}")
@@ -191,15 +192,15 @@ def _demo_training_config(epochs: int) -> Any:
     return _run_config({**_demo_split(), "aesthetic_model": model})
 
 
-def _eval_report_json(result: Any) -> dict[str, Any]:
+def _eval_report_json(result: Any, root: DataRoot) -> dict[str, Any]:
+    """The run's evaluation report; its folder is shown relative to the data root, so it is read against it."""
     import json as json_module
 
     (materialization,) = result.asset_materializations_for_node("eval_report")
-    return json_module.loads(Path(materialization.metadata["report_dir"].value, "report.json").read_text())
+    return json_module.loads((root.resolve(materialization.metadata["report_dir"].value) / "report.json").read_text())
 
 
-def _eval_summary(result: Any) -> RichTable:
-    report = _eval_report_json(result)
+def _eval_summary(report: dict[str, Any]) -> RichTable:
     table = RichTable(title=f"held-out teacher pairs: student accuracy [95% CI over prompts] (pairs); chance {report['chance']:.0%}")
     for column in ("dimension", "all pairs", "same-ratio", "pairs", "> 50%"):
         table.add_column(column, justify="left" if column == "dimension" else "right")
@@ -217,8 +218,7 @@ def _acc_cell(acc: dict[str, Any]) -> str:
     return f"{acc['accuracy']:.1%} [{acc['ci_low'] * 100:.1f}, {acc['ci_high'] * 100:.1f}]"
 
 
-def _best_of_n_summary(result: Any) -> RichTable:
-    report = _eval_report_json(result)
+def _best_of_n_summary(report: dict[str, Any]) -> RichTable:
     best_of_n = report["model"].get("best_of_n", {})
     groups = best_of_n.get("total", {}).get("n", 0)
     table = RichTable(title=f"best of N: the student's top pick among a (prompt, ratio)'s N seeds is the judge's ({groups} groups)")

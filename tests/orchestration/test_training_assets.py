@@ -94,6 +94,8 @@ def test_whole_chain_in_process(data_root):
     # dataset sources are relative to the data root, so they stay true after the root moves
     assert json.loads(run.inputs.dataset_inputs[0].dataset.source) == {"uri": "tables/preference_pairs.parquet"}
     assert "`reports/" in report_md["plot_per_dimension"].value
+    assert report_md["report_dir"].value.startswith("reports/eval-"), "shown relative to the data root"
+    assert set(model_md["prompts_over_token_limit"].value) == {"train", "val"}  # counted per split, zero or not
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
     )
