@@ -86,7 +86,7 @@ def test_extension_assets_take_the_classifier_from_the_graph_with_mlflow_runs_an
                                run_config={**QUIET, "ops": {"character_prototypes": TINY["character_prototypes"]}})
         assert again.success
         rerun = again.asset_materializations_for_node("character_prototypes")[0].metadata
-        assert Path(rerun["model_dir"].value) == model_dir
+        assert root.resolve(rerun["model_dir"].value) == model_dir  # shown relative to the data root
 
     prototypes = meta["character_prototypes"]
     assert prototypes["classes"].value == 8 and prototypes["weights_unchanged"].value is True
@@ -103,7 +103,7 @@ def test_extension_assets_take_the_classifier_from_the_graph_with_mlflow_runs_an
     assert "plot_samples_last_epoch" in generator and "plot_generator_curves" in generator
     for name in TINY:
         assert meta[name]["mlflow_run"].value.endswith(meta[name]["mlflow_run_id"].value)
-        assert Path(meta[name]["model_dir"].value) == model_dir
+        assert root.resolve(meta[name]["model_dir"].value) == model_dir
         assert meta[name]["classifier"].value == f"{classifier.registered_model} v{classifier.version}"
         assert meta[name]["classifier_run_id"].value == classifier.mlflow_run_id
 
