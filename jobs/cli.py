@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,9 @@ from rich.table import Table as RichTable
 
 from aesthetic_platform.cli import HomeOption, app, console, data_root_option, fail, quiet_libraries
 from aesthetic_platform.paths import DataRoot, check_key
+
+# The single-run backfill policy is a Dagster beta parameter: known and chosen, so the console need not say so six times.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset` is currently in beta")
 
 batch_app = typer.Typer(help="prompt_batch partitions.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
