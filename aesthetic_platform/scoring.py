@@ -37,6 +37,7 @@ from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageInputError
 from aesthetic_platform.model.batching import budget_pixels, prepare_image
 from aesthetic_platform.model.packing import default_token_budget, pack_images
 from aesthetic_platform.model.scorer_model import AestheticScorer
+from aesthetic_platform.model.text import token_counts
 from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
 
 __all__ = ["DEFAULT_BATCH_SIZE", "ImageInputError", "PromptError", "Scorer"]
@@ -96,15 +97,10 @@ class Scorer:
                 raise PromptError(index, "empty or whitespace only")
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise PromptError(index, f"{len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
-        distinct = list(dict.fromkeys(prompts))
-        if distinct:
-            ids = self.model.tokenizer(distinct, truncation=False, verbose=False)["input_ids"]
-            tokens = {prompt: len(prompt_ids) for prompt, prompt_ids in zip(distinct, ids, strict=True)}
-            for index, prompt in enumerate(prompts):
-                if tokens[prompt] > self.max_prompt_tokens:
-                    raise PromptError(
-                        index, f"{tokens[prompt]} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it"
-                    )
+        tokens = token_counts(self.model.tokenizer, prompts)
+        for index, prompt in enumerate(prompts):
+            if tokens[prompt] > self.max_prompt_tokens:
+                raise PromptError(index, f"{tokens[prompt]} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it")
         return list(prompts)
 
     @torch.no_grad()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from dagster._utils.error import SerializableErrorInfo
+
+if TYPE_CHECKING:  # only a type: no run-time dependency on Dagster's private error module
+    from dagster._utils.error import SerializableErrorInfo
 
 from aesthetic_platform.assets import ALL_ASSETS
 from aesthetic_platform.jobs.catalog import ALL_JOBS, ALL_SCHEDULES, ALL_SENSORS

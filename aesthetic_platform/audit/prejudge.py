@@ -97,12 +97,12 @@ def registered_safety_filter(
         return None
     if not tracking_uri and not root.mlflow_db.exists():
         return None
+    from aesthetic_platform.tracking.classifiers import NotRegisteredError
+
     try:
         return PrejudgeFilter(root, task, reject_label, threshold, checkpoint, store_config, tracking_uri)
-    except LookupError as exc:
-        if str(exc).startswith("no registered model"):  # load_registered_classifier: nothing registered under this task
-            return None
-        raise
+    except NotRegisteredError:
+        return None
 
 
 def usable_filter() -> PrejudgeFilter:

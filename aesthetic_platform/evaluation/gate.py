@@ -59,7 +59,7 @@ class GateDecision:
     passed: bool
     reasons: list[str]
     reference: dict[str, float]
-    #: Whether the candidate may become champion: passed, and below the reference on no gated metric.
+    #: Whether the candidate may become champion: passed, and ``total`` not below its reference.
     promote: bool = False
     #: Why a passing candidate stays a candidate (empty when it is promoted or failed).
     held_back: list[str] = field(default_factory=list)

@@ -109,8 +109,8 @@ def _gate_markdown(decision: GateDecision) -> str:
 
 
 def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
-    """When the gate allows promotion (passed, and at or above the best recorded champion on every
-    gated metric): champion folder and alias move together, then the champion history records it."""
+    """When the gate allows promotion (passed, and ``total`` at or above the best recorded champion):
+    champion folder and alias move together, then the champion history records it."""
     if outcome.decision.promote:
         accuracy = outcome.report.model.gate_metrics()
         promote_champion(root, trained, tracking, {"eval_set": outcome.eval_set.digest, "accuracy": accuracy})

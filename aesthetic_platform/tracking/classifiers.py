@@ -73,6 +73,10 @@ def log_classifier(
             "version": str(info.registered_model_version), "model_uri": info.model_uri}
 
 
+class NotRegisteredError(LookupError):
+    """No version is registered under the task's model name: a state to act on, not a broken registration."""
+
+
 def load_registered_classifier(tracking: Any, task: str, version: str = "") -> tuple[ClassifierResult, str]:
     """The registered classifier of ``task`` (the newest version unless one is named) and its version."""
     tracking.activate()
@@ -80,7 +84,7 @@ def load_registered_classifier(tracking: Any, task: str, version: str = "") -> t
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:
-        raise LookupError(f"no registered model {name!r}: materialize embedding_classifier for task {task!r} first")
+        raise NotRegisteredError(f"no registered model {name!r}: materialize embedding_classifier for task {task!r} first")
     chosen = max(versions, key=lambda v: int(v.version)) if not version else client.get_model_version(name, version)
     folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{chosen.version}")
     found = sorted(Path(folder).rglob(CLASSIFIER_FILE))

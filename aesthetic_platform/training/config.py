@@ -125,11 +125,6 @@ def load_training_config(model_dir: Path) -> TrainConfig | None:
     return TrainConfig.model_validate(data)
 
 
-def load_prompt_lengths(model_dir: Path) -> dict[str, Any] | None:
-    """Per split, the prompts a saved model's training cut at its token limit (None: saved before this was recorded)."""
-    path = Path(model_dir) / TRAINING_FILE
-    return json.loads(path.read_text(encoding="utf-8")).get(PROMPT_LENGTHS_KEY) if path.exists() else None
-
 
 def trained_loss_config(model_dir: Path) -> RankingLossConfig:
     """The loss settings a saved model was trained with; read on their own, so a model whose

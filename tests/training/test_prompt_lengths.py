@@ -9,7 +9,7 @@ from aesthetic_platform.model.text import build_tiny_tokenizer, token_counts, to
 from aesthetic_platform.model.train_step import EXAMPLE_CHARS, check_prompt_lengths
 from aesthetic_platform.prompts.records import PromptRecord
 from aesthetic_platform.training import TrainConfig, load_training_config, train
-from aesthetic_platform.training.config import TRAINING_FILE, load_prompt_lengths
+from aesthetic_platform.training.config import PROMPT_LENGTHS_KEY, TRAINING_FILE
 from tests.fixtures.pairs import write_synthetic_pairs
 
 LIMIT = 128
@@ -81,6 +81,6 @@ def test_training_reports_cut_prompts_in_the_log_the_metrics_the_result_and_trai
     assert summary["prompt_lengths"]["train"]["examples"][0]["tokens"] > LIMIT
     assert summary["prompt_lengths"]["val"]["over_limit"] == 0
 
-    assert load_prompt_lengths(result.model_dir) == summary["prompt_lengths"]
-    assert json.loads((result.model_dir / TRAINING_FILE).read_text())["prompt_lengths"]["train"]["pairs_over_limit"] == 2
+    stored = json.loads((result.model_dir / TRAINING_FILE).read_text())[PROMPT_LENGTHS_KEY]
+    assert stored == summary["prompt_lengths"] and stored["train"]["pairs_over_limit"] == 2
     assert load_training_config(result.model_dir) == TrainConfig(epochs=1, batch_size=4, max_steps=1)  # still loads as a config
