@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # Nothing a test does may touch the user's data root: default to a throwaway one.
-os.environ["AESTHETIC_HOME"] = tempfile.mkdtemp(prefix="aesthetic-test-home-")
+os.environ["AESTHETIC_HOME"] = _SESSION_HOME = tempfile.mkdtemp(prefix="aesthetic-test-home-")
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_OUTPUT = REPO_ROOT / "test-output"

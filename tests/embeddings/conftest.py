@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tests.fixtures.postgres import create_database, running_postgres
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,31 +27,13 @@ _db_counter = itertools.count()
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A running Postgres + pgvector: its admin URL (postgresql+psycopg over a Unix socket)."""
-    import pgserver
-
-    folder = Path(tempfile.mkdtemp(prefix="aesthetic-pg-"))
-    os.chmod(folder, 0o777)  # as root pgserver runs postgres as its own system user
-    server = pgserver.get_server(folder, cleanup_mode="stop")
-    uri = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
-    admin = sa.create_engine(uri, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:  # a throwaway test server: no durability, so commits and shutdown do not wait on the disk
-        for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
-            conn.execute(sa.text(f"ALTER SYSTEM SET {setting}"))
-        conn.execute(sa.text("SELECT pg_reload_conf()"))
-    admin.dispose()
-    try:
-        yield uri.render_as_string(hide_password=False)
-    finally:
-        server.cleanup()
+    with running_postgres() as admin:
+        yield admin.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def fresh_postgres_database(admin_url: str) -> str:
     name = f"store_{os.getpid()}_{next(_db_counter)}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return create_database(sa.make_url(admin_url), name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=BACKENDS)
