@@ -110,10 +110,11 @@ def _gate_markdown(decision: GateDecision) -> str:
 
 def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
     """When the gate allows promotion (passed, and ``total`` at or above the best recorded champion):
-    champion folder and alias move together, then the champion history records it."""
+    champion folder, alias and the champion history's record move together or not at all."""
     if outcome.decision.promote:
         accuracy = outcome.report.model.gate_metrics()
-        promote_champion(root, trained, tracking, {"eval_set": outcome.eval_set.digest, "accuracy": accuracy})
-        record_champion(root, trained.version, outcome.eval_set.digest, accuracy)
+        digest = outcome.eval_set.digest
+        promote_champion(root, trained, tracking, {"eval_set": digest, "accuracy": accuracy},
+                         on_promoted=lambda: record_champion(root, trained.version, digest, accuracy))
         outcome.promoted = True
     return outcome

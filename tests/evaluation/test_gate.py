@@ -135,6 +135,9 @@ def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_ro
         pass
 
     class Refusing:
+        def get_model_version_by_alias(self, name, alias):
+            return type("Version", (), {"version": "1"})()
+
         def set_registered_model_alias(self, *args):
             raise RuntimeError("registry unreachable")
 
@@ -144,3 +147,45 @@ def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_ro
         champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}})
     assert (data_root.champion / "config.json").read_text() == "old"
     assert not list(data_root.champion.parent.glob(".retired-*")) and not list(data_root.champion.parent.glob(".champion-*"))
+
+
+def test_a_promotion_the_history_cannot_record_is_undone(data_root, tmp_path, monkeypatch):
+    """Folder, alias and history move together: a champion the gate's history misses would let a worse model pass later."""
+    from aesthetic_platform.registry import champion_swap
+    from aesthetic_platform.tracking import champion as champion_module
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, marker in ((old, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "config.json").write_text(marker)
+    with champion_swap(data_root, old, {"version": "1"}):
+        pass
+    aliases: dict[str, str] = {"champion": "1"}
+
+    class Registry:
+        def get_model_version_by_alias(self, name, alias):
+            if alias not in aliases:
+                raise champion_module.mlflow.exceptions.MlflowException(f"no alias {alias}")
+            return type("Version", (), {"version": aliases[alias]})()
+
+        def set_registered_model_alias(self, name, alias, version):
+            aliases[alias] = version
+
+        def delete_registered_model_alias(self, name, alias):
+            del aliases[alias]
+
+    def disk_full():
+        assert aliases["champion"] == "2" and (data_root.champion / "config.json").read_text() == "new"
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
+    trained = TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
+    with pytest.raises(OSError, match="No space left"):
+        champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}}, on_promoted=disk_full)
+    assert aliases == {"champion": "1"}
+    assert (data_root.champion / "config.json").read_text() == "old"
+
+    aliases.clear()  # the very first promotion: undone means no alias at all
+    with pytest.raises(OSError, match="No space left"):
+        champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}}, on_promoted=disk_full)
+    assert aliases == {}
