@@ -12,9 +12,11 @@ padding and a score never depends on which other images were scored with it. Sco
 relative logits: larger is better.
 
 A call with many images is cheaper per image than one call each: the images are decoded
-and resized on ``prepare_workers`` threads (Pillow and NumPy release the GIL; each thread
-holds at most one full decode at a time), and each distinct prompt goes through the text
-tower once per call, however many images share it (best of N: one prompt, N images).
+and resized on ``prepare_workers`` threads while the previous chunk is scored (Pillow and
+NumPy release the GIL; each thread holds at most one full decode at a time, and a call holds
+at most two chunks of prepared images, however long its list), and each distinct prompt goes
+through the text tower once per call, however many images share it (best of N: one prompt,
+N images).
 
 Bad input raises ``ValueError`` subclasses that name the position of the culprit:
 ``ImageInputError`` (``aesthetic_platform.images``: missing, unreadable, over
@@ -26,8 +28,8 @@ would otherwise be cut off silently).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -113,14 +115,13 @@ class Scorer:
         if not images:
             return []
         self.check_prompts(prompts)
-        tensors = self._prepare_all(images)
         distinct = list(dict.fromkeys(prompts))
         text_features = self._encode_prompts(distinct)
         row_of = {prompt: row for row, prompt in enumerate(distinct)}
         results: dict[int, dict[str, float]] = {}
-        for indices in self._batches(tensors):
+        for indices, tensors in self._prepared_batches(images):
             rows = torch.tensor([row_of[prompts[i]] for i in indices], device=self.device)
-            logits = self._score_batch([tensors[i] for i in indices], text_features[rows])
+            logits = self._score_batch(tensors, text_features[rows])
             for row, index in enumerate(indices):
                 results[index] = {dim: float(values[row]) for dim, values in logits.items()}
         return [results[index] for index in range(len(images))]  # _batches covers every index once
@@ -131,17 +132,37 @@ class Scorer:
         except ImageInputError as exc:
             raise exc.at(index) from None
 
-    def _prepare_all(self, images: list[ImageInput]) -> list[torch.Tensor]:
-        """Decode and resize on threads; results (and the first error, by index) as one loop would give them."""
+    def _prepared_batches(self, images: list[ImageInput]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+        """(indices, tensors) per chunk of ``batch_size``, in input order; the next chunk is decoded and
+        resized on threads while this one is scored.
+
+        At most two chunks of prepared tensors are held, so a call with ten thousand images costs
+        the memory of two batches, not of every image. A bad image raises for the lowest index,
+        as one loop over the images would."""
+        chunks = self._batches(len(images))
         workers = min(self.prepare_workers, len(images))
         if workers <= 1:
-            return [self._prepare(image, index) for index, image in enumerate(images)]
+            for indices in chunks:
+                yield indices, [self._prepare(images[i], i) for i in indices]
+            return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scorer-prepare") as pool:
-            return list(pool.map(self._prepare, images, range(len(images))))
 
-    def _batches(self, tensors: list[torch.Tensor]) -> list[list[int]]:
+            def submit(indices: list[int]) -> list[Future[torch.Tensor]]:
+                return [pool.submit(self._prepare, images[i], i) for i in indices]
+
+            pending = submit(chunks[0])
+            for position, indices in enumerate(chunks):
+                current, pending = pending, submit(chunks[position + 1]) if position + 1 < len(chunks) else []
+                try:
+                    yield indices, [future.result() for future in current]
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+
+    def _batches(self, count: int) -> list[list[int]]:
         """Indices in input order, in chunks of ``batch_size``: each chunk is packed, whatever its sizes."""
-        return [list(range(start, min(start + self.batch_size, len(tensors)))) for start in range(0, len(tensors), self.batch_size)]
+        return [list(range(start, min(start + self.batch_size, count))) for start in range(0, count, self.batch_size)]
 
     def _encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         """[len(prompts), projection_dim]: each distinct prompt through the text tower once, ``batch_size`` at a time."""

@@ -88,3 +88,18 @@ def test_threaded_preparation_reports_the_first_bad_image_by_index(checkpoint, s
     assert caught.value.index == 2
     with pytest.raises(ValueError, match="prepare_workers must be positive"):
         Scorer(scorer.model, prepare_workers=0)
+
+
+def test_a_long_call_holds_two_chunks_of_prepared_images_not_all_of_them(checkpoint, sample_images):
+    """Scoring thousands of images in one call must not keep every prepared tensor in memory."""
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu", batch_size=2)
+    scorer.prepare_workers = 2
+    images = [next(iter(sample_images.values()))] * 10
+    prepared, seen_when_scoring = [], []
+    prepare, score_batch = scorer._prepare, scorer._score_batch
+    scorer._prepare = lambda image, index: (prepared.append(index), prepare(image, index))[1]
+    scorer._score_batch = lambda tensors, text: (seen_when_scoring.append(len(prepared)), score_batch(tensors, text))[1]
+    results = scorer.score(images, PROMPT)
+    assert len(results) == 10 and sorted(prepared) == list(range(10))
+    # when chunk k is scored, only chunks up to k + 1 have been prepared (this one and the next), never all ten images
+    assert all(count <= (chunk + 2) * 2 for chunk, count in enumerate(seen_when_scoring)), seen_when_scoring
