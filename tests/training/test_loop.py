@@ -118,3 +118,36 @@ def test_ddp_two_cpu_processes_reach_the_same_weights(data_root, tmp_path):
     assert a.keys() == b.keys()
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-4, worst  # unsynced ranks would each have trained on half the pairs
+
+
+def test_packed_rank_shards_average_to_the_one_process_gradient(data_root):
+    """What DDP averages over two packed ranks is the gradient one process gets from the whole batch.
+
+    Compared as gradients, not as weights after AdamW: each rank packs its half into other rows
+    than one process packs the whole batch, so scores agree only to float32 rounding, and AdamW
+    turns sign flips of gradients that are ~0 into whole-learning-rate moves."""
+    from aesthetic_platform.model import AestheticScorer
+    from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossConfig
+    from aesthetic_platform.model.packing import default_token_budget
+    from aesthetic_platform.model.train_step import PackedPairCollator, PreferencePairDataset
+    from aesthetic_platform.training.loop import PairLossModule
+
+    pairs = write_synthetic_pairs(data_root, pairs=8, splits=("train",))  # every ratio: rows mix sizes
+    torch.manual_seed(3)
+    model = AestheticScorer(TrainConfig(overrides=ModelOverrides(head_dropout=0.0)).model_config_for()).eval()
+    step = PairLossModule(model, CombinedRankingLoss(model.dimensions, RankingLossConfig(tie_threshold=0.0)))
+    dataset = PreferencePairDataset(pairs, model)
+    collate = PackedPairCollator.for_model(model, default_token_budget(model.config.image.patch_budget))
+
+    def mean_gradient(shards):
+        total = torch.zeros(sum(p.numel() for p in model.parameters()))
+        for shard in shards:
+            model.zero_grad()
+            step(collate([dataset[i] for i in shard])).loss.objective.backward()
+            total += torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in model.parameters()])
+        return total / len(shards)
+
+    one = mean_gradient([list(range(8))])
+    ranks = mean_gradient([list(range(0, 8, 2)), list(range(1, 8, 2))])  # DistContext.shard for world size 2
+    assert one.norm() > 0
+    assert float((one - ranks).norm() / one.norm()) < 1e-5
