@@ -87,9 +87,9 @@ class TrainConfig(_Config):
     early_stopping_patience: int = Field(default=3, ge=1, description="Epochs without val improvement before stopping.")
     gradient_checkpointing: bool = Field(default=False, description="Trade compute for memory in both towers.")
     batching: Batching = Field(
-        default="bucketed",
-        description="bucketed = ratio buckets, each side padded to its own grid; packed = both sides of a batch "
-        "packed several images to a row of tokens (block-diagonal attention), pairs matched back by id.",
+        default="packed",
+        description="packed = both sides of a batch packed several images to a row of tokens (block-diagonal attention), "
+        "pairs matched back by id: ~1% padding; bucketed = ratio buckets, each side padded to its own grid.",
     )
     data_workers: int = Field(
         default=0, ge=0, description="DataLoader worker processes that decode and resize images (0: in the training process)."
@@ -102,7 +102,7 @@ class TrainConfig(_Config):
     def fingerprint(self, data_fingerprint: str) -> str:
         """Identity of a run: same config + same training pairs -> resume instead of restart."""
         config = self.model_dump(mode="json", exclude={"data_workers"})  # where images are decoded changes nothing trained
-        if config["batching"] == "bucketed":  # the default keeps the run keys made before the knob existed
+        if config["batching"] == "bucketed":  # bucketed runs keep the run keys made before the knob existed
             del config["batching"]
         payload = json.dumps({"config": config, "data": data_fingerprint}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""Opt-in packed batching and data workers in the training loop: run, report padding, keep old run keys."""
+"""Packed batching (the default) and data workers in the training loop: run, report padding, keep old run keys."""
 
 import hashlib
 import json
@@ -23,9 +23,9 @@ def test_packed_training_runs_and_packs_almost_without_padding(data_root):
     assert result.run_key == config.fingerprint(data_fingerprint(splits.train)) != bucketed.fingerprint(data_fingerprint(splits.train))
 
 
-def test_the_default_stays_bucketed_with_the_run_keys_made_before_the_knob():
-    config = TrainConfig()
-    assert config.batching == "bucketed"
+def test_packing_is_the_default_and_bucketed_runs_keep_the_run_keys_made_before_the_knob():
+    assert TrainConfig().batching == "packed"
+    config = TrainConfig(batching="bucketed")
     knobs = {"batching", "data_workers"}
     before = {key: value for key, value in config.model_dump(mode="json").items() if key not in knobs}
     payload = json.dumps({"config": before, "data": "d"}, sort_keys=True)
