@@ -12,7 +12,7 @@ padding and a score never depends on which other images were scored with it. Sco
 relative logits: larger is better.
 
 A call with many images is cheaper per image than one call each: the images are decoded
-and resized on ``prepare_workers`` threads while the previous chunk is scored (Pillow and
+and resized on ``prepare_workers`` threads, the next chunk while one is scored (Pillow and
 NumPy release the GIL; each thread holds at most one full decode at a time, and a call holds
 at most two chunks of prepared images, however long its list), and each distinct prompt goes
 through the text tower once per call, however many images share it (best of N: one prompt,
