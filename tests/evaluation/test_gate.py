@@ -122,10 +122,9 @@ def test_the_gate_holds_the_same_ratio_total_and_best_of_n():
 
 
 
-def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_root, tmp_path, monkeypatch):
+def _old_champion_and_new_model(data_root, tmp_path) -> TrainedModel:
+    """Version 1 ("old") is the champion folder; version 2 ("new") is a trained model ready to promote."""
     from aesthetic_platform.registry import champion_swap
-    from aesthetic_platform.tracking import TrackingConfig, TrainedModel
-    from aesthetic_platform.tracking import champion as champion_module
 
     old, new = tmp_path / "old", tmp_path / "new"
     for folder, marker in ((old, "old"), (new, "new")):
@@ -133,6 +132,13 @@ def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_ro
         (folder / "config.json").write_text(marker)
     with champion_swap(data_root, old, {"version": "1"}):
         pass
+    return TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
+
+
+def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_root, tmp_path, monkeypatch):
+    from aesthetic_platform.tracking import champion as champion_module
+
+    trained = _old_champion_and_new_model(data_root, tmp_path)
 
     class Refusing:
         def get_model_version_by_alias(self, name, alias):
@@ -142,7 +148,6 @@ def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_ro
             raise RuntimeError("registry unreachable")
 
     monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Refusing)
-    trained = TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
     with pytest.raises(RuntimeError, match="registry unreachable"):
         champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}})
     assert (data_root.champion / "config.json").read_text() == "old"
@@ -151,15 +156,9 @@ def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_ro
 
 def test_a_promotion_the_history_cannot_record_is_undone(data_root, tmp_path, monkeypatch):
     """Folder, alias and history move together: a champion the gate's history misses would let a worse model pass later."""
-    from aesthetic_platform.registry import champion_swap
     from aesthetic_platform.tracking import champion as champion_module
 
-    old, new = tmp_path / "old", tmp_path / "new"
-    for folder, marker in ((old, "old"), (new, "new")):
-        folder.mkdir()
-        (folder / "config.json").write_text(marker)
-    with champion_swap(data_root, old, {"version": "1"}):
-        pass
+    trained = _old_champion_and_new_model(data_root, tmp_path)
     aliases: dict[str, str] = {"champion": "1"}
 
     class Registry:
@@ -179,7 +178,6 @@ def test_a_promotion_the_history_cannot_record_is_undone(data_root, tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
-    trained = TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
     with pytest.raises(OSError, match="No space left"):
         champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}}, on_promoted=disk_full)
     assert aliases == {"champion": "1"}
