@@ -39,6 +39,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import platform
 import random
 import statistics
@@ -253,12 +254,12 @@ def run_scorer(config_name: str, count: int, repeats: int, seed: int, device: to
     images = scorer_images(count, seed)
     prompts = [PROMPTS[index % len(PROMPTS)] for index in range(count)]
     scorer.score(images[:4], prompts[:4])  # warm-up
-    batched, single, prepare = [], [], []
+    batched, single, prepare, model_only = [], [], [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        for index, image in enumerate(images):
-            scorer._prepare(image, index)
+        tensors = [scorer._prepare(image, index) for index, image in enumerate(images)]
         prepare.append(count / (time.perf_counter() - started))
+        model_only.append(count / time_model_only(scorer, tensors, prompts))
         started = time.perf_counter()
         scorer.score(images, prompts)
         batched.append(count / (time.perf_counter() - started))
@@ -266,6 +267,10 @@ def run_scorer(config_name: str, count: int, repeats: int, seed: int, device: to
         for image, prompt in zip(images, prompts, strict=True):
             scorer.score(image, prompt)
         single.append(count / (time.perf_counter() - started))
+    # Batching removes per-call overhead, not work: each image still costs one resize and its share of
+    # the model. With that work spread over every core, one call per image can be beaten by at most:
+    work_s_per_image = 1 / max(prepare) + 1 / max(model_only)
+    cores = min(os.cpu_count() or 1, scorer.prepare_workers + 1)
     return {
         "config": config_name,
         "device": str(device),
@@ -277,7 +282,23 @@ def run_scorer(config_name: str, count: int, repeats: int, seed: int, device: to
         "batched_vs_one_per_call": round(max(batched) / max(single), 2),
         # the aspect-true resize alone, included in both rates above: batching cannot make it cheaper
         "resize_only_images_per_s": round(max(prepare), 2),
+        # the packed model alone on prepared tensors, in chunks of batch_size (one thread)
+        "model_only_images_per_s": round(max(model_only), 2),
+        "cores_used": cores,
+        "ceiling_batched_vs_one_per_call": round((1 / max(single)) / (work_s_per_image / cores), 2),
     }
+
+
+@torch.no_grad()
+def time_model_only(scorer: Scorer, tensors: list[torch.Tensor], prompts: list[str]) -> float:
+    """Seconds to score already prepared tensors the way ``Scorer.score`` chunks them."""
+    started = time.perf_counter()
+    distinct = list(dict.fromkeys(prompts))
+    text_features = scorer._encode_prompts(distinct)
+    rows = torch.tensor([distinct.index(prompt) for prompt in prompts])
+    for indices in scorer._batches(len(tensors)):
+        scorer._score_batch([tensors[index] for index in indices], text_features[rows[indices]])
+    return time.perf_counter() - started
 
 
 # --- end to end from PNG files: input pipeline + optimizer steps + loss trajectory ----------

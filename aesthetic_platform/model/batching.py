@@ -20,6 +20,7 @@ from typing import cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from aesthetic_platform.images import MAX_IMAGE_PIXELS, ImageSource
@@ -75,19 +76,28 @@ def budget_pixels(patch_size: int, patch_budget: int) -> int:
     return patch_budget * patch_size * patch_size
 
 
-def resize_to_budget(image: Image.Image, patch_size: int, patch_budget: int) -> Image.Image:
-    """Resize (never crop or pad) so the image tiles exactly into its ``patch_grid``."""
+def resize_to_budget(image: Image.Image, patch_size: int, patch_budget: int) -> torch.Tensor:
+    """[3, H, W] uint8: resized (never cropped or padded) so the image tiles exactly into its ``patch_grid``.
+
+    Antialiased bicubic in torch's uint8 kernel: the same filter as Pillow's ``BICUBIC`` (most
+    pixels equal, the rest a level apart, a few on sharp edges up to a few levels) at about a
+    fifth of the cost, so a checkpoint trained on either sees the same pixels.
+    """
     rows, cols = patch_grid(image.width, image.height, patch_budget)
-    return image.resize((cols * patch_size, rows * patch_size), Image.Resampling.BICUBIC)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
+    if pixels.shape[1:] == (rows * patch_size, cols * patch_size):
+        return pixels.contiguous()
+    resized = F.interpolate(pixels[None], size=(rows * patch_size, cols * patch_size), mode="bicubic", antialias=True)
+    return resized[0].contiguous()
 
 
-def to_tensor(image: Image.Image, preprocess: ImagePreprocess) -> torch.Tensor:
-    """[3, H, W] float32 normalised with the tower's own mean/std (OpenCLIP preprocess config)."""
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / MAX_PIXEL_VALUE
-    tensor = torch.from_numpy(array).permute(2, 0, 1)
+def to_tensor(pixels: torch.Tensor, preprocess: ImagePreprocess) -> torch.Tensor:
+    """[3, H, W] uint8 -> float32 normalised with the tower's own mean/std (OpenCLIP preprocess config)."""
     mean = torch.tensor(preprocess.mean, dtype=torch.float32).view(RGB_CHANNELS, 1, 1)
     std = torch.tensor(preprocess.std, dtype=torch.float32).view(RGB_CHANNELS, 1, 1)
-    return (tensor - mean) / std
+    scale = 1.0 / (MAX_PIXEL_VALUE * std)  # (x / 255 - mean) / std in one multiply-add
+    return torch.addcmul(-mean / std, pixels.float(), scale)
 
 
 def prepare_image(

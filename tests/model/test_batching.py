@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.data import astronaut
 
 from aesthetic_platform.generation.sizes import size_for_ratio
 from aesthetic_platform.model.batching import (
@@ -53,10 +55,25 @@ def test_bad_sizes_are_rejected():
 def test_resize_never_crops_sides_are_patch_multiples():
     image = Image.new("RGB", (1280, 720))
     resized = resize_to_budget(image, 14, VIT_L_BUDGET)
-    assert resized.width % 14 == 0 and resized.height % 14 == 0
-    assert resized.width > resized.height
+    assert resized.dtype == torch.uint8
+    height, width = resized.shape[1:]
+    assert width % 14 == 0 and height % 14 == 0
+    assert width > height
     rows, cols = patch_grid(1280, 720, VIT_L_BUDGET)
-    assert resized.size == (cols * 14, rows * 14)
+    assert (width, height) == (cols * 14, rows * 14)
+
+
+@pytest.mark.parametrize("size", [(512, 512), (1280, 720), (300, 700), (40, 90)])
+def test_resize_is_pillows_bicubic_filter(size):
+    """The torch uint8 kernel stands in for Pillow's BICUBIC: a trained checkpoint must see the same pixels."""
+    photo = Image.fromarray(astronaut()).resize(size, Image.Resampling.BOX)
+    resized = resize_to_budget(photo, 16, 64)
+    height, width = resized.shape[1:]
+    reference = torch.from_numpy(np.asarray(photo.resize((width, height), Image.Resampling.BICUBIC)).copy()).permute(2, 0, 1)
+    difference = (resized.int() - reference.int()).abs()
+    assert difference.float().mean() < 0.25  # rounding: most pixels equal, the rest one level apart
+    assert (difference > 1).float().mean() < 0.01  # a few sharp edges differ by more (both clip between passes)
+    assert difference.max() <= 6
 
 
 def test_collate_pads_to_batch_max_with_patch_mask():
