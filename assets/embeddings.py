@@ -61,6 +61,8 @@ def _finish(context: dg.AssetExecutionContext, check: str, reports: dict[str, Em
     rows = {batch: r.unique - len(r.failed) for batch, r in reports.items()}
     for batch, r in reports.items():
         observe_partition(context, batch, {**r.as_metadata(), "rows": rows[batch]})
+        if warning := r.truncation_warning():
+            context.log.warning(f"batch {batch}: {warning}")
     return dg.MaterializeResult(
         metadata={
             **run_totals(context, {"rows": sum(rows.values())}),
@@ -71,6 +73,7 @@ def _finish(context: dg.AssetExecutionContext, check: str, reports: dict[str, Em
             "reused": sum(r.reused for r in reports.values()),
             "embedded": sum(r.embedded for r in reports.values()),
             "failed": len(failed),
+            "truncated": sum(len(r.truncated) for r in reports.values()),
             "embedder_calls": sum(r.calls for r in reports.values()),
             "per_batch": dg.MetadataValue.json({batch: r.as_metadata() for batch, r in reports.items()}),
         },

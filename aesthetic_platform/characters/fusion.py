@@ -75,6 +75,7 @@ class TextEncoder:
 
             self._minilm = MiniLMEmbedder(device=self.device, batch_size=batch_size)
             self.model_id = self._minilm.model_id
+            self.max_tokens = self._minilm.max_tokens
             self.dimension = self._minilm.spec.dimension
         else:
             from transformers import AutoModel, AutoTokenizer
@@ -83,6 +84,7 @@ class TextEncoder:
             self._model = AutoModel.from_pretrained(name).to(self.device).eval()
             self.model_id = f"hf/{name}"
             self.dimension = int(self._model.config.hidden_size)
+            self.max_tokens = _encoder_max_tokens(self._tokenizer, self._model.config)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
@@ -95,7 +97,7 @@ class TextEncoder:
             with torch.no_grad():
                 for start in range(0, len(unique), self.batch_size):
                     tokens = self._tokenizer(list(unique[start : start + self.batch_size]), padding=True, truncation=True,
-                                             return_tensors="pt").to(self.device)
+                                             max_length=self.max_tokens, return_tensors="pt").to(self.device)
                     hidden = self._model(**tokens).last_hidden_state
                     mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                     pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -103,6 +105,30 @@ class TextEncoder:
             vectors = np.concatenate(rows)
         index = {t: i for i, t in enumerate(unique)}
         return np.asarray(vectors, dtype=np.float32)[[index[t] for t in texts]]
+
+    def count_over_limit(self, texts: Sequence[str]) -> int:
+        """Distinct texts longer than the encoder reads (it embeds their beginning only): reported, never cut silently."""
+        unique = list(dict.fromkeys(texts))
+        if self.name == "minilm":
+            from aesthetic_platform.embeddings.embedders import text_item
+
+            return len(self._minilm.over_limit([text_item(t) for t in unique]))
+        from aesthetic_platform.model.text import token_counts
+
+        return sum(1 for count in token_counts(self._tokenizer, unique).values() if count > self.max_tokens)
+
+
+#: what transformers puts in ``model_max_length`` when a tokenizer was saved without one
+UNSET_MAX_LENGTH = 1_000_000
+
+
+def _encoder_max_tokens(tokenizer, config) -> int:
+    """Tokens the encoder can read: the tokenizer's own limit, else the model's position table (RoBERTa-family
+    tables start after the padding index, two slots in). Without it a long text would index past the table."""
+    if tokenizer.model_max_length < UNSET_MAX_LENGTH:
+        return int(tokenizer.model_max_length)
+    positions = int(config.max_position_embeddings)
+    return positions - 2 if "roberta" in str(getattr(config, "model_type", "")) else positions
 
 
 @dataclass
@@ -114,6 +140,7 @@ class FusionData:
     text: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     descriptions: dict[str, list[str]]
+    texts_truncated: int = 0  # descriptions longer than the text encoder reads
 
 
 def build_fusion_data(
@@ -141,6 +168,7 @@ def build_fusion_data(
         texts = [partial_description(specs[c], config.mentioned_attributes, rng) for _, c in rows]
         out.image[part] = image_features(model, images, config.batch_size, config.device)
         out.text[part] = encoder.encode(texts)
+        out.texts_truncated += encoder.count_over_limit(texts)
         out.labels[part] = np.array([index[c] for _, c in rows])
         out.descriptions[part] = texts
     return out
@@ -257,9 +285,11 @@ class FusionResult:
     best_epochs: dict[str, int]
     fusion_model: GatedLateFusion
     examples: list[dict[str, str]] = field(default_factory=list)
+    texts_truncated: int = 0  # descriptions the text encoder read only the beginning of
 
     def metrics(self) -> dict[str, float]:
-        out: dict[str, float] = {"mean_gate": self.mean_gate, "chance": 1.0 / len(self.classes)}
+        out: dict[str, float] = {"mean_gate": self.mean_gate, "chance": 1.0 / len(self.classes),
+                                 "texts_truncated": float(self.texts_truncated)}
         for name in ("fusion_accuracy", "image_only_accuracy", "text_head_accuracy", "difference"):
             value, low, high = getattr(self, name)
             out.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
@@ -339,6 +369,7 @@ def train_fusion(data: FusionData, config: FusionConfig, text_model: str) -> Fus
         mean_gate=float(fused["gate"].mean()),
         fusion_history=fusion_history, image_only_history=baseline_history,
         best_epochs={"fusion": fusion_best, "image_only": baseline_best}, fusion_model=fusion, examples=examples,
+        texts_truncated=data.texts_truncated,
     )
 
 

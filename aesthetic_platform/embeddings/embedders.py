@@ -84,6 +84,16 @@ class Embedder(ABC):
     @abstractmethod
     def _embed(self, items: Sequence[Item]) -> np.ndarray: ...
 
+    @property
+    def max_tokens(self) -> int | None:
+        """Tokens a text may have before the model reads only its beginning (``None``: no local limit)."""
+        return None
+
+    def over_limit(self, items: Sequence[Item]) -> dict[str, int]:
+        """sha256 -> token count of each text item longer than ``max_tokens``: its vector covers only the first
+        ``max_tokens`` tokens. Local encoders cut silently, so the count is how a caller finds out."""
+        return {}
+
     def embed(self, items: Sequence[Item]) -> np.ndarray:
         """``[len(items), dimension]`` float32; raises ``EmbeddingError`` (never returns partial rows)."""
         for item in items:
@@ -130,6 +140,13 @@ class MiniLMEmbedder(Embedder):
         texts = [item.text or "" for item in items]
         return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=False)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def over_limit(self, items: Sequence[Item]) -> dict[str, int]:
+        return texts_over_limit(self.model.tokenizer, items, self.max_tokens)
 
 
 class _StudentTower(Embedder):
@@ -181,6 +198,22 @@ class StudentTextEmbedder(_StudentTower):
         with self.torch.no_grad():
             tokens = {k: v.to(self.device) for k, v in self.model.tokenize([item.text or "" for item in items]).items()}
             return self.model.encode_text(tokens["input_ids"], tokens["attention_mask"]).float().cpu().numpy()
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.config.text.max_length)
+
+    def over_limit(self, items: Sequence[Item]) -> dict[str, int]:
+        return texts_over_limit(self.model.tokenizer, items, self.max_tokens)
+
+
+def texts_over_limit(tokenizer, items: Sequence[Item], max_tokens: int) -> dict[str, int]:
+    """sha256 -> tokens (special tokens included) of the text items a ``max_tokens`` encoder would cut."""
+    from aesthetic_platform.model.text import token_counts
+
+    texts = {item.sha256: item.text or "" for item in items if item.kind == "text"}
+    counts = token_counts(tokenizer, list(texts.values()))
+    return {sha: counts[text] for sha, text in texts.items() if counts[text] > max_tokens}
 
 
 class OpenAIEmbedder(Embedder):

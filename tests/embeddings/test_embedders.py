@@ -54,6 +54,24 @@ def test_minilm_real_weights_rank_meaning(minilm: MiniLMEmbedder) -> None:
     assert abs(np.linalg.norm(cat) - 1) < 1e-4
 
 
+def test_texts_past_the_token_limit_are_counted_not_cut_silently(minilm: MiniLMEmbedder, student_dir: Path, tmp_path: Path) -> None:
+    long_text = " ".join(f"poster{i} with neon teal and magenta lights" for i in range(80))  # well past 256 tokens
+    short, long = text_item("a red poster"), text_item(long_text)
+    with Store.open(EmbeddingStoreConfig(db_url=f"sqlite:///{tmp_path / 'store.db'}")) as store:
+        report = embed_missing(store, minilm, [short, long])
+        assert report.embedded == 2 and report.max_tokens == minilm.max_tokens == 256
+        assert list(report.truncated) == [long.sha256] and report.truncated[long.sha256] > 256
+        assert report.as_metadata()["truncated"] == 1
+        warning = report.truncation_warning()
+        assert warning is not None and "1 text(s)" in warning and "first 256 tokens" in warning and long.sha256 in warning
+        again = embed_missing(store, minilm, [short, long])  # reused vectors were counted when they were embedded
+        assert again.reused == 2 and again.truncated == {} and again.truncation_warning() is None
+    student_text = StudentTextEmbedder(student_dir, device="cpu")
+    assert student_text.max_tokens == 128
+    assert list(student_text.over_limit([short, long])) == [long.sha256]
+    assert StudentImageEmbedder(student_dir, device="cpu").over_limit([image_item(tmp_path / "x.png", "0" * 64)]) == {}
+
+
 def test_text_items_hash_the_normalized_text() -> None:
     assert text_item("  a  red\tposter ").sha256 == text_item("a red poster").sha256
     assert text_item("A red poster").sha256 != text_item("a red poster").sha256  # the model sees case
