@@ -1,6 +1,7 @@
 """The polite HTTP layer of the crawler: one ``Fetcher`` per crawl.
 
-- **Rate and concurrency per host**: a ``HostLimiter`` per ``scheme://host:port`` holds a
+- **Rate and concurrency per host**: a ``HostLimiter`` per host (``host_of``: http and https
+  of one host share it; only an explicit non-default port makes another) holds a
   semaphore (requests in flight) and lets a request start only ``1/rate`` seconds after
   the previous start on that host; a request first takes a semaphore place, then waits
   for its start, so a queue of waiting requests can never start in a burst. Every request counts: robots.txt, each
@@ -98,8 +99,23 @@ class _Redirect:
 
 
 def origin_of(url: str) -> str:
+    """``scheme://host:port``: what robots.txt rules belong to (RFC 9309 §2.3)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_of(url: str) -> str:
+    """The server a URL loads: its host, plus its port only when that is not the scheme's default.
+
+    Rate and concurrency limits are per server, so http://example.com and https://example.com
+    share one budget instead of getting twice the configured rate."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    return host if port is None or port == DEFAULT_PORTS.get(parts.scheme.lower()) else f"{host}:{port}"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -197,10 +213,12 @@ class Fetcher:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.aclose()
 
-    def limiter(self, origin: str) -> HostLimiter:
-        if origin not in self._limiters:
-            self._limiters[origin] = HostLimiter(self.config.requests_per_second_per_host, self.config.max_concurrency_per_host)
-        return self._limiters[origin]
+    def limiter(self, url: str) -> HostLimiter:
+        """The limiter of the server ``url`` loads (``host_of``), made on first use."""
+        host = host_of(url)
+        if host not in self._limiters:
+            self._limiters[host] = HostLimiter(self.config.requests_per_second_per_host, self.config.max_concurrency_per_host)
+        return self._limiters[host]
 
     # --- robots.txt ------------------------------------------------------------------
     async def allowed(self, url: str) -> bool:
@@ -285,7 +303,7 @@ class Fetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_once(self, url: str, expect: Expect) -> Fetched | _Redirect:
-        limiter = self.limiter(origin_of(url))
+        limiter = self.limiter(url)
         async with limiter:
             self.stats.requests += 1
             async with asyncio.timeout(self.config.request_deadline_s):

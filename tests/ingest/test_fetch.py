@@ -174,6 +174,19 @@ def test_parse_retry_after_seconds_and_http_dates():
     assert parse_retry_after(email.utils.formatdate(10, usegmt=True), now=1_000_000) == 0.0
 
 
+def test_http_and_https_of_one_host_share_one_rate_budget():
+    from aesthetic_platform.ingest.fetch import host_of
+
+    assert host_of("http://Example.com/a") == host_of("https://example.com:443/b") == host_of("http://example.com:80/") == "example.com"
+    assert host_of("http://example.com:8080/") == "example.com:8080" and host_of("http://127.0.0.1:5000/x") == "127.0.0.1:5000"
+
+    async def limiters(fetcher: Fetcher):
+        return fetcher.limiter("http://example.com/page"), fetcher.limiter("https://EXAMPLE.com/image.png")
+
+    plain, secure = _fetch(fast_config(), limiters)
+    assert plain is secure
+
+
 def test_crawl_delay_slows_a_host_down(site):
     site.state.crawl_delay = 0.25
 
