@@ -15,6 +15,9 @@ from typing import Literal, get_args
 
 from aesthetic_platform.atomic import write_json
 
+#: Name of the dynamic partitions of every per-batch asset (one partition = one batch of prompts).
+PROMPT_BATCH = "prompt_batch"
+
 HOME_ENV = "AESTHETIC_HOME"
 DEFAULT_HOME = ".aesthetic"
 

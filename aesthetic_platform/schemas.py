@@ -15,8 +15,6 @@ from aesthetic_platform.tables import Table
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[str, ...] = get_args(Language)
-#: Name of the dynamic partitions of every per-batch asset (one partition = one batch of prompts).
-PROMPT_BATCH = "prompt_batch"
 PromptSource = Literal["grammar", "llm", "file"]
 
 #: The five aspect ratios of seed 000 §3 Phase 1.2, as (label, width:height).

@@ -6,7 +6,7 @@ The unit is a batch of prompts, never one prompt: Dagster's UI degrades past rou
 
 import dagster as dg
 
-from aesthetic_platform.schemas import PROMPT_BATCH
+from aesthetic_platform.paths import PROMPT_BATCH
 
 prompt_batch = dg.DynamicPartitionsDefinition(name=PROMPT_BATCH)
 

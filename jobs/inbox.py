@@ -12,9 +12,9 @@ from dagster._core.storage.tags import RUN_KEY_TAG  # the tag on runs created fr
 from aesthetic_platform.assets.data_engine import PromptsConfig
 from aesthetic_platform.assets.partitions import prompt_batch
 from aesthetic_platform.jobs.chains import judging_chain_job
+from aesthetic_platform.paths import PROMPT_BATCH
 from aesthetic_platform.prompts.inbox import PendingUpload, drain_inbox, mark_requested, pending_uploads
 from aesthetic_platform.resources import DataRootResource
-from aesthetic_platform.schemas import PROMPT_BATCH
 
 INBOX_INTERVAL_S = 30
 SOURCE_TAG = "aesthetic/source"

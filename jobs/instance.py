@@ -14,8 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.schemas import PROMPT_BATCH
+from aesthetic_platform.paths import PROMPT_BATCH, DataRoot
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # jobs/ -> the repository (dagster.yaml lives there)
 GPU_POOL = "gpu"

@@ -31,9 +31,10 @@ HEAVY = (
     "aesthetic_platform.lora.captions",
 )
 
-#: ``batch list`` opens the Dagster instance (dagster, its SQLite storage, the schemas' polars) and nothing else.
+#: ``batch list`` opens the Dagster instance (dagster and its SQLite storage) and nothing else.
 NOT_FOR_BATCH_LIST = (
-    "openai", "torch", "transformers", "mlflow", "open_clip", "PIL", "aesthetic_platform.llm", "aesthetic_platform.lora.pipeline",
+    "openai", "polars", "torch", "transformers", "mlflow", "open_clip", "PIL", "aesthetic_platform.llm",
+    "aesthetic_platform.lora.pipeline", "aesthetic_platform.schemas",
 )
 
 
