@@ -126,17 +126,21 @@ class DataRoot:
         """The character suite: rendered datasets, classifiers, prototypes' renders, fusion and generator runs."""
         return self.root / "characters"
 
+    def character_runs(self, kind: CharacterRunKind) -> Path:
+        """Every run of one kind (``characters/<kind>``), one ``character_run`` folder each."""
+        if kind not in CHARACTER_RUN_KINDS:
+            raise ValueError(f"unknown character run kind {kind!r}: expected one of {', '.join(CHARACTER_RUN_KINDS)}")
+        return self.characters / kind
+
     def character_run(self, kind: CharacterRunKind, run_id: str) -> Path:
         """A new folder per materialization (``characters/<kind>/<run id>``): earlier models and plots stay where
         their MLflow runs and Dagster metadata point."""
-        if kind not in CHARACTER_RUN_KINDS:
-            raise ValueError(f"unknown character run kind {kind!r}: expected one of {', '.join(CHARACTER_RUN_KINDS)}")
-        return self.characters / kind / check_key("run id", run_id)
+        return self.character_runs(kind) / check_key("run id", run_id)
 
     @property
     def character_classifiers(self) -> Path:
-        """Every saved character classifier, one ``character_run('classifiers', run id)`` folder each."""
-        return self.characters / "classifiers"
+        """Every saved character classifier."""
+        return self.character_runs("classifiers")
 
     def rendered_character_dataset(self, key: str) -> Path:
         """A procedurally rendered dataset, keyed by (a hash of) its render config so an identical one is reused."""

@@ -26,7 +26,7 @@ from aesthetic_platform.prompts import PromptFileError
 from aesthetic_platform.schemas import RATIOS
 from aesthetic_platform.workbench.assist import AssistScorer, ScoreFn
 from aesthetic_platform.workbench.batches import (
-    MAX_BATCH_SIZE,
+    MAX_SEEDS_PER_BATCH,
     GeneratedBatch,
     WorkbenchSettings,
     build_workbench_generator,
@@ -44,7 +44,7 @@ class _Body(BaseModel):
 
 class GenerateRequest(_Body):
     prompt_id: str | None = Field(default=None, description="default: the current prompt")
-    seeds: list[int] | None = Field(default=None, max_length=MAX_BATCH_SIZE, description="default: fresh random seeds")
+    seeds: list[int] | None = Field(default=None, max_length=MAX_SEEDS_PER_BATCH, description="default: fresh random seeds")
 
 
 class SubmitRequest(_Body):

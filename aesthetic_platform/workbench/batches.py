@@ -37,8 +37,8 @@ from aesthetic_platform.workbench.assist import AssistScorer
 from aesthetic_platform.workbench.selections import JudgedImage, images_dir, new_id, utc_now
 
 DEFAULT_SEEDS_PER_BATCH = 8
-MAX_BATCH_SIZE = 16
-MIN_BATCH_SIZE = 2  # one image leaves nothing to compare
+MAX_SEEDS_PER_BATCH = 16
+MIN_SEEDS_PER_BATCH = 2  # one image leaves nothing to compare
 DEFAULT_PIXEL_BUDGET = 256 * 256
 MIN_PIXEL_BUDGET = 16 * 16
 MAX_PIXEL_BUDGET = 2048 * 2048
@@ -57,7 +57,8 @@ class WorkbenchSettings(GeneratorConfig):
     ratio: RatioLabel = "1:1"
     pixel_budget: int = Field(default=DEFAULT_PIXEL_BUDGET, ge=MIN_PIXEL_BUDGET, le=MAX_PIXEL_BUDGET)
     seeds_per_batch: int = Field(
-        default=DEFAULT_SEEDS_PER_BATCH, ge=MIN_BATCH_SIZE, le=MAX_BATCH_SIZE, description="images (seeds) shown and judged together"
+        default=DEFAULT_SEEDS_PER_BATCH, ge=MIN_SEEDS_PER_BATCH, le=MAX_SEEDS_PER_BATCH,
+        description="images (seeds) shown and judged together",
     )
     assist: bool = Field(default=True, description="compute the assist score when a registered scorer exists")
 
@@ -125,8 +126,8 @@ def check_seeds(seeds: list[int]) -> list[int]:
         raise ValueError(f"seeds must be in [0, 2**32): {bad}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct: {seeds}")
-    if not MIN_BATCH_SIZE <= len(seeds) <= MAX_BATCH_SIZE:
-        raise ValueError(f"a batch holds {MIN_BATCH_SIZE}-{MAX_BATCH_SIZE} seeds, got {len(seeds)}")
+    if not MIN_SEEDS_PER_BATCH <= len(seeds) <= MAX_SEEDS_PER_BATCH:
+        raise ValueError(f"a batch holds {MIN_SEEDS_PER_BATCH}-{MAX_SEEDS_PER_BATCH} seeds, got {len(seeds)}")
     return seeds
 
 
