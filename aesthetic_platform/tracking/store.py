@@ -8,15 +8,20 @@ location so artifacts never land in a stray ``./mlruns`` of the working director
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.paths import LOCATION_FILE, DataRoot
 
 EXPERIMENT = "aesthetic-scorer"
 REGISTERED_MODEL = "aesthetic-scorer"
 CHAMPION_ALIAS = "champion"
+
+
+class TrackingStoreError(RuntimeError):
+    """The tracking store cannot be used from this data root as configured."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class TrackingConfig:
     experiment: str = EXPERIMENT
     artifact_location: str | None = None
     registered_model: str = REGISTERED_MODEL
+    #: a database store shared beyond this root: its experiment must keep artifacts under this root
+    shared_store: bool = False
 
     @classmethod
     def for_root(cls, root: DataRoot, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> TrackingConfig:
@@ -38,7 +45,8 @@ class TrackingConfig:
             return cls(tracking_uri=uri, experiment=experiment)  # the server decides where artifacts go
         if uri:  # a database store (postgresql://, mysql://, ...): artifacts still live under the data root
             root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
-            return cls(tracking_uri=uri, experiment=experiment, artifact_location=root.mlflow_artifacts.as_uri())
+            rebase_tracking_store(uri, root, moved_from(root), own_default_experiment=False)
+            return cls(tracking_uri=uri, experiment=experiment, artifact_location=root.mlflow_artifacts.as_uri(), shared_store=True)
         root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
         rebase_local_store(root)
@@ -49,7 +57,11 @@ class TrackingConfig:
         )
 
     def activate(self) -> str:
-        """Point the MLflow client here and return the experiment id (created if needed)."""
+        """Point the MLflow client here and return the experiment id (created if needed).
+
+        In a database store shared beyond this root, an experiment whose artifacts live
+        elsewhere belongs to another data root (a copy of this one, or another user's):
+        runs logged into it would scatter this root's artifacts, so that is refused."""
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -58,9 +70,21 @@ class TrackingConfig:
         if experiment is None:
             experiment_id = mlflow.create_experiment(self.experiment, artifact_location=self.artifact_location)
         else:
+            self._check_own_artifacts(experiment.artifact_location)
             experiment_id = experiment.experiment_id
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
+
+    def _check_own_artifacts(self, location: str) -> None:
+        if not self.shared_store or self.artifact_location is None:
+            return
+        if location == self.artifact_location or location.startswith(self.artifact_location.rstrip("/") + "/"):
+            return
+        raise TrackingStoreError(
+            f"experiment {self.experiment!r} in the tracking store keeps its artifacts at {location}, not under this data "
+            f"root's {self.artifact_location}: another data root (a copy of this one, or another user's) uses it. "
+            "Give this root an experiment of its own (MLflowResource.experiment) or a tracking store of its own."
+        )
 
 
 #: Columns of MLflow's SQL store that hold artifact locations (absolute by MLflow's design).
@@ -71,8 +95,15 @@ _LOCATION_COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
-#: Columns holding a JSON object whose string values may name files of the root (a dataset input's source).
-_JSON_LOCATION_COLUMNS = (("datasets", "dataset_source"),)
+#: (table, row key, column) of JSON objects whose string values may name files of the root (a dataset input's source).
+_JSON_LOCATION_COLUMNS = (("datasets", "dataset_uuid", "dataset_source"),)
+
+
+def moved_from(root: DataRoot) -> tuple[Path, ...]:
+    """Former locations of this root that no longer hold a data root: where it was moved from, not copied from.
+
+    A copy's original is still alive and still owns its rows in a shared store."""
+    return tuple(old for old in root.former_locations() if not (old / LOCATION_FILE).exists())
 
 
 def rebase_local_store(root: DataRoot) -> int:
@@ -82,48 +113,69 @@ def rebase_local_store(root: DataRoot) -> int:
     moved or copied (``root.json`` remembers where it lived) gets them rewritten here, as well
     as dataset sources that stores written before sources were kept relative name by absolute
     path, and the ``Default`` experiment is kept inside the root instead of ``./mlruns`` of
-    whatever directory a process happened to start in."""
+    whatever directory a process happened to start in. The store is the root's own file, so
+    a copy rebases its copy of the rows."""
     if not root.mlflow_db.exists():
         return 0
-    former = root.former_locations()
+    return rebase_tracking_store(f"sqlite:///{root.mlflow_db}", root, root.former_locations(), own_default_experiment=True)
+
+
+def rebase_tracking_store(url: str, root: DataRoot, former: Sequence[Path], own_default_experiment: bool) -> int:
+    """Rewrite the locations under ``former`` roots to this root in MLflow's SQL store at ``url``; returns rows changed.
+
+    For a database store shared beyond this root only the moved root's own rows match, so
+    other roots' runs are untouched; ``own_default_experiment`` (the local store only) also
+    keeps experiment 0's artifacts inside this root."""
+    import sqlalchemy as sa
+
     replacements = [(old / "mlflow" / "artifacts", root.mlflow_artifacts) for old in former]
     pairs = [(o.as_uri(), n.as_uri()) for o, n in replacements] + [(str(o), str(n)) for o, n in replacements]
     root_pairs = [(o.as_uri(), root.root.as_uri()) for o in former] + [(str(o), str(root.root)) for o in former]
+    if not pairs and not own_default_experiment:
+        return 0
+    engine = sa.create_engine(url)
     changed = 0
-    with sqlite3.connect(root.mlflow_db) as db:
-        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        for table, column in _LOCATION_COLUMNS:
-            if table not in tables:
-                continue
-            for old, new in pairs:
-                cursor = db.execute(
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                    (new, len(old) + 1, len(old), old),
-                )
-                changed += cursor.rowcount
-        for table, column in _JSON_LOCATION_COLUMNS:
-            if table in tables and root_pairs:
-                changed += _rebase_json_column(db, table, column, root_pairs)
-        if "experiments" in tables:
-            default = (root.mlflow_artifacts / "0").as_uri()
-            cursor = db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0 AND artifact_location != ?",
-                                (default, default))
-            changed += cursor.rowcount
+    try:
+        with engine.begin() as db:
+            tables = set(sa.inspect(db).get_table_names())
+            for table, column in _LOCATION_COLUMNS:
+                if table not in tables:
+                    continue
+                for old, new in pairs:
+                    result = db.execute(
+                        sa.text(f"UPDATE {table} SET {column} = CAST(:new AS VARCHAR) || substr({column}, :start) "
+                                f"WHERE substr({column}, 1, :length) = :old"),
+                        {"new": new, "start": len(old) + 1, "length": len(old), "old": old},
+                    )
+                    changed += result.rowcount
+            for table, key, column in _JSON_LOCATION_COLUMNS:
+                if table in tables and root_pairs:
+                    changed += _rebase_json_column(db, table, key, column, root_pairs)
+            if own_default_experiment and "experiments" in tables:
+                default = (root.mlflow_artifacts / "0").as_uri()
+                result = db.execute(sa.text(
+                    "UPDATE experiments SET artifact_location = :default WHERE experiment_id = 0 AND artifact_location != :default"
+                ), {"default": default})
+                changed += result.rowcount
+    finally:
+        engine.dispose()
     return changed
 
 
-def _rebase_json_column(db: sqlite3.Connection, table: str, column: str, pairs: list[tuple[str, str]]) -> int:
+def _rebase_json_column(db: Any, table: str, key: str, column: str, pairs: list[tuple[str, str]]) -> int:
     """Rewrite the string values of a JSON column that name a place under a former root (a dataset's
     ``{"uri": "/old/root/tables/x.parquet"}``); values naming other places, and text that is not JSON, stay."""
+    import sqlalchemy as sa
+
     changed = 0
-    for rowid, text in db.execute(f"SELECT rowid, {column} FROM {table}").fetchall():
+    for row_key, text in db.execute(sa.text(f"SELECT {key}, {column} FROM {table}")).fetchall():
         try:
             value = json.loads(text) if text else None
         except ValueError:
             continue
         rebased = _rebase_value(value, pairs)
         if rebased != value:
-            db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (json.dumps(rebased), rowid))
+            db.execute(sa.text(f"UPDATE {table} SET {column} = :value WHERE {key} = :key"), {"value": json.dumps(rebased), "key": row_key})
             changed += 1
     return changed
 
