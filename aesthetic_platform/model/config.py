@@ -91,10 +91,14 @@ class ModelConfig(_Config):
         return self
 
 
-#: A ViT small enough for CPU tests: 64 wide, 2 blocks, 16 px patches, 8x8 native grid.
+#: A ViT small enough for CPU tests: 64 wide, 2 blocks, 16 px patches, 8x8 native grid. Its position
+#: field starts as OpenCLIP's fixed 2-D sin-cos table (then trains): a random-init tower learning from a
+#: few thousand pairs gets where-in-the-frame for free, which composition needs (README, demo section).
 TINY_OPEN_CLIP_CONFIG: dict[str, Any] = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 128, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "vision_cfg": {
+        "image_size": 128, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16, "pos_embed_type": "sin_cos_2d",
+    },
     "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
 }
 
