@@ -1,5 +1,7 @@
 """MLflow as a Dagster resource: SQLite under the data root by default, a server in production."""
 
+import dataclasses
+
 import dagster as dg
 from pydantic import Field
 
@@ -18,7 +20,7 @@ class MLflowResource(dg.ConfigurableResource):
 
     def config_for(self, root: DataRoot) -> TrackingConfig:
         config = TrackingConfig.for_root(root, self.tracking_uri or None, self.experiment)
-        return TrackingConfig(config.tracking_uri, config.experiment, config.artifact_location, self.registered_model)
+        return dataclasses.replace(config, registered_model=self.registered_model)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -43,21 +43,40 @@ def test_output() -> Path:
     return TEST_OUTPUT
 
 
+#: Variables ``mlflow.set_tracking_uri`` / ``set_registry_uri`` write into ``os.environ`` in-process.
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @pytest.fixture(autouse=True)
+def _no_leaked_mlflow_uri(monkeypatch: pytest.MonkeyPatch):
+    """A test that activates MLflow leaves its store's URI in the environment; the next test's
+    subprocesses (``aesthetic demo``) would inherit it and log into that other root's store.
+    Each test starts with the user's environment, and what it sets is undone afterwards."""
+    for name in MLFLOW_URI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    for name in MLFLOW_URI_VARIABLES:
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _no_dead_definitions_state():
     """Dagster keeps "the current definitions-state storage" in a context variable: entering an
     instance sets it, leaving restores what was there before. Instances left out of order (the
     garbage collector finalizing an abandoned ``with instance_for_test()`` after a later one was
-    left) restore a storage whose instance is gone, and the next definitions load in the process
-    fails with "Attempted to resolve undefined DagsterInstance weakref". Each test starts without
-    such a dead storage; a live one is kept."""
-    import sys
+    left, at any moment, even in the middle of another test) restore a storage whose instance is
+    gone, and the next definitions load fails with "Attempted to resolve undefined DagsterInstance
+    weakref". For the whole session a storage without a living instance reads as no storage; a
+    live one is kept."""
+    from dagster._core.storage.defs_state import base
 
-    if "dagster" in sys.modules:
-        from dagster._core.storage.defs_state.base import DefsStateStorage, _current_storage
+    original = base.DefsStateStorage.__dict__["get"]
 
-        storage = DefsStateStorage.get()
+    def get_living(cls):
+        storage = original.__func__(cls)
         owner = getattr(storage, "_instance_weakref", None)
-        if storage is not None and (owner is None or owner() is None):
-            _current_storage.set(None)
+        return None if storage is not None and (owner is None or owner() is None) else storage
+
+    base.DefsStateStorage.get = classmethod(get_living)
     yield
+    base.DefsStateStorage.get = original

@@ -41,6 +41,8 @@ class TrackingConfig:
         ``mlflow.set_tracking_uri`` rewrites that variable in-process, so reading it here
         would let one data root's store leak into the next."""
         uri = tracking_uri
+        if uri and _names_local_store(uri, root):
+            uri = None  # this root's own mlflow.db, named by URL (a worker inherits it): still the local store
         if uri and uri.startswith(("http://", "https://", "databricks")):
             return cls(tracking_uri=uri, experiment=experiment)  # the server decides where artifacts go
         if uri:  # a database store (postgresql://, mysql://, ...): artifacts still live under the data root
@@ -85,6 +87,15 @@ class TrackingConfig:
             f"root's {self.artifact_location}: another data root (a copy of this one, or another user's) uses it. "
             "Give this root an experiment of its own (MLflowResource.experiment) or a tracking store of its own."
         )
+
+
+def _names_local_store(uri: str, root: DataRoot) -> bool:
+    """Whether ``uri`` is ``sqlite:///<this root>/mlflow/mlflow.db`` (``mlflow.set_tracking_uri`` leaves it in
+    the environment of every process started afterwards)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return False
+    return Path(uri[len(prefix):]).resolve() == root.mlflow_db.resolve()
 
 
 #: Columns of MLflow's SQL store that hold artifact locations (absolute by MLflow's design).

@@ -46,3 +46,22 @@ def test_a_moved_root_takes_its_runs_along_and_a_copy_cannot_share_them(tmp_path
         with mlflow.start_run() as third:
             mlflow.log_text("copy", "note.txt")
         assert client.get_run(third.info.run_id).info.artifact_uri.startswith(copy.mlflow_artifacts.as_uri())
+
+
+def test_a_leaked_store_url_is_this_roots_own_store_or_refused(tmp_path):
+    """``mlflow.set_tracking_uri`` leaves ``sqlite:///<root>/mlflow/mlflow.db`` in the environment of later processes."""
+    import os
+
+    first = DataRoot(tmp_path / "first").ensure()
+    TrackingConfig.for_root(first).activate()
+    leaked = os.environ["MLFLOW_TRACKING_URI"]
+    assert leaked == f"sqlite:///{first.mlflow_db}"
+    own = TrackingConfig.for_root(first, leaked)
+    assert not own.shared_store and own.artifact_location == first.mlflow_artifacts.as_uri()
+    other = DataRoot(tmp_path / "other").ensure()
+    with pytest.raises(TrackingStoreError, match="another data root"):
+        TrackingConfig.for_root(other, leaked).activate()  # would have logged into first's experiment and folder
+    from aesthetic_platform.resources import MLflowResource
+
+    through_resource = MLflowResource(tracking_uri=leaked, registered_model="other-scorer").config_for(other)
+    assert through_resource.shared_store and through_resource.registered_model == "other-scorer"  # the assets' path too

@@ -42,6 +42,8 @@ def test_data_workers_train_the_same_weights(data_root):
         result = train(config, splits.train, [], data_root.models / f"runs-{workers}")
         weights.append(load_file(result.model_dir / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
-    # not bit-equal: two in-process runs already differ by ~1e-9 (threaded float reductions); a different
-    # dropout draw or another batch would move weights by ~1e-3
-    assert all(torch.allclose(weights[0][name], weights[1][name], atol=1e-6) for name in weights[0])
+    # Not bit-equal: two in-process runs already differ in the last bits (threaded float reductions), and
+    # AdamW turns that ~1e-10 noise into steps of up to lr * noise / eps (measured up to 2.4e-5) on
+    # parameters with no real gradient: a head's last bias, which shifts winner and loser alike, and dead
+    # ReLU units. A different dropout draw or another batch moves weights by ~1e-3.
+    assert all(torch.allclose(weights[0][name], weights[1][name], atol=1e-4) for name in weights[0])
