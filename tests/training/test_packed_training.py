@@ -28,8 +28,25 @@ def test_packing_is_the_default_and_bucketed_runs_keep_the_run_keys_made_before_
     config = TrainConfig(batching="bucketed")
     knobs = {"batching", "data_workers"}
     before = {key: value for key, value in config.model_dump(mode="json").items() if key not in knobs}
-    payload = json.dumps({"config": before, "data": "d"}, sort_keys=True)
+    architecture = config.model_config_for().model_dump(mode="json")
+    payload = json.dumps({"config": before, "data": "d", "architecture": architecture}, sort_keys=True)
     assert config.fingerprint("d") == hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def test_a_named_config_changed_in_code_is_another_run(monkeypatch):
+    """Same name, same pairs, another architecture: a new run key, so nothing resumes or reuses the old weights."""
+    from aesthetic_platform.model import config as model_config
+
+    config = TrainConfig()
+    before = config.fingerprint("d")
+    tiny = model_config.MODEL_CONFIGS["tiny"]
+    vision = {**tiny.image.open_clip_config["vision_cfg"], "pos_embed_type": "learnable"}
+    changed = tiny.model_copy(update={"image": tiny.image.model_copy(update={
+        "open_clip_config": {**tiny.image.open_clip_config, "vision_cfg": vision}})})
+    monkeypatch.setitem(model_config.MODEL_CONFIGS, "tiny", changed)
+    assert config.fingerprint("d") != before
+    monkeypatch.setitem(model_config.MODEL_CONFIGS, "tiny", tiny)
+    assert config.fingerprint("d") == before
 
 
 def test_data_workers_train_the_same_weights(data_root):
