@@ -108,14 +108,12 @@ class TextEncoder:
 
     def count_over_limit(self, texts: Sequence[str]) -> int:
         """Distinct texts longer than the encoder reads (it embeds their beginning only): reported, never cut silently."""
-        unique = list(dict.fromkeys(texts))
+        from aesthetic_platform.embeddings.embedders import text_item, texts_over_limit
+
+        items = [text_item(t) for t in dict.fromkeys(texts)]
         if self.name == "minilm":
-            from aesthetic_platform.embeddings.embedders import text_item
-
-            return len(self._minilm.over_limit([text_item(t) for t in unique]))
-        from aesthetic_platform.model.text import token_counts
-
-        return sum(1 for count in token_counts(self._tokenizer, unique).values() if count > self.max_tokens)
+            return len(self._minilm.over_limit(items))
+        return len(texts_over_limit(self._tokenizer, items, self.max_tokens))
 
 
 #: what transformers puts in ``model_max_length`` when a tokenizer was saved without one

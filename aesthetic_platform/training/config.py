@@ -104,10 +104,8 @@ class TrainConfig(_Config):
 
         The architecture is the resolved model config, not its name: a named config changed in code
         (``tiny`` got a new position field) must not resume, or reuse, a run of the old one, whose
-        weights would load into the new shapes without a word."""
+        weights have the same shapes and would load without a word."""
         config = self.model_dump(mode="json", exclude={"data_workers"})  # where images are decoded changes nothing trained
-        if config["batching"] == "bucketed":  # bucketed runs keep the run keys made before the knob existed
-            del config["batching"]
         architecture = self.model_config_for().model_dump(mode="json")
         payload = json.dumps({"config": config, "data": data_fingerprint, "architecture": architecture}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -69,7 +69,6 @@ def test_texts_past_the_token_limit_are_counted_not_cut_silently(minilm: MiniLME
     student_text = StudentTextEmbedder(student_dir, device="cpu")
     assert student_text.max_tokens == 128
     assert list(student_text.over_limit([short, long])) == [long.sha256]
-    assert StudentImageEmbedder(student_dir, device="cpu").over_limit([image_item(tmp_path / "x.png", "0" * 64)]) == {}
 
 
 def test_text_items_hash_the_normalized_text() -> None:
