@@ -7,6 +7,7 @@ import dagster as dg
 
 from aesthetic_platform.assets.metadata import code_version_of, column_schema, root_path
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
+from aesthetic_platform.assets.progress import batch_progress
 from aesthetic_platform.generation import CandidateConfig, generate_candidates
 from aesthetic_platform.prompts import PromptBatchConfig, build_prompt_batch, load_prompts, write_prompts
 from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, PromptLLMResource
@@ -93,9 +94,7 @@ def candidate_images(
     ratios: Counter[str] = Counter()
     for batch in context.partition_keys:
 
-        def progress(done: int, total: int, b: str = batch) -> None:
-            context.log.debug(f"batch {b}: {done}/{total} images")
-
+        progress = batch_progress(context.log.info, batch, "images")
         run = generate_candidates(root, batch, load_prompts(root, batch), config, generator, progress=progress)
         generated += run.generated
         reused += run.reused

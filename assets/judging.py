@@ -7,6 +7,7 @@ from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.data_engine import GROUP, candidate_images
 from aesthetic_platform.assets.metadata import code_version_of, column_schema, root_path, table_metadata
 from aesthetic_platform.assets.partitions import BATCH_BACKFILL_POLICY, observe_partition, prompt_batch, run_totals
+from aesthetic_platform.assets.progress import batch_progress
 from aesthetic_platform.atomic import write_json, write_text
 from aesthetic_platform.audit import excluded_candidates
 from aesthetic_platform.judging import (
@@ -72,9 +73,7 @@ def judgments(
     runs = []
     for batch in context.partition_keys:
 
-        def progress(done: int, total: int, b: str = batch) -> None:
-            context.log.debug(f"batch {b}: {done}/{total} judge calls")
-
+        progress = batch_progress(context.log.info, batch, "judge calls")
         run = judge_batch(root, batch, client, config, progress=progress, excluded=excluded_candidates(root, batch))
         runs.append(run)
         context.log.info(

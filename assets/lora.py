@@ -23,6 +23,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from aesthetic_platform.assets.metadata import code_version_of, root_path, table_metadata
+from aesthetic_platform.assets.progress import ThrottledProgress
 from aesthetic_platform.lora.config import CaptionConfig, CropConfig, DedupConfig, IngestConfig, LoraConfig, PackageConfig
 from aesthetic_platform.lora.pipeline import JobError, StageOutcome, init_job, job_config, package_path, read_job, run_stage
 from aesthetic_platform.lora.schemas import CROP_RECORDS, CROPS_TABLE, DEDUP_DECISIONS, DEDUP_TABLE, INGEST_RECORDS, INGEST_TABLE
@@ -78,12 +79,12 @@ def _run(
     stored = job_config(work_dir).model_dump()
     stored[section] = own.model_dump()
     config = LoraConfig.model_validate(stored)
-    last = {"logged": -1}
+    throttles: dict[str, ThrottledProgress] = {}
 
     def progress(name: str, done: int, total: int, message: str) -> None:
-        if total and (done == total or done - last["logged"] >= max(1, total // 10)):
-            last["logged"] = done
-            context.log.info(f"{name}: {done}/{total} {message}")
+        if name not in throttles:
+            throttles[name] = ThrottledProgress(lambda line: context.log.info(f"{name}: {line}"))
+        throttles[name](done, total, message)
 
     try:
         outcome = run_stage(work_dir, stage, config, progress)

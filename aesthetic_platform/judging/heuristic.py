@@ -58,6 +58,7 @@ total = ``TOTAL_WEIGHTS`` · (composition, color, style_fit, prompt_alignment).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -159,6 +160,11 @@ class Analysis:
     def width(self) -> int:
         return self.rgb.shape[1]
 
+    @functools.cached_property
+    def hue_chroma(self) -> tuple[np.ndarray, np.ndarray]:
+        """CIELAB hue (degrees) and chroma per pixel: colour, style and palette all read them."""
+        return _hue_chroma(self.lab)
+
 
 # --- preparation -------------------------------------------------------------------
 def analyse(image: Image.Image) -> Analysis:
@@ -177,7 +183,9 @@ def _background_plane(rgb: np.ndarray) -> np.ndarray:
     """Least-squares plane per RGB channel: first on the frame's border band (where a
     poster's background shows), then refitted on every pixel it explains.
 
-    RGB, not Lab: a linear gradient between two colours is a plane in RGB only.
+    RGB, not Lab: a linear gradient between two colours is a plane in RGB only. Three
+    unknowns per channel, so the normal equations (a 3x3 solve over float64 sums) replace
+    a full least-squares factorisation of every pixel.
     """
     h, w, _ = rgb.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -188,7 +196,7 @@ def _background_plane(rgb: np.ndarray) -> np.ndarray:
     keep[band:-band, band:-band] = False
     keep = keep.ravel()
     for _ in range(ROBUST_FIT_PASSES):
-        coeffs, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        coeffs = _plane_coefficients(design[keep], values[keep])
         fitted = design @ coeffs
         residual = np.linalg.norm(values - fitted, axis=1)
         explained = residual <= ROBUST_FIT_RGB
@@ -196,6 +204,16 @@ def _background_plane(rgb: np.ndarray) -> np.ndarray:
             break
         keep = explained
     return np.clip(fitted.reshape(h, w, 3), 0, 255)
+
+
+def _plane_coefficients(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[3, channels] least-squares coefficients; the minimum-norm solution when the pixels are degenerate."""
+    design64 = design.astype(np.float64)
+    gram = design64.T @ design64
+    moments = design64.T @ values.astype(np.float64)
+    if np.linalg.cond(gram) < 1e8:
+        return np.linalg.solve(gram, moments).astype(np.float32)
+    return np.linalg.lstsq(design64, values.astype(np.float64), rcond=None)[0].astype(np.float32)
 
 
 def _saliency(rgb: np.ndarray, lab: np.ndarray) -> Saliency:
@@ -280,30 +298,36 @@ def _hue_chroma(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.degrees(np.arctan2(b, a)) % 360.0, np.hypot(a, b)
 
 
-def harmony(lab: np.ndarray, delta_e: np.ndarray) -> float:
-    """Share of the hue histogram captured by the best rotation of a harmonic template.
-
-    Pixels weigh by chroma times (1 + saliency / ``FOREGROUND_DELTA_E``), so a small
-    clashing accent counts for more than its area while the background still counts.
-    """
-    hue, chroma = _hue_chroma(lab)
-    colourful = chroma > CHROMA_MIN
-    if not colourful.any():
-        return 1.0  # greyscale cannot clash
-    weights = chroma[colourful] * (1.0 + delta_e[colourful] / FOREGROUND_DELTA_E)
-    histogram, _ = np.histogram(hue[colourful], bins=HUE_BINS, range=(0, 360), weights=weights)
-    histogram = histogram / histogram.sum()
+@functools.cache
+def _template_sectors() -> np.ndarray:
+    """[templates x rotations, HUE_BINS]: which hue bins each rotation of each harmonic template covers."""
     bin_width = 360.0 / HUE_BINS
     centres = (np.arange(HUE_BINS) + 0.5) * bin_width
-    best = 0.0
+    rows = []
     for offsets, width in HARMONY_TEMPLATES.values():
         for rotation in np.arange(0, 360, bin_width):
             inside = np.zeros(HUE_BINS, bool)
             for offset in offsets:
                 distance = np.abs((centres - rotation - offset + 180) % 360 - 180)
                 inside |= distance <= width / 2
-            best = max(best, float(histogram[inside].sum()))
-    return best
+            rows.append(inside)
+    return np.stack(rows).astype(np.float64)
+
+
+def harmony(hue_chroma: tuple[np.ndarray, np.ndarray], delta_e: np.ndarray) -> float:
+    """Share of the hue histogram captured by the best rotation of a harmonic template.
+
+    Pixels weigh by chroma times (1 + saliency / ``FOREGROUND_DELTA_E``), so a small
+    clashing accent counts for more than its area while the background still counts.
+    """
+    hue, chroma = hue_chroma
+    colourful = chroma > CHROMA_MIN
+    if not colourful.any():
+        return 1.0  # greyscale cannot clash
+    weights = chroma[colourful] * (1.0 + delta_e[colourful] / FOREGROUND_DELTA_E)
+    histogram, _ = np.histogram(hue[colourful], bins=HUE_BINS, range=(0, 360), weights=weights)
+    histogram = histogram / histogram.sum()
+    return float((_template_sectors() @ histogram).max())
 
 
 def color_parts(a: Analysis) -> dict[str, float]:
@@ -314,7 +338,7 @@ def color_parts(a: Analysis) -> dict[str, float]:
     return {
         "colourfulness": _band(colourfulness(a.rgb), *COLOURFULNESS_BAND, COLOURFULNESS_FALLOFF),
         "contrast": contrast,
-        "harmony": harmony(a.lab, sal.delta_e),
+        "harmony": harmony(a.hue_chroma, sal.delta_e),
     }
 
 
@@ -336,7 +360,7 @@ def _sharpness(gray: np.ndarray) -> float:
 
 
 def _stats(a: Analysis) -> dict[str, float]:
-    hue, chroma = _hue_chroma(a.lab)
+    hue, chroma = a.hue_chroma
     warm = ((hue < 75) | (hue > 345)) & (chroma > CHROMA_MIN * 2)
     return {
         "lightness": float(a.lab[..., 0].mean() / 100.0),
@@ -383,7 +407,7 @@ def _colour_lab(name: str) -> np.ndarray:
 
 
 def palette_parts(a: Analysis, palette: Sequence[str]) -> dict[str, float]:
-    hue, chroma = _hue_chroma(a.lab)
+    hue, chroma = a.hue_chroma
     lightness = a.lab[..., 0]
     colourful = chroma > CHROMA_MIN
     presence: list[float] = []

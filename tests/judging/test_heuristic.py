@@ -109,3 +109,36 @@ def test_missing_image_is_a_failed_verdict_not_a_score(tmp_path):
     got = []
     HeuristicJudge().judge_all([JudgeRequest(PROMPT, ref, ImageRef(str(tmp_path / "gone.png"), "0" * 64))], lambda i, v: got.append(v))
     assert not got[0].ok and got[0].scores_a is None and "cannot read image" in got[0].error
+
+
+def test_background_plane_solve_matches_least_squares_and_survives_a_degenerate_fit():
+    from aesthetic_platform.judging.heuristic import _plane_coefficients
+
+    rng = np.random.default_rng(3)
+    design = np.stack([np.ones(500), rng.uniform(0, 1, 500), rng.uniform(0, 1, 500)], axis=1).astype(np.float32)
+    values = (design @ rng.uniform(0, 255, (3, 3)) + rng.normal(0, 4, (500, 3))).astype(np.float32)
+    expected = np.linalg.lstsq(design.astype(np.float64), values.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(_plane_coefficients(design, values), expected, rtol=1e-4, atol=1e-3)
+    one_column = design.copy()
+    one_column[:, 1] = 0.25  # every kept pixel in one column: x says nothing, the plane is not unique
+    fitted = one_column @ _plane_coefficients(one_column, values)
+    assert np.isfinite(fitted).all()
+    np.testing.assert_allclose(fitted.mean(axis=0), values.mean(axis=0), atol=1e-2)
+
+
+def test_harmony_is_the_best_rotation_of_any_template():
+    """The template table answers what a loop over every rotation of every template answers."""
+    from aesthetic_platform.judging.heuristic import HARMONY_TEMPLATES, HUE_BINS, _template_sectors
+
+    rng = np.random.default_rng(4)
+    histogram = rng.dirichlet(np.ones(HUE_BINS) * 0.3)
+    width = 360.0 / HUE_BINS
+    centres = (np.arange(HUE_BINS) + 0.5) * width
+    best = 0.0
+    for offsets, sector in HARMONY_TEMPLATES.values():
+        for rotation in np.arange(0, 360, width):
+            inside = np.zeros(HUE_BINS, bool)
+            for offset in offsets:
+                inside |= np.abs((centres - rotation - offset + 180) % 360 - 180) <= sector / 2
+            best = max(best, float(histogram[inside].sum()))
+    assert float((_template_sectors() @ histogram).max()) == pytest.approx(best, abs=1e-12)

@@ -43,6 +43,12 @@ def test_judging_chain_and_pair_dataset_in_process(tmp_path):
             assert result.success
             metadata = result.asset_materializations_for_node("judgments")[0].metadata
             assert metadata["judge_calls"].value == 24 and metadata["failed"].value == 0  # 3 prompts x 4 pairs x 2 orders
+            # progress is a handful of event-log lines, not one per judge call or image
+            for unit, count in (("judge calls", 24), ("images", 12)):
+                prefix = f"batch {batch}: "
+                messages = [e.user_message for e in instance.all_logs(result.run_id)]
+                lines = [m for m in messages if m.startswith(prefix) and m.endswith(unit)]
+                assert lines[-1] == f"batch {batch}: {count}/{count} {unit}" and len(lines) <= 12, lines
             assert _checks(result)["judgments_schema"] and _checks(result)["judgments_failure_rate"]
             # paths in the event log are relative to the data root: they stay true after it moves
             assert metadata["table"].value == "tables/judgments"
