@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from aesthetic_platform.model.batching import RatioBucketSampler
+from aesthetic_platform.model.batching import PreparedImageCache, RatioBucketSampler
 from aesthetic_platform.model.loss import decisive
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.train_step import PairCollator, PreferencePairDataset, score_pairs
@@ -17,9 +17,12 @@ EVAL_BATCH_SIZE = 32
 
 @torch.inference_mode()
 def pair_logits(
-    model: AestheticScorer, pairs: Sequence, batch_size: int = EVAL_BATCH_SIZE, device: torch.device | str = "cpu"
+    model: AestheticScorer, pairs: Sequence, batch_size: int = EVAL_BATCH_SIZE, device: torch.device | str = "cpu",
+    cache: PreparedImageCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """([N, D] winner logits, [N, D] loser logits) in ``model.dimensions`` order, pair order kept."""
+    """([N, D] winner logits, [N, D] loser logits) in ``model.dimensions`` order, pair order kept.
+
+    A ``cache`` keeps the prepared images for the next call on the same pairs (validation every epoch)."""
     dims = model.dimensions
     winners = np.zeros((len(pairs), len(dims)), dtype=np.float64)
     losers = np.zeros_like(winners)
@@ -27,7 +30,7 @@ def pair_logits(
         return winners, losers
     was_training = model.training
     model.eval()
-    dataset = PreferencePairDataset(pairs, model)
+    dataset = PreferencePairDataset(pairs, model, cache)
     collate = PairCollator.for_model(model)
     sampler = RatioBucketSampler(dataset.item_grids(), batch_size=batch_size, shuffle=False)
     for indices in sampler:

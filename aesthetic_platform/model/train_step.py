@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from aesthetic_platform.images import image_size
-from aesthetic_platform.model.batching import ImageBatch, ItemGrids, collate_images, patch_grid, prepare_image
+from aesthetic_platform.model.batching import ImageBatch, ItemGrids, PreparedImageCache, collate_images, patch_grid, prepare_image
 from aesthetic_platform.model.loss import CombinedRankingLoss, RankingLossOutput, teacher_matrix
 from aesthetic_platform.model.packing import PackedImages, default_token_budget, pack_images
 from aesthetic_platform.model.scorer_model import AestheticScorer
@@ -208,10 +208,12 @@ def _excerpt(prompt: str) -> str:
 
 
 class PreferencePairDataset(torch.utils.data.Dataset):
-    """``PreferencePair`` rows (seed 000 §7 records) -> ``PairExample``s, images read on access."""
+    """``PreferencePair`` rows (seed 000 §7 records) -> ``PairExample``s, images read on access
+    (prepared once and kept when a ``cache`` is given)."""
 
-    def __init__(self, pairs: Sequence, model: AestheticScorer) -> None:
+    def __init__(self, pairs: Sequence, model: AestheticScorer, cache: PreparedImageCache | None = None) -> None:
         self.pairs = list(pairs)
+        self.cache = cache
         self.preprocess = model.preprocess
         self.patch_budget = model.config.image.patch_budget
         self.teacher_winner, self.teacher_loser = teacher_matrix(
@@ -224,12 +226,17 @@ class PreferencePairDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> PairExample:
         pair = self.pairs[index]
         return PairExample(
-            winner=prepare_image(pair.image_winner_path, self.preprocess, self.patch_budget),
-            loser=prepare_image(pair.image_loser_path, self.preprocess, self.patch_budget),
+            winner=self._image(pair.image_winner_path),
+            loser=self._image(pair.image_loser_path),
             prompt=pair.prompt,
             teacher_winner=self.teacher_winner[index],
             teacher_loser=self.teacher_loser[index],
         )
+
+    def _image(self, path: str) -> torch.Tensor:
+        if self.cache is None:
+            return prepare_image(path, self.preprocess, self.patch_budget)
+        return self.cache.get(path, lambda: prepare_image(path, self.preprocess, self.patch_budget))
 
     def item_grids(self) -> list[ItemGrids]:
         """(winner grid, loser grid) per pair from image headers only, for ``RatioBucketSampler``."""

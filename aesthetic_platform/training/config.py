@@ -94,6 +94,12 @@ class TrainConfig(_Config):
     data_workers: int = Field(
         default=0, ge=0, description="DataLoader worker processes that decode and resize images (0: in the training process)."
     )
+    image_cache_mb: int = Field(
+        default=1024, ge=0,
+        description="Prepared train and val images kept in memory, so each is decoded and resized once per run, not once per "
+        "pair and epoch (0: prepare on every access). Beyond the budget the rest are prepared on every access. "
+        "DataLoader workers each hold their own cache for one epoch.",
+    )
 
     def model_config_for(self) -> ModelConfig:
         """The named model config with this run's overrides applied."""
@@ -105,7 +111,8 @@ class TrainConfig(_Config):
         The architecture is the resolved model config, not its name: a named config changed in code
         (``tiny`` got a new position field) must not resume, or reuse, a run of the old one, whose
         weights have the same shapes and would load without a word."""
-        config = self.model_dump(mode="json", exclude={"data_workers"})  # where images are decoded changes nothing trained
+        # where and how often images are decoded changes nothing trained
+        config = self.model_dump(mode="json", exclude={"data_workers", "image_cache_mb"})
         architecture = self.model_config_for().model_dump(mode="json")
         payload = json.dumps({"config": config, "data": data_fingerprint, "architecture": architecture}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

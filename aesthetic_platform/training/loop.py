@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from aesthetic_platform.atomic import write_with
-from aesthetic_platform.model.batching import RatioBucketSampler
+from aesthetic_platform.model.batching import PreparedImageCache, RatioBucketSampler
 from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget
 from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
@@ -125,10 +125,12 @@ def autocast_for(config: TrainConfig, device: torch.device):
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-def validation_accuracy(model: AestheticScorer, pairs: Sequence, tie_threshold: float, device: torch.device) -> dict[str, float]:
+def validation_accuracy(
+    model: AestheticScorer, pairs: Sequence, tie_threshold: float, device: torch.device, cache: PreparedImageCache | None = None
+) -> dict[str, float]:
     if not pairs:
         return {}
-    winners, losers = pair_logits(model, pairs, device=device)
+    winners, losers = pair_logits(model, pairs, device=device, cache=cache)
     correct, counted = agreement(winners, losers, teacher_gaps(pairs, model.dimensions), tie_threshold)
     return {
         dim: float(correct[:, i].sum() / counted[:, i].sum()) if counted[:, i].any() else float("nan")
@@ -181,6 +183,7 @@ class _Run:
     run_dir: Path
     model: AestheticScorer
     dataset: PreferencePairDataset
+    images: PreparedImageCache  # prepared train and val images, shared by the epochs
     collate: PairCollator | PackedPairCollator
     sampler: RatioBucketSampler | PackedPairSampler
     optimizer: torch.optim.Optimizer
@@ -197,7 +200,9 @@ def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, contex
     if config.overrides.tower_dropout is not None:
         set_tower_dropout(model, config.overrides.tower_dropout)
     model.set_gradient_checkpointing(config.gradient_checkpointing)
-    dataset = PreferencePairDataset(train_pairs, model)
+    # one budget for both splits: train images are met first, so they are the ones kept when it runs out
+    images = PreparedImageCache(config.image_cache_mb * 2**20)
+    dataset = PreferencePairDataset(train_pairs, model, images)
     sampler: RatioBucketSampler | PackedPairSampler
     collate: PairCollator | PackedPairCollator
     if config.batching == "packed":
@@ -212,7 +217,7 @@ def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, contex
     optim = config.optimizer
     optimizer = torch.optim.AdamW(model.param_groups(optim.head_lr, optim.tower_lr, optim.weight_decay))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(optim.warmup_steps, total_steps))
-    return _Run(config, context, run_dir, model, dataset, collate, sampler, optimizer, scheduler, total_steps)
+    return _Run(config, context, run_dir, model, dataset, images, collate, sampler, optimizer, scheduler, total_steps)
 
 
 def _check_prompt_lengths(
@@ -330,7 +335,7 @@ def _train_epoch(run: _Run, trainable: nn.Module, progress: _Progress, logger: M
 def _end_of_epoch(run: _Run, progress: _Progress, val_pairs: Sequence, logger: MetricsLogger | None) -> None:
     """Validate, keep the best weights, count down the early-stopping patience, checkpoint."""
     progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
-    accuracy = validation_accuracy(run.model, val_pairs, run.config.loss.tie_threshold, run.context.device)
+    accuracy = validation_accuracy(run.model, val_pairs, run.config.loss.tie_threshold, run.context.device, run.images)
     if accuracy:
         metrics = {f"val_accuracy/{d}": a for d, a in accuracy.items()}
         progress.history.append({"epoch": progress.epoch, "step": progress.step, **metrics})
@@ -397,7 +402,9 @@ def train(
             break
         _end_of_epoch(run, progress, val_pairs, logger)
     final_dir = _save_final(run, prompt_lengths)
-    final_val = validation_accuracy(run.model, val_pairs, config.loss.tie_threshold, context.device) if context.is_main else {}
+    final_val = (
+        validation_accuracy(run.model, val_pairs, config.loss.tie_threshold, context.device, run.images) if context.is_main else {}
+    )
     return TrainResult(
         run_key=run_dir.name, model_dir=final_dir, steps=progress.step, resumed_from_step=resumed_from,
         epochs_completed=progress.epoch, stopped_early=progress.stopped_early, val_accuracy=final_val,

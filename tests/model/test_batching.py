@@ -131,3 +131,24 @@ def test_sampler_rejects_bad_input():
         RatioBucketSampler(_mixed_grids(4), batch_size=0)
     with pytest.raises(ValueError, match="same number of images"):
         RatioBucketSampler([((1, 1),), ((1, 1), (2, 2))], batch_size=2)
+
+
+def test_image_cache_keeps_the_images_met_first_up_to_its_budget():
+    from aesthetic_platform.model.batching import PreparedImageCache
+
+    made: list[str] = []
+
+    def maker(name: str):
+        def make() -> torch.Tensor:
+            made.append(name)
+            return torch.zeros(3, 16, 16)  # 3,072 bytes
+
+        return make
+
+    cache = PreparedImageCache(budget_bytes=2 * 3 * 16 * 16 * 4)
+    for name in ("a", "b", "c", "a", "b", "c"):
+        cache.get(name, maker(name))
+    assert made == ["a", "b", "c", "c"] and len(cache) == 2 and cache.used_bytes == cache.budget_bytes
+    assert cache.get("a", maker("a")) is cache.get("a", maker("a"))
+    with pytest.raises(ValueError, match="budget must be >= 0"):
+        PreparedImageCache(-1)
