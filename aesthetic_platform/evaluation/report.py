@@ -8,6 +8,7 @@ same pairs, and the heuristic judge on the human picks.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,8 @@ def _ratio_pair_order(ratio_pair: str) -> tuple[int, ...]:
 
 
 def teacher_signal(pairs: Sequence[PreferencePair], dimensions: Sequence[str], tie_threshold: float) -> dict[str, dict[str, float]]:
-    """Per dimension on the same-ratio pairs: how often the teacher's gap clears the tie threshold, and its median size."""
+    """Per dimension on the same-ratio pairs: how often the teacher's gap clears the tie threshold, its median size,
+    and how well a seed's standing among its siblings carries to its other size (``size_stability``)."""
     same = [p for p in pairs if p.pair_kind == "same_ratio"]
     signal = {}
     for dim in dimensions:
@@ -163,8 +165,42 @@ def teacher_signal(pairs: Sequence[PreferencePair], dimensions: Sequence[str], t
             "pairs": int(gaps.size),
             "decisive_share": float((gaps > tie_threshold).mean()) if gaps.size else float("nan"),
             "median_gap": float(np.median(gaps)) if gaps.size else float("nan"),
+            "size_stability": size_stability(pairs, dim),
         }
     return signal
+
+
+MIN_STABILITY_SEEDS = 3
+
+
+def size_stability(pairs: Sequence[PreferencePair], dim: str) -> float:
+    """Correlation, over seeds judged at two ratios, of the seed's score minus its (prompt, ratio) group's mean at one
+    ratio with the same at the other; NaN with fewer than ``MIN_STABILITY_SEEDS`` such seeds.
+
+    A cross-ratio pair is one seed at two sizes. Near 1: the judge ranks a seed among its siblings
+    the same way at both sizes, so the score is a property of the design that a student can learn.
+    Near 0: the within-group differences the student is asked to learn are mostly noise."""
+    scores: dict[str, tuple[str, float]] = {}  # image id -> (group, score)
+    for pair in pairs:
+        if dim in pair.scores:
+            scores[pair.winner_id] = (f"{pair.prompt_hash}|{pair.winner_ratio}", pair.scores[dim].winner)
+            scores[pair.loser_id] = (f"{pair.prompt_hash}|{pair.loser_ratio}", pair.scores[dim].loser)
+    members: dict[str, list[float]] = defaultdict(list)
+    for group, score in scores.values():
+        members[group].append(score)
+    means = {group: float(np.mean(values)) for group, values in members.items()}
+
+    def deviation(image_id: str) -> float:
+        group, score = scores[image_id]
+        return score - means[group]
+
+    seeds = [(deviation(p.winner_id), deviation(p.loser_id)) for p in pairs if p.pair_kind == "cross_ratio" and dim in p.scores]
+    if len(seeds) < MIN_STABILITY_SEEDS:
+        return float("nan")
+    first, second = np.array(seeds, dtype=np.float64).T
+    if first.std() == 0 or second.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(first, second)[0, 1])
 
 
 def heuristic_accuracy_on_humans(humans: Sequence[HumanPreference], score_image: Callable[[str, str], dict[str, float]]) -> Accuracy | None:
@@ -262,11 +298,16 @@ def _pair_design_sections(report: EvalReport) -> list[str]:
         lines += [
             "", "## The teacher's signal within a prompt (same-ratio pairs)", "",
             f"How often the judge's score gap between two seeds at one size clears the tie threshold ({report.tie_threshold}), "
-            "and its median size: a dimension the judge barely separates within a prompt gives the student little to learn.", "",
-            "| dimension | decisive pairs | median gap |", "| --- | --- | --- |",
+            "and its median size: a dimension the judge barely separates within a prompt gives the student little to learn. "
+            "Same seed at two sizes: the correlation, over seeds judged at two ratios, of the seed's score minus its "
+            "(prompt, ratio) group's mean at one size with the same at the other; near 1 the judge's within-prompt "
+            "differences are a property of the design, near 0 they are mostly noise.", "",
+            "| dimension | decisive pairs | median gap | same seed at two sizes (r) |", "| --- | --- | --- | --- |",
         ]
         for dim, sig in report.teacher_signal.items():
-            lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} |")
+            stability = sig.get("size_stability", float("nan"))
+            shown = "–" if np.isnan(stability) else f"{stability:.2f}"
+            lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} | {shown} |")
     return lines
 
 

@@ -81,6 +81,7 @@ def test_report_on_teacher_and_human_pairs(data_root, tmp_path):
     assert "## Human picks" in text and "| total |" in text and "95% CIs" in text
     for section in ("## Same-ratio and cross-ratio pairs", "## Per ratio pair (total)", "## Best of N", "## The teacher's signal"):
         assert section in text
+    assert "| same seed at two sizes (r) |" in text.split("## The teacher's signal")[1]
     assert "| 1:1|16:9 | cross-ratio |" in text and report.as_dict()["model"]["best_of_n"]["total"]["chance"] == 0.5
     plots = render_plots(report, tmp_path / "plots")
     assert all(path.stat().st_size > 1000 for path in plots.values())
@@ -123,3 +124,39 @@ def test_the_report_uses_the_tie_threshold_the_model_was_trained_with(data_root)
     assert outcome.report.tie_threshold == tie
     assert outcome.report.model.per_dimension["total"].n == decisive  # scored with it, not only printed
     assert json.loads((outcome.report_dir / "report.json").read_text())["tie_threshold"] == tie
+
+
+def _seed_pairs(stable: bool, prompts: int = 8, seeds: int = 3) -> list:
+    """Each prompt: ``seeds`` seeds at 1:1 and 16:9; every same-ratio pair and each seed at its two sizes.
+
+    ``stable``: a seed's score is its design quality at both sizes; otherwise a fresh draw per image."""
+    from aesthetic_platform.schemas import PreferencePair
+
+    rng = np.random.default_rng(0)
+    pairs = []
+    for prompt in range(prompts):
+        quality = rng.normal(5, 1, seeds)
+        score = {(s, r): quality[s] if stable else rng.normal(5, 1) for s in range(seeds) for r in ("1:1", "16:9")}
+        images = [(s, r) for s in range(seeds) for r in ("1:1", "16:9")]
+        comparisons = [(a, b) for a in images for b in images if a < b and (a[1] == b[1] or a[0] == b[0])]
+        for a, b in comparisons:
+            winner, loser = (a, b) if score[a] >= score[b] else (b, a)
+            pairs.append(PreferencePair(
+                pair_id=f"{prompt}-{a}-{b}", batch="b", prompt_id=f"p{prompt}", prompt="x", prompt_hash=f"h{prompt}",
+                winner_id=f"{prompt}-{winner}", loser_id=f"{prompt}-{loser}", image_winner_path="w.png", image_loser_path="l.png",
+                winner_ratio=winner[1], loser_ratio=loser[1],
+                scores={"total": {"winner": score[winner], "loser": score[loser]}},
+                judge_model="j", judge_prompt_version="v", consistent=True, split="test",
+            ))
+    return pairs
+
+
+def test_size_stability_tells_a_design_property_from_noise():
+    from aesthetic_platform.evaluation.report import size_stability
+
+    stable, noisy = _seed_pairs(stable=True), _seed_pairs(stable=False)
+    assert {p.pair_kind for p in stable} == {"same_ratio", "cross_ratio"}
+    assert size_stability(stable, "total") == pytest.approx(1.0)
+    assert abs(size_stability(noisy, "total")) < 0.5
+    assert np.isnan(size_stability([p for p in stable if p.pair_kind == "same_ratio"], "total"))  # no seed seen at two sizes
+    assert teacher_signal(stable, ("total",), 0.5)["total"]["size_stability"] == pytest.approx(1.0)
