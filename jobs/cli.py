@@ -99,7 +99,7 @@ def demo_batches(first: str, count: int) -> list[str]:
 
 
 DEMO_BATCHES = 14
-DEMO_PROMPTS = 30  # per batch: 420 prompts, 84 of them held out for the test split
+DEMO_PROMPTS = 30  # per batch: 420 prompts, about a fifth held out for the test split (88)
 DEMO_EPOCHS = 7  # about 2,500 train pairs x 7 epochs: about 80 s of training here, inside the demo's 3 minutes
 DEMO_SEEDS = 3  # seeds per (prompt, ratio): best of 3
 DEMO_RATIOS = 2  # ratios per prompt: each seed at both is a cross-ratio pair

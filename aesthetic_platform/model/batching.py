@@ -118,7 +118,7 @@ class PreparedImageCache:
 
     A training run meets every image several times: in each pair it belongs to (a candidate
     of a best-of-3 group is in about three) and again in every epoch. Decoding and resizing
-    it each time was about a third of the tiny model's training time on CPU. Nothing is
+    it each time cost the tiny model about an eighth of its training time on CPU. Nothing is
     evicted: past the budget the images met first stay cached and the rest are prepared on
     every access, so what is cached never depends on timing. Cached tensors are shared:
     callers copy them (collation does) and never write into them.

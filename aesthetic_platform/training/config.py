@@ -98,7 +98,7 @@ class TrainConfig(_Config):
         default=1024, ge=0,
         description="Prepared train and val images kept in memory, so each is decoded and resized once per run, not once per "
         "pair and epoch (0: prepare on every access). Beyond the budget the rest are prepared on every access. "
-        "DataLoader workers each hold their own cache for one epoch.",
+        "With data_workers the workers prepare train images on every access and only val images are kept.",
     )
 
     def model_config_for(self) -> ModelConfig:

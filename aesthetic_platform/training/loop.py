@@ -200,9 +200,10 @@ def _build_run(config: TrainConfig, train_pairs: Sequence, run_dir: Path, contex
     if config.overrides.tower_dropout is not None:
         set_tower_dropout(model, config.overrides.tower_dropout)
     model.set_gradient_checkpointing(config.gradient_checkpointing)
-    # one budget for both splits: train images are met first, so they are the ones kept when it runs out
+    # one budget for both splits: train images are met first, so they are the ones kept when it runs out.
+    # DataLoader workers decode on their own and would each fill a copy of the cache, so they get none.
     images = PreparedImageCache(config.image_cache_mb * 2**20)
-    dataset = PreferencePairDataset(train_pairs, model, images)
+    dataset = PreferencePairDataset(train_pairs, model, images if config.data_workers == 0 else None)
     sampler: RatioBucketSampler | PackedPairSampler
     collate: PairCollator | PackedPairCollator
     if config.batching == "packed":
