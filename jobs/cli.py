@@ -216,6 +216,10 @@ def _eval_summary(report: dict[str, Any]) -> RichTable:
         table.add_row(
             dim, _acc_cell(acc), _acc_cell(same), str(same["n"]), "yes" if same["n"] and same["ci_low"] > report["chance"] else "no",
         )
+    reasons = report.get("at_chance", {})
+    if reasons:
+        table.caption = "\n".join(f"why {dim} is at chance: {reason}" for dim, reason in reasons.items())
+        table.caption_justify = "left"
     return table
 
 

@@ -4,10 +4,18 @@ Accuracy is measured on the teacher's held-out test split (per dimension, per as
 ratio, against the teacher's margin) and on the human picks, each with a 95% cluster
 bootstrap CI over prompts. Baselines: chance (50%), the current champion on the very
 same pairs, and the heuristic judge on the human picks.
+
+A dimension whose same-ratio CI does not clear chance gets a reason, read from three
+measurements in this order: is the judge's within-prompt signal decisive and stable
+(else there is little to learn), does the student order its own training pairs as the
+judge does (if not, it underfits: it does not pick up what the judge rewards at this
+scale, and more pairs of the same kind are unlikely to help), or does it fit them and not the
+test pairs (overfit: more prompts will).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +34,13 @@ from aesthetic_platform.schemas import PAIR_KINDS, RATIOS, DimScores, HumanPrefe
 CHANCE = 0.5
 MARGIN_BINS = 4
 HEADLINE_DIMENSION = "total"
+#: Below this share of decisive same-ratio pairs the judge barely separates seeds: little to learn.
+MIN_DECISIVE_SHARE = 0.25
+#: Below this same-seed-at-two-sizes correlation the judge's within-prompt differences are mostly noise.
+MIN_SIZE_STABILITY = 0.5
+#: A student that orders fewer than this share of its own training pairs as the judge does has not
+#: learned the dimension's signal (it underfits); at or above it, chance on test pairs means overfitting.
+FIT_ACCURACY = 0.75
 
 
 @dataclass
@@ -72,6 +87,7 @@ class EvalReport:
     heuristic_human: Accuracy | None
     eval_set: str = ""  # digest of the frozen evaluation set the numbers come from
     teacher_signal: dict[str, dict[str, float]] = field(default_factory=dict)  # dimension -> same-ratio gap statistics
+    train_fit: dict[str, Accuracy] = field(default_factory=dict)  # dimension -> accuracy on same-ratio training pairs
     markdown: str = ""
     plots: dict[str, Path] = field(default_factory=dict)
 
@@ -85,6 +101,8 @@ class EvalReport:
             "model": self.model.as_dict(), "champion": self.champion.as_dict() if self.champion else None,
             "heuristic_human": self.heuristic_human.as_dict() if self.heuristic_human else None,
             "teacher_signal": self.teacher_signal,
+            "train_fit": {d: a.as_dict() for d, a in self.train_fit.items()},
+            "at_chance": at_chance_reasons(self),
         }
 
 
@@ -103,38 +121,63 @@ def _accuracy_for(correct: np.ndarray, counted: np.ndarray, clusters: np.ndarray
     return bootstrap_accuracy(correct[counted].astype(float), clusters[counted])
 
 
+@dataclass(frozen=True)
+class PairAgreement:
+    """Student against judge on a list of pairs, [pairs, dims] each; the finer cuts of the report slice it."""
+
+    winners: np.ndarray  # student logits of the judge's winners
+    losers: np.ndarray
+    gaps: np.ndarray  # judge's winner - loser score
+    correct: np.ndarray
+    counted: np.ndarray  # the judge's gap clears the tie threshold
+    clusters: np.ndarray  # prompt hash per pair, for the bootstrap
+
+    def accuracy(self, column: int, where: np.ndarray | None = None) -> Accuracy:
+        counted = self.counted[:, column] if where is None else self.counted[:, column] & where
+        return _accuracy_for(self.correct[:, column], counted, self.clusters)
+
+
+def pair_agreement(model, pairs: Sequence[PreferencePair], tie_threshold: float, device="cpu") -> PairAgreement:
+    winners, losers = pair_logits(model, pairs, device=device)
+    gaps = teacher_gaps(pairs, tuple(model.dimensions))
+    correct, counted = agreement(winners, losers, gaps, tie_threshold)
+    return PairAgreement(winners, losers, gaps, correct, counted, np.array([p.prompt_hash for p in pairs]))
+
+
+def train_fit(model, train_pairs: Sequence[PreferencePair], tie_threshold: float, limit: int, device="cpu") -> dict[str, Accuracy]:
+    """Per dimension, how often the student orders same-ratio pairs it was trained on as the judge did: the
+    underfit/overfit half of the at-chance diagnosis. At most ``limit`` pairs, chosen by pair id so the
+    sample is the same for every model scored on the same split."""
+    same = sorted((p for p in train_pairs if p.pair_kind == "same_ratio"), key=lambda p: hashlib.sha256(p.pair_id.encode()).hexdigest())
+    if not same or limit <= 0:
+        return {}
+    scored = pair_agreement(model, same[:limit], tie_threshold, device)
+    return {d: scored.accuracy(i) for i, d in enumerate(model.dimensions)}
+
+
 def model_accuracy(
     model, pairs: Sequence[PreferencePair], humans: Sequence[HumanPreference], tie_threshold: float, device="cpu"
 ) -> ModelAccuracy:
     dims = tuple(model.dimensions)
-    winners, losers = pair_logits(model, pairs, device=device)
-    gaps = teacher_gaps(pairs, dims)
-    correct, counted = agreement(winners, losers, gaps, tie_threshold)
-    clusters = np.array([p.prompt_hash for p in pairs])
-    per_dimension = {d: _accuracy_for(correct[:, i], counted[:, i], clusters) for i, d in enumerate(dims)}
+    scored = pair_agreement(model, pairs, tie_threshold, device)
+    per_dimension = {d: scored.accuracy(i) for i, d in enumerate(dims)}
     head = dims.index(HEADLINE_DIMENSION) if HEADLINE_DIMENSION in dims else 0
     per_ratio = {}
     for ratio in RATIOS:
         involved = np.array([ratio in (p.winner_ratio, p.loser_ratio) for p in pairs], dtype=bool)
         if involved.any():
-            per_ratio[ratio] = _accuracy_for(correct[:, head], counted[:, head] & involved, clusters)
+            per_ratio[ratio] = scored.accuracy(head, involved)
     kinds = np.array([p.pair_kind for p in pairs])
-    per_kind = {
-        kind: {d: _accuracy_for(correct[:, i], counted[:, i] & (kinds == kind), clusters) for i, d in enumerate(dims)}
-        for kind in PAIR_KINDS if (kinds == kind).any()
-    }
+    per_kind = {kind: {d: scored.accuracy(i, kinds == kind) for i, d in enumerate(dims)} for kind in PAIR_KINDS if (kinds == kind).any()}
     ratio_pairs = np.array([p.ratio_pair for p in pairs])
-    per_ratio_pair = {
-        rp: _accuracy_for(correct[:, head], counted[:, head] & (ratio_pairs == rp), clusters)
-        for rp in sorted(set(ratio_pairs.tolist()), key=_ratio_pair_order)
-    }
+    per_ratio_pair = {rp: scored.accuracy(head, ratio_pairs == rp) for rp in sorted(set(ratio_pairs.tolist()), key=_ratio_pair_order)}
     by_margin = []
-    margins = np.abs(gaps[:, head])
-    if counted[:, head].sum() >= MARGIN_BINS:
-        edges = np.quantile(margins[counted[:, head]], np.linspace(0, 1, MARGIN_BINS + 1))
+    counted = scored.counted[:, head]
+    margins = np.abs(scored.gaps[:, head])
+    if counted.sum() >= MARGIN_BINS:
+        edges = np.quantile(margins[counted], np.linspace(0, 1, MARGIN_BINS + 1))
         for low, high in zip(edges[:-1], edges[1:], strict=True):
-            inside = counted[:, head] & (margins >= low) & (margins <= high)
-            acc = _accuracy_for(correct[:, head], inside, clusters)
+            acc = scored.accuracy(head, (margins >= low) & (margins <= high))
             by_margin.append({"margin_low": float(low), "margin_high": float(high), **acc.as_dict()})
     human = None
     if humans:
@@ -143,7 +186,7 @@ def model_accuracy(
         columns = [dims.index(h.dimension) if h.dimension in dims else head for h in humans]
         rows = np.arange(len(humans))
         human = bootstrap_accuracy((hw[rows, columns] > hl[rows, columns]).astype(float), np.array([h.prompt_hash for h in humans]))
-    best = best_of_n(pairs, winners, losers, dims, tie_threshold)
+    best = best_of_n(pairs, scored.winners, scored.losers, dims, tie_threshold)
     return ModelAccuracy(per_dimension, per_ratio, by_margin, human, per_kind, per_ratio_pair, best)
 
 
@@ -201,6 +244,44 @@ def size_stability(pairs: Sequence[PreferencePair], dim: str) -> float:
     if first.std() == 0 or second.std() == 0:
         return float("nan")
     return float(np.corrcoef(first, second)[0, 1])
+
+
+def at_chance_reasons(report: EvalReport) -> dict[str, str]:
+    """For each dimension whose same-ratio test CI does not clear chance: why, with the numbers that say so.
+
+    The teacher is checked first (a judge that barely separates seeds, or whose within-prompt
+    differences do not carry from one size to the other, leaves nothing to learn), then the
+    student's fit on its own training pairs (below ``FIT_ACCURACY`` it underfits; at or above it
+    overfits). A missing measurement is said, not guessed."""
+    reasons = {}
+    for dim in report.dimensions:
+        same = report.model.per_kind.get("same_ratio", {}).get(dim)
+        if same is None or same.n == 0 or same.ci_low > CHANCE:
+            continue
+        head = f"same-ratio test pairs {_fmt(same)}: the CI does not clear chance."
+        signal = report.teacher_signal.get(dim, {})
+        decisive, stability = signal.get("decisive_share", float("nan")), signal.get("size_stability", float("nan"))
+        fit = report.train_fit.get(dim)
+        teacher = f"{decisive:.0%} of same-ratio pairs decisive, same seed at two sizes r = {stability:.2f}"
+        if not np.isnan(decisive) and decisive < MIN_DECISIVE_SHARE:
+            reasons[dim] = f"{head} The judge barely separates seeds here ({teacher}): little to learn."
+        elif not np.isnan(stability) and stability < MIN_SIZE_STABILITY:
+            reasons[dim] = f"{head} The judge's within-prompt differences are mostly noise ({teacher}): little to learn."
+        elif fit is None or fit.n == 0:
+            reasons[dim] = f"{head} The judge is consistent ({teacher}); the student's fit on its training pairs was not measured."
+        elif fit.accuracy < FIT_ACCURACY:
+            reasons[dim] = (
+                f"{head} The judge is consistent ({teacher}), but the student orders only {_fmt(fit)} of its own "
+                f"same-ratio training pairs as the judge does (under {FIT_ACCURACY:.0%}): it underfits, so what the judge rewards "
+                "here is too faint for this student at this scale. Look at the student (its image tower, pretrained weights, "
+                "training length) before adding pairs of the same kind."
+            )
+        else:
+            reasons[dim] = (
+                f"{head} The judge is consistent ({teacher}) and the student fits {_fmt(fit)} of its own same-ratio "
+                "training pairs: it overfits, it learns the training prompts without generalising. More prompts are the remedy."
+            )
+    return reasons
 
 
 def heuristic_accuracy_on_humans(humans: Sequence[HumanPreference], score_image: Callable[[str, str], dict[str, float]]) -> Accuracy | None:
@@ -302,12 +383,20 @@ def _pair_design_sections(report: EvalReport) -> list[str]:
             "Same seed at two sizes: the correlation, over seeds judged at two ratios, of the seed's score minus its "
             "(prompt, ratio) group's mean at one size with the same at the other; near 1 the judge's within-prompt "
             "differences are a property of the design, near 0 they are mostly noise.", "",
-            "| dimension | decisive pairs | median gap | same seed at two sizes (r) |", "| --- | --- | --- | --- |",
+            "Student on its training pairs: how often the student orders same-ratio pairs it was trained on as the judge "
+            f"did. Under {FIT_ACCURACY:.0%} it underfits that dimension; well above its test accuracy, it overfits.", "",
+            "| dimension | decisive pairs | median gap | same seed at two sizes (r) | student on its training pairs |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for dim, sig in report.teacher_signal.items():
             stability = sig.get("size_stability", float("nan"))
             shown = "–" if np.isnan(stability) else f"{stability:.2f}"
-            lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} | {shown} |")
+            fit = _fmt(report.train_fit.get(dim))
+            lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} | {shown} | {fit} |")
+    reasons = at_chance_reasons(report)
+    if reasons:
+        lines += ["", "## Dimensions at chance on same-ratio pairs: why", ""]
+        lines += [f"- **{dim}**: {reason}" for dim, reason in reasons.items()]
     return lines
 
 

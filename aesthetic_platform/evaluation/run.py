@@ -19,14 +19,16 @@ from aesthetic_platform.evaluation.report import (
     render_markdown,
     render_plots,
     teacher_signal,
+    train_fit,
 )
 from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.registry import champion_dir, has_champion
+from aesthetic_platform.schemas import PreferencePair
 from aesthetic_platform.tracking import TrackingConfig, TrainedModel
 from aesthetic_platform.tracking.champion import promote_champion
 from aesthetic_platform.training.config import trained_loss_config
-from aesthetic_platform.training.data import EvalSet, freeze_eval_set, load_eval_set, load_pair_splits
+from aesthetic_platform.training.data import EvalSet, freeze_eval_set, held_out_prompts, load_eval_set, load_pair_splits
 from aesthetic_platform.workbench.preferences import load_human_preferences
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
@@ -38,6 +40,11 @@ class EvalConfig(GateConfig):
     refresh_eval_set: bool = Field(
         default=False,
         description="Freeze the current test split as the new evaluation set (champion history on the old set no longer applies).",
+    )
+    train_fit_pairs: int = Field(
+        default=2000, ge=0,
+        description="Same-ratio pairs of the train split the student is also scored on, so the report can tell a student that "
+        "underfits a dimension from one that overfits it (0: skip).",
     )
 
 
@@ -92,6 +99,7 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
         model=new, champion=champion, eval_set=eval_set.digest,
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
         teacher_signal=teacher_signal(eval_set.pairs, model.dimensions, tie),
+        train_fit=train_fit(model, _train_pairs(root) if config.train_fit_pairs else [], tie, config.train_fit_pairs, device),
     )
     report.markdown = render_markdown(report) + _gate_markdown(decision)
     report_dir = root.eval_report_dir(trained.run_key, trained.version)
@@ -100,6 +108,11 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
     gate = {"passed": decision.passed, "reasons": decision.reasons, "promote": decision.promote, "promotion": decision.promotion}
     write_json(report_dir / "report.json", {**report.as_dict(), "gate": gate})
     return EvalOutcome(report, decision, report_dir, eval_set)
+
+
+def _train_pairs(root: DataRoot) -> list[PreferencePair]:
+    """The pairs ``train_from_root`` trains on now (the train split less the evaluation set's prompts)."""
+    return load_pair_splits(root.table("preference_pairs"), held_out_prompts(root), root).train
 
 
 def _gate_markdown(decision: GateDecision) -> str:

@@ -160,3 +160,64 @@ def test_size_stability_tells_a_design_property_from_noise():
     assert abs(size_stability(noisy, "total")) < 0.5
     assert np.isnan(size_stability([p for p in stable if p.pair_kind == "same_ratio"], "total"))  # no seed seen at two sizes
     assert teacher_signal(stable, ("total",), 0.5)["total"]["size_stability"] == pytest.approx(1.0)
+
+
+def _diagnosed(same_ratio: Accuracy, signal: dict[str, float], fit: Accuracy | None) -> str | None:
+    from aesthetic_platform.evaluation.report import at_chance_reasons
+
+    model = ModelAccuracy({"style_fit": same_ratio}, per_kind={"same_ratio": {"style_fit": same_ratio}})
+    report = EvalReport(
+        ("style_fit",), 0.5, 100, 0, model, None, None,
+        teacher_signal={"style_fit": {"pairs": 100, "median_gap": 0.8, **signal}},
+        train_fit={"style_fit": fit} if fit else {},
+    )
+    reason = at_chance_reasons(report).get("style_fit")
+    text = render_markdown(report)
+    assert (reason is not None) == ("## Dimensions at chance on same-ratio pairs: why" in text)
+    assert report.as_dict()["at_chance"] == ({"style_fit": reason} if reason else {})
+    return reason
+
+
+def test_a_dimension_at_chance_is_given_the_reason_its_numbers_show():
+    """Teacher first (indecisive, then unstable), then the student's fit on its own training pairs (under, over)."""
+    at_chance, above = Accuracy(0.54, 0.47, 0.61, 300), Accuracy(0.64, 0.57, 0.70, 300)
+    stable = {"decisive_share": 0.72, "size_stability": 0.99}
+    underfit, overfit = Accuracy(0.65, 0.61, 0.69, 2000), Accuracy(0.93, 0.91, 0.95, 2000)
+
+    assert _diagnosed(above, stable, underfit) is None  # only dimensions whose CI reaches chance are explained
+    assert "barely separates" in _diagnosed(at_chance, {"decisive_share": 0.1, "size_stability": 0.99}, underfit)
+    noisy = _diagnosed(at_chance, {"decisive_share": 0.72, "size_stability": 0.1}, overfit)
+    assert "mostly noise" in noisy and "r = 0.10" in noisy
+    under = _diagnosed(at_chance, stable, underfit)
+    assert "underfits" in under and "65.0% [61.0%, 69.0%]" in under and "72% of same-ratio pairs decisive" in under
+    assert "overfits" in _diagnosed(at_chance, stable, overfit)
+    assert "not measured" in _diagnosed(at_chance, stable, None)
+
+
+@pytest.mark.slow
+def test_evaluation_scores_the_student_on_its_own_training_pairs(data_root):
+    """The train fit comes from the pairs training uses: same-ratio, train split, the evaluation set's prompts held out."""
+    import json
+
+    from aesthetic_platform.evaluation.run import EvalConfig, evaluate
+    from aesthetic_platform.tracking import TrainedModel
+    from aesthetic_platform.training.config import TrainConfig
+    from aesthetic_platform.training.data import load_pair_splits
+    from aesthetic_platform.training.loop import train
+
+    pairs = write_synthetic_pairs(data_root, pairs=36)
+    splits = load_pair_splits(data_root.table("preference_pairs"), root=data_root)
+    result = train(TrainConfig(epochs=1, batch_size=4, max_steps=1), splits.train, [], data_root.models / "runs")
+    trained = TrainedModel(data_root.relative(result.model_dir), "run", "0", "aesthetic-scorer", "1", result.run_key)
+
+    outcome = evaluate(data_root, trained, EvalConfig())
+    train_same = [p for p in pairs if p.split == "train" and p.pair_kind == "same_ratio"]
+    assert train_same and outcome.report.train_fit["total"].n == len(train_same)
+    assert set(outcome.report.train_fit) == set(outcome.report.dimensions)
+    written = json.loads((outcome.report_dir / "report.json").read_text())
+    assert written["train_fit"]["total"]["n"] == len(train_same) and "at_chance" in written
+    assert "| student on its training pairs |" in outcome.report.markdown
+
+    capped = evaluate(data_root, trained, EvalConfig(train_fit_pairs=2))
+    assert capped.report.train_fit["total"].n <= 2
+    assert evaluate(data_root, trained, EvalConfig(train_fit_pairs=0)).report.train_fit == {}

@@ -1,5 +1,6 @@
 """The CLI end to end, as a user runs it: subprocesses against a temp data root."""
 
+import json
 import os
 import signal
 import socket
@@ -29,6 +30,11 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert "held-out teacher pairs" in out.stdout and "same-ratio" in out.stdout and "best of N" in out.stdout
     assert (home / "models" / "champion" / "model.safetensors").exists()
     assert list((home / "reports").glob("eval-*/report.md"))
+    # every dimension whose same-ratio CI reaches chance is explained, in the report and on the console
+    report = json.loads(next((home / "reports").glob("eval-*/report.json")).read_text())
+    same_ratio = report["model"]["per_kind"]["same_ratio"]
+    assert set(report["at_chance"]) == {d for d, a in same_ratio.items() if a["n"] and a["ci_low"] <= report["chance"]}
+    assert all(f"why {dim} is at chance" in out.stdout for dim in report["at_chance"])
     manifest = pl.read_parquet(home / "tables" / "candidate_images" / "demo-0001.parquet")
     assert manifest.height == 3 * 3 * 2  # 3 prompts x 3 seeds x 2 ratios per prompt
     assert set(manifest["ratio"]) <= {"1:1", "3:4", "9:16", "4:3", "16:9"}
