@@ -30,6 +30,7 @@ from aesthetic_platform.evaluation.gate import BEST_OF_N, SAME_RATIO_HEADLINE
 from aesthetic_platform.evaluation.stats import Accuracy, bootstrap_accuracy
 from aesthetic_platform.model.predict import agreement, pair_logits, teacher_gaps
 from aesthetic_platform.schemas import PAIR_KINDS, RATIOS, DimScores, HumanPreference, PreferencePair
+from aesthetic_platform.stats import cluster_bootstrap
 
 CHANCE = 0.5
 MARGIN_BINS = 4
@@ -88,6 +89,7 @@ class EvalReport:
     eval_set: str = ""  # digest of the frozen evaluation set the numbers come from
     teacher_signal: dict[str, dict[str, float]] = field(default_factory=dict)  # dimension -> same-ratio gap statistics
     train_fit: dict[str, Accuracy] = field(default_factory=dict)  # dimension -> accuracy on same-ratio training pairs
+    train_fit_skipped: str = ""  # why train_fit is empty, when it is
     markdown: str = ""
     plots: dict[str, Path] = field(default_factory=dict)
 
@@ -102,6 +104,7 @@ class EvalReport:
             "heuristic_human": self.heuristic_human.as_dict() if self.heuristic_human else None,
             "teacher_signal": self.teacher_signal,
             "train_fit": {d: a.as_dict() for d, a in self.train_fit.items()},
+            "train_fit_skipped": self.train_fit_skipped,
             "at_chance": at_chance_reasons(self),
         }
 
@@ -208,7 +211,7 @@ def teacher_signal(pairs: Sequence[PreferencePair], dimensions: Sequence[str], t
             "pairs": int(gaps.size),
             "decisive_share": float((gaps > tie_threshold).mean()) if gaps.size else float("nan"),
             "median_gap": float(np.median(gaps)) if gaps.size else float("nan"),
-            "size_stability": size_stability(pairs, dim),
+            **dict(zip(("size_stability", "size_stability_ci_low", "size_stability_ci_high"), size_stability(pairs, dim), strict=True)),
         }
     return signal
 
@@ -216,13 +219,8 @@ def teacher_signal(pairs: Sequence[PreferencePair], dimensions: Sequence[str], t
 MIN_STABILITY_SEEDS = 3
 
 
-def size_stability(pairs: Sequence[PreferencePair], dim: str) -> float:
-    """Correlation, over seeds judged at two ratios, of the seed's score minus its (prompt, ratio) group's mean at one
-    ratio with the same at the other; NaN with fewer than ``MIN_STABILITY_SEEDS`` such seeds.
-
-    A cross-ratio pair is one seed at two sizes. Near 1: the judge ranks a seed among its siblings
-    the same way at both sizes, so the score is a property of the design that a student can learn.
-    Near 0: the within-group differences the student is asked to learn are mostly noise."""
+def _seed_deviations(pairs: Sequence[PreferencePair], dim: str) -> tuple[np.ndarray, np.ndarray]:
+    """[seeds, 2] deviations from the (prompt, ratio) group mean at each of a seed's two sizes, and the seeds' prompts."""
     scores: dict[str, tuple[str, float]] = {}  # image id -> (group, score)
     for pair in pairs:
         if dim in pair.scores:
@@ -237,13 +235,38 @@ def size_stability(pairs: Sequence[PreferencePair], dim: str) -> float:
         group, score = scores[image_id]
         return score - means[group]
 
-    seeds = [(deviation(p.winner_id), deviation(p.loser_id)) for p in pairs if p.pair_kind == "cross_ratio" and dim in p.scores]
-    if len(seeds) < MIN_STABILITY_SEEDS:
+    seeds = [p for p in pairs if p.pair_kind == "cross_ratio" and dim in p.scores]
+    deviations = np.array([(deviation(p.winner_id), deviation(p.loser_id)) for p in seeds], dtype=np.float64).reshape(-1, 2)
+    return deviations, np.array([p.prompt_hash for p in seeds])
+
+
+def weighted_correlation(first: np.ndarray, second: np.ndarray, weights: np.ndarray) -> float:
+    """Pearson's r with a weight per sample (a bootstrap draw's counts); NaN when either side is constant."""
+    total = weights.sum()
+    if total <= 0:
         return float("nan")
-    first, second = np.array(seeds, dtype=np.float64).T
-    if first.std() == 0 or second.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(first, second)[0, 1])
+    da, db = first - weights @ first / total, second - weights @ second / total
+    spread = float(np.sqrt((weights @ (da * da)) * (weights @ (db * db))))
+    return float(weights @ (da * db) / spread) if spread > 0 else float("nan")
+
+
+def size_stability(pairs: Sequence[PreferencePair], dim: str) -> tuple[float, float, float]:
+    """(r, CI low, CI high): correlation, over seeds judged at two ratios, of the seed's score minus its (prompt,
+    ratio) group's mean at one ratio with the same at the other, with a bootstrap CI over prompts; NaN with fewer
+    than ``MIN_STABILITY_SEEDS`` such seeds.
+
+    A cross-ratio pair is one seed at two sizes. Near 1: the judge ranks a seed among its siblings
+    the same way at both sizes, so the score is a property of the design that a student can learn.
+    Near 0: the within-group differences the student is asked to learn are mostly noise."""
+    deviations, prompts = _seed_deviations(pairs, dim)
+    if len(deviations) < MIN_STABILITY_SEEDS:
+        return float("nan"), float("nan"), float("nan")
+    first, second = deviations.T
+    r = weighted_correlation(first, second, np.ones(len(first)))
+    if np.isnan(r):
+        return r, r, r
+    low, high = cluster_bootstrap(lambda weights: weighted_correlation(first, second, weights), prompts)
+    return r, low, high
 
 
 def at_chance_reasons(report: EvalReport) -> dict[str, str]:
@@ -268,7 +291,8 @@ def at_chance_reasons(report: EvalReport) -> dict[str, str]:
         elif not np.isnan(stability) and stability < MIN_SIZE_STABILITY:
             reasons[dim] = f"{head} The judge's within-prompt differences are mostly noise ({teacher}): little to learn."
         elif fit is None or fit.n == 0:
-            reasons[dim] = f"{head} The judge is consistent ({teacher}); the student's fit on its training pairs was not measured."
+            why = f" ({report.train_fit_skipped})" if report.train_fit_skipped else ""
+            reasons[dim] = f"{head} The judge is consistent ({teacher}); the student's fit on its training pairs was not measured{why}."
         elif fit.accuracy < FIT_ACCURACY:
             reasons[dim] = (
                 f"{head} The judge is consistent ({teacher}), but the student orders only {_fmt(fit)} of its own "
@@ -381,16 +405,18 @@ def _pair_design_sections(report: EvalReport) -> list[str]:
             f"How often the judge's score gap between two seeds at one size clears the tie threshold ({report.tie_threshold}), "
             "and its median size: a dimension the judge barely separates within a prompt gives the student little to learn. "
             "Same seed at two sizes: the correlation, over seeds judged at two ratios, of the seed's score minus its "
-            "(prompt, ratio) group's mean at one size with the same at the other; near 1 the judge's within-prompt "
+            "(prompt, ratio) group's mean at one size with the same at the other, 95% CI over prompts; near 1 the judge's within-prompt "
             "differences are a property of the design, near 0 they are mostly noise.", "",
             "Student on its training pairs: how often the student orders same-ratio pairs it was trained on as the judge "
-            f"did. Under {FIT_ACCURACY:.0%} it underfits that dimension; well above its test accuracy, it overfits.", "",
+            f"did. Under {FIT_ACCURACY:.0%} it underfits that dimension; well above its test accuracy, it overfits."
+            + (f" Not measured: {report.train_fit_skipped}." if report.train_fit_skipped else ""), "",
             "| dimension | decisive pairs | median gap | same seed at two sizes (r) | student on its training pairs |",
             "| --- | --- | --- | --- | --- |",
         ]
         for dim, sig in report.teacher_signal.items():
             stability = sig.get("size_stability", float("nan"))
-            shown = "–" if np.isnan(stability) else f"{stability:.2f}"
+            low, high = sig.get("size_stability_ci_low", float("nan")), sig.get("size_stability_ci_high", float("nan"))
+            shown = "–" if np.isnan(stability) else f"{stability:.2f}" + ("" if np.isnan(low) else f" [{low:.2f}, {high:.2f}]")
             fit = _fmt(report.train_fit.get(dim))
             lines.append(f"| {dim} | {sig['decisive_share']:.1%} of {sig['pairs']} | {sig['median_gap']:.3f} | {shown} | {fit} |")
     reasons = at_chance_reasons(report)

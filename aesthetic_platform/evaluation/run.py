@@ -27,8 +27,9 @@ from aesthetic_platform.registry import champion_dir, has_champion
 from aesthetic_platform.schemas import PreferencePair
 from aesthetic_platform.tracking import TrackingConfig, TrainedModel
 from aesthetic_platform.tracking.champion import promote_champion
-from aesthetic_platform.training.config import trained_loss_config
+from aesthetic_platform.training.config import load_training_config, trained_loss_config
 from aesthetic_platform.training.data import EvalSet, freeze_eval_set, held_out_prompts, load_eval_set, load_pair_splits
+from aesthetic_platform.training.loop import data_fingerprint
 from aesthetic_platform.workbench.preferences import load_human_preferences
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
@@ -99,8 +100,12 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
         model=new, champion=champion, eval_set=eval_set.digest,
         heuristic_human=heuristic_accuracy_on_humans(humans, heuristic) if heuristic else None,
         teacher_signal=teacher_signal(eval_set.pairs, model.dimensions, tie),
-        train_fit=train_fit(model, _train_pairs(root) if config.train_fit_pairs else [], tie, config.train_fit_pairs, device),
     )
+    if config.train_fit_pairs:
+        pairs, report.train_fit_skipped = training_pairs_of(root, model_dir, trained.run_key)
+        report.train_fit = train_fit(model, pairs, tie, config.train_fit_pairs, device)
+    else:
+        report.train_fit_skipped = "train_fit_pairs is 0"
     report.markdown = render_markdown(report) + _gate_markdown(decision)
     report_dir = root.eval_report_dir(trained.run_key, trained.version)
     report.plots = render_plots(report, report_dir)
@@ -110,9 +115,19 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
     return EvalOutcome(report, decision, report_dir, eval_set)
 
 
-def _train_pairs(root: DataRoot) -> list[PreferencePair]:
-    """The pairs ``train_from_root`` trains on now (the train split less the evaluation set's prompts)."""
-    return load_pair_splits(root.table("preference_pairs"), held_out_prompts(root), root).train
+def training_pairs_of(root: DataRoot, model_dir: Path, run_key: str) -> tuple[list[PreferencePair], str]:
+    """(the pairs the model was trained on, "") when the current train split is still them, else ([], why not).
+
+    The run key is the fingerprint of the training config and the train pairs' ids, so a re-split,
+    new batches or re-judged pairs since training show as a different key: the student's "fit on its
+    own training pairs" would then be measured on pairs it partly never saw."""
+    config = load_training_config(model_dir)
+    if config is None:
+        return [], "the model was saved outside training (no training.json)"
+    pairs = load_pair_splits(root.table("preference_pairs"), held_out_prompts(root), root).train
+    if config.fingerprint(data_fingerprint(pairs)) != run_key:
+        return [], f"the train split changed since this model was trained (run key {run_key})"
+    return pairs, ""
 
 
 def _gate_markdown(decision: GateDecision) -> str:

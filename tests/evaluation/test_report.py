@@ -156,10 +156,23 @@ def test_size_stability_tells_a_design_property_from_noise():
 
     stable, noisy = _seed_pairs(stable=True), _seed_pairs(stable=False)
     assert {p.pair_kind for p in stable} == {"same_ratio", "cross_ratio"}
-    assert size_stability(stable, "total") == pytest.approx(1.0)
-    assert abs(size_stability(noisy, "total")) < 0.5
-    assert np.isnan(size_stability([p for p in stable if p.pair_kind == "same_ratio"], "total"))  # no seed seen at two sizes
-    assert teacher_signal(stable, ("total",), 0.5)["total"]["size_stability"] == pytest.approx(1.0)
+    assert size_stability(stable, "total") == pytest.approx((1.0, 1.0, 1.0))
+    r, low, high = size_stability(noisy, "total")
+    assert abs(r) < 0.5 and low < r < high and low < 0 < high  # a CI over 8 prompts: noise is not told from zero
+    assert all(np.isnan(size_stability([p for p in stable if p.pair_kind == "same_ratio"], "total")))  # no seed at two sizes
+    signal = teacher_signal(stable, ("total",), 0.5)["total"]
+    assert signal["size_stability"] == signal["size_stability_ci_low"] == pytest.approx(1.0)
+
+
+def test_weighted_correlation_is_pearson_on_repeated_samples():
+    from aesthetic_platform.evaluation.report import weighted_correlation
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    weights = rng.integers(0, 3, size=20).astype(float)
+    repeated = np.repeat(np.arange(20), weights.astype(int))
+    assert weighted_correlation(a, b, weights) == pytest.approx(np.corrcoef(a[repeated], b[repeated])[0, 1])
+    assert np.isnan(weighted_correlation(np.ones(20), b, np.ones(20)))
 
 
 def _diagnosed(same_ratio: Accuracy, signal: dict[str, float], fit: Accuracy | None) -> str | None:
@@ -221,3 +234,9 @@ def test_evaluation_scores_the_student_on_its_own_training_pairs(data_root):
     capped = evaluate(data_root, trained, EvalConfig(train_fit_pairs=2))
     assert capped.report.train_fit["total"].n <= 2
     assert evaluate(data_root, trained, EvalConfig(train_fit_pairs=0)).report.train_fit == {}
+
+    # pairs the model never trained on are not called its training pairs: the report says why it has no fit
+    write_synthetic_pairs(data_root, pairs=36, seed=1)
+    resplit = evaluate(data_root, trained, EvalConfig())
+    assert resplit.report.train_fit == {} and "train split changed" in resplit.report.train_fit_skipped
+    assert "Not measured: the train split changed" in resplit.report.markdown

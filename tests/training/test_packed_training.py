@@ -94,3 +94,17 @@ def test_each_image_is_prepared_once_per_run_and_the_cache_trains_the_same_weigh
     assert set(uncached) == set(cached) == images
     assert min(uncached.values()) >= 2 and set(cached.values()) == {1}
     assert all(torch.allclose(weights[0][name], weights[1][name], atol=1e-4) for name in weights[0])
+
+
+def test_dataloader_workers_get_no_copy_of_the_image_cache(data_root, tmp_path):
+    """Each worker process would fill its own copy, up to ``image_cache_mb`` each: with workers the train
+    dataset prepares on every access, and the run's cache (kept in the main process) serves validation only."""
+    from aesthetic_platform.training.distributed import DistContext
+    from aesthetic_platform.training.loop import _build_run
+
+    write_synthetic_pairs(data_root, pairs=12)
+    splits = load_pair_splits(data_root.table("preference_pairs"))
+    in_process = _build_run(TrainConfig(batching="packed"), splits.train, tmp_path / "a", DistContext())
+    assert in_process.dataset.cache is in_process.images
+    with_workers = _build_run(TrainConfig(batching="packed", data_workers=2), splits.train, tmp_path / "b", DistContext())
+    assert with_workers.dataset.cache is None and with_workers.images is not None
