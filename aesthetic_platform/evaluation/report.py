@@ -296,9 +296,9 @@ def at_chance_reasons(report: EvalReport) -> dict[str, str]:
         elif fit.accuracy < FIT_ACCURACY:
             reasons[dim] = (
                 f"{head} The judge is consistent ({teacher}), but the student orders only {_fmt(fit)} of its own "
-                f"same-ratio training pairs as the judge does (under {FIT_ACCURACY:.0%}): it underfits, so what the judge rewards "
-                "here is too faint for this student at this scale. Look at the student (its image tower, pretrained weights, "
-                "training length) before adding pairs of the same kind."
+                f"same-ratio training pairs as the judge does (under {FIT_ACCURACY:.0%}): it underfits. The judge's signal here is "
+                "consistent but too weak for this student to learn at this model and data scale; look at the student (its image "
+                "tower, pretrained weights, training length) before adding pairs of the same kind."
             )
         else:
             reasons[dim] = (
