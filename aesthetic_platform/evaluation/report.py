@@ -297,8 +297,8 @@ def at_chance_reasons(report: EvalReport) -> dict[str, str]:
             reasons[dim] = (
                 f"{head} The judge is consistent ({teacher}), but the student orders only {_fmt(fit)} of its own "
                 f"same-ratio training pairs as the judge does (under {FIT_ACCURACY:.0%}): it underfits. The judge's signal here is "
-                "consistent but too weak for this student to learn at this model and data scale; look at the student (its image "
-                "tower, pretrained weights, training length) before adding pairs of the same kind."
+                "too weak for this student to learn at this model and data scale; look at the student (its image tower, "
+                "pretrained weights, training length) before adding pairs of the same kind."
             )
         else:
             reasons[dim] = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from aesthetic_platform.atomic import write_json, write_text
 from aesthetic_platform.evaluation.gate import GateConfig, GateDecision, best_recorded, decide, record_champion
@@ -118,10 +118,14 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
 def training_pairs_of(root: DataRoot, model_dir: Path, run_key: str) -> tuple[list[PreferencePair], str]:
     """(the pairs the model was trained on, "") when the current train split is still them, else ([], why not).
 
-    The run key is the fingerprint of the training config and the train pairs' ids, so a re-split,
-    new batches or re-judged pairs since training show as a different key: the student's "fit on its
-    own training pairs" would then be measured on pairs it partly never saw."""
-    config = load_training_config(model_dir)
+    The run key is the fingerprint of the training config and the train pairs' ids, so a re-split or
+    pairs added or dropped since training show as a different key: the student's "fit on its own
+    training pairs" would then be measured on pairs it partly never saw. (A re-judge that keeps every
+    pair keeps the ids, and the fit is then measured against the new verdicts.)"""
+    try:
+        config = load_training_config(model_dir)
+    except ValidationError as exc:
+        return [], f"its training.json does not validate in this version ({exc.error_count()} errors)"
     if config is None:
         return [], "the model was saved outside training (no training.json)"
     pairs = load_pair_splits(root.table("preference_pairs"), held_out_prompts(root), root).train

@@ -235,6 +235,14 @@ def test_evaluation_scores_the_student_on_its_own_training_pairs(data_root):
     assert capped.report.train_fit["total"].n <= 2
     assert evaluate(data_root, trained, EvalConfig(train_fit_pairs=0)).report.train_fit == {}
 
+    # a checkpoint from a newer version, whose training.json has knobs this one does not know, still evaluates
+    training_json = result.model_dir / "training.json"
+    saved = training_json.read_text()
+    training_json.write_text(json.dumps({**json.loads(saved), "knob_from_a_newer_version": 1}))
+    newer = evaluate(data_root, trained, EvalConfig())
+    assert newer.report.train_fit == {} and "does not validate" in newer.report.train_fit_skipped
+    training_json.write_text(saved)
+
     # pairs the model never trained on are not called its training pairs: the report says why it has no fit
     write_synthetic_pairs(data_root, pairs=36, seed=1)
     resplit = evaluate(data_root, trained, EvalConfig())
