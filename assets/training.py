@@ -194,8 +194,10 @@ def eval_report(
     trained = aesthetic_model
     outcome = evaluate(root, trained, config, heuristic=image_file_scores)
     tracking = mlflow_tracking.config_for(root)
-    # every dimension, plus same_ratio.total and best_of_n (the champion gate's metrics)
+    # every dimension, plus same_ratio.total and best_of_n (the champion gate's metrics), and the
+    # student's fit on its own same-ratio training pairs (underfit or overfit, comparable across runs)
     metrics = {f"test.accuracy.{name}": value for name, value in outcome.report.model.gate_metrics().items()}
+    metrics |= {f"train_fit.accuracy.{dim}": fit.accuracy for dim, fit in outcome.report.train_fit.items()}
     eval_run = log_evaluation(
         tracking, trained, outcome.report_dir, metrics,
         dataset=DatasetRef.under(root, "eval_set", outcome.eval_set.path, outcome.eval_set.digest),

@@ -20,7 +20,7 @@ from aesthetic_platform.assets import ALL_ASSETS
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.registry import CHAMPION_INFO, champion_dir, has_champion
 from aesthetic_platform.resources import DataRootResource, MLflowResource, resources_for
-from aesthetic_platform.schemas import PREFERENCE_PAIRS
+from aesthetic_platform.schemas import DEFAULT_DIMENSIONS, PREFERENCE_PAIRS
 from aesthetic_platform.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, TrackingConfig
 from aesthetic_platform.training import TrainConfig
 from tests.fixtures.pairs import write_synthetic_pairs
@@ -100,6 +100,7 @@ def test_whole_chain_in_process(data_root):
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
     )
     assert "test.accuracy.total" in evaluation.data.metrics
+    assert {f"train_fit.accuracy.{d}" for d in DEFAULT_DIMENSIONS} <= set(evaluation.data.metrics)
     assert [d.dataset.digest for d in evaluation.inputs.dataset_inputs] == [report_md["eval_set"].value]
     version = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
     assert version.run_id == run_id
