@@ -78,8 +78,8 @@ def judge_on_student_view(pairs: Sequence, patch_size: int, patch_budget: int, t
 
 
 def luminance_sigma(image: Image.Image) -> float:
-    """The judge's noise estimate on its own luminance scale (L* x 2.55, as in ``style_parts``)."""
-    return float(heuristic.noise_sigma(heuristic.analyse(image).lab[..., 0] * 2.55))
+    """The judge's noise estimate, the one its ``finish`` sub-score reads."""
+    return float(heuristic.luminance_noise(heuristic.analyse(image)))
 
 
 def held_out_r2(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -285,7 +285,8 @@ def at_chance_reasons(report: EvalReport) -> dict[str, str]:
         signal = report.teacher_signal.get(dim, {})
         decisive, stability = signal.get("decisive_share", float("nan")), signal.get("size_stability", float("nan"))
         fit = report.train_fit.get(dim)
-        teacher = f"{decisive:.0%} of same-ratio pairs decisive, same seed at two sizes r = {stability:.2f}"
+        shown = "not measured (no seed judged at two sizes)" if np.isnan(stability) else f"{stability:.2f}"
+        teacher = f"{decisive:.0%} of same-ratio pairs decisive, same seed at two sizes r = {shown}"
         if not np.isnan(decisive) and decisive < MIN_DECISIVE_SHARE:
             reasons[dim] = f"{head} The judge barely separates seeds here ({teacher}): little to learn."
         elif not np.isnan(stability) and stability < MIN_SIZE_STABILITY:

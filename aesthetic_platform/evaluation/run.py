@@ -104,6 +104,8 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
     if config.train_fit_pairs:
         pairs, report.train_fit_skipped = training_pairs_of(root, model_dir, trained.run_key)
         report.train_fit = train_fit(model, pairs, tie, config.train_fit_pairs, device)
+        if pairs and not report.train_fit:
+            report.train_fit_skipped = "the train split has no same-ratio pairs"
     else:
         report.train_fit_skipped = "train_fit_pairs is 0"
     report.markdown = render_markdown(report) + _gate_markdown(decision)

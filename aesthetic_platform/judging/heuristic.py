@@ -392,10 +392,15 @@ STYLE_PROFILES = {
 }
 
 
+def luminance_noise(a: Analysis) -> float:
+    """Immerkær's sigma of the lightness on a 0-255 scale (L* x 2.55): what ``finish`` scores."""
+    return noise_sigma(a.lab[..., 0] * 2.55)
+
+
 def style_parts(a: Analysis, elements: Elements) -> dict[str, float]:
     profile = STYLE_PROFILES.get(elements.style)
     return {
-        "finish": math.exp(-noise_sigma(a.lab[..., 0] * 2.55) / NOISE_SCALE),
+        "finish": math.exp(-luminance_noise(a) / NOISE_SCALE),
         "profile": profile(_stats(a)) if profile else NEUTRAL,
     }
 

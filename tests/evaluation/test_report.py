@@ -205,6 +205,8 @@ def test_a_dimension_at_chance_is_given_the_reason_its_numbers_show():
     assert "underfits" in under and "65.0% [61.0%, 69.0%]" in under and "72% of same-ratio pairs decisive" in under
     assert "overfits" in _diagnosed(at_chance, stable, overfit)
     assert "not measured" in _diagnosed(at_chance, stable, None)
+    unmeasured = _diagnosed(at_chance, {"decisive_share": 0.72, "size_stability": float("nan")}, underfit)
+    assert "r = not measured" in unmeasured and "nan" not in unmeasured and "underfits" in unmeasured
 
 
 @pytest.mark.slow

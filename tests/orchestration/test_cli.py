@@ -30,7 +30,7 @@ def test_demo_runs_the_whole_chain(tmp_path):
     assert "held-out teacher pairs" in out.stdout and "same-ratio" in out.stdout and "best of N" in out.stdout
     assert (home / "models" / "champion" / "model.safetensors").exists()
     assert list((home / "reports").glob("eval-*/report.md"))
-    # every dimension whose same-ratio CI reaches chance is explained, in the report and on the console
+    # every dimension whose same-ratio CI does not clear chance is explained, in the report and on the console
     report = json.loads(next((home / "reports").glob("eval-*/report.json")).read_text())
     same_ratio = report["model"]["per_kind"]["same_ratio"]
     assert set(report["at_chance"]) == {d for d, a in same_ratio.items() if a["n"] and a["ci_low"] <= report["chance"]}
