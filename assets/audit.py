@@ -1,6 +1,5 @@
 """Content audit between candidate images and judging: prompts and images screened per batch."""
 
-import os
 from collections import Counter
 
 import dagster as dg
@@ -19,7 +18,7 @@ from aesthetic_platform.audit import (
     load_image_classifier,
 )
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.resources import DataRootResource, MLflowResource
 from aesthetic_platform.resources.moderation import ModerationResource, moderation_for_profile
 from aesthetic_platform.resources.profile import current_profile
 from aesthetic_platform.schemas import CONTENT_AUDIT
@@ -28,23 +27,22 @@ MAX_LISTED = 20
 #: The kind tag shows whether this deployment's profile sends content to the moderation endpoint
 #: (``AESTHETIC_MODERATION`` included), not a guess.
 AUDIT_KIND = moderation_for_profile(current_profile()).kind
-#: Where registered safety classifiers are looked up; read once at import like the profiles do
-#: (``mlflow.set_tracking_uri`` rewrites the variable in-process). Empty = SQLite under the data root.
-_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", "")
 
 
 class ContentAuditConfig(dg.Config, AuditConfig):
     """``AuditConfig`` on the launchpad (same fields, same defaults)."""
 
 
-def image_screen(root: DataRoot, settings: AuditConfig) -> ImageSafetyClassifier | None:
-    """The named factory's classifier, else the registered classifier of ``image_safety_task``, else None (images pass)."""
+def image_screen(root: DataRoot, settings: AuditConfig, tracking: MLflowResource) -> ImageSafetyClassifier | None:
+    """The named factory's classifier, else the registered classifier of ``image_safety_task`` in this deployment's
+    tracking store and under its name prefix, else None (images pass)."""
     if settings.image_classifier:
         return load_image_classifier(settings.image_classifier)
     from aesthetic_platform.audit.prejudge import registered_safety_filter  # deferred: loads the embedding stack
 
     return registered_safety_filter(
-        root, settings.image_safety_task, settings.image_safety_reject, settings.image_safety_threshold, _TRACKING_URI or None
+        root, settings.image_safety_task, settings.image_safety_reject, settings.image_safety_threshold,
+        tracking.tracking_uri or None, name_prefix=tracking.name_prefix,
     )
 
 
@@ -71,7 +69,8 @@ def _worst(checks: dict[str, ShareCheck]) -> str:
     ],
 )
 def content_audit(
-    context: dg.AssetExecutionContext, config: ContentAuditConfig, data_root: DataRootResource, moderation: ModerationResource
+    context: dg.AssetExecutionContext, config: ContentAuditConfig, data_root: DataRootResource, moderation: ModerationResource,
+    mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
     """Each prompt and candidate image: passed, flagged (categories, reason) or unaudited (the error); judging leaves out what is
     flagged, and what is unaudited under unaudited_policy='skip'."""
@@ -80,7 +79,7 @@ def content_audit(
     if moderation.enabled:
         settings = settings.model_copy(update={"moderation": True, "moderate_images": settings.moderate_images or moderation.images})
     client = moderation.client(settings.score_thresholds) if settings.moderation or settings.moderate_images else None
-    classifier = image_screen(root, settings)
+    classifier = image_screen(root, settings, mlflow_tracking)
     earlier = earlier_shares(root, list(context.partition_keys))
     runs, checks = [], {}
     for batch in context.partition_keys:

@@ -157,7 +157,7 @@ def character_classifier(
     dataset_dir = root.resolve(character_dataset.dataset_dir)
     out_dir = root.character_run("classifiers", context.run_id)
     result = train_classifier(dataset_dir, settings, out_dir, progress=lambda e, m: context.log.info(f"epoch {e}: {m}"))
-    tracking = tracking_for(root, mlflow_tracking.tracking_uri)
+    tracking = tracking_for(mlflow_tracking.config_for(root))
     tracked = log_classifier(result, root, tracking, tags={"dagster.run_id": context.run_id, "dagster.asset": "character_classifier"},
                              dataset_digest=character_dataset.split_digest)
     run_url = mlflow_tracking.run_url(tracked.experiment_id, tracked.mlflow_run_id)
@@ -204,7 +204,7 @@ def character_student(
     out_dir = root.character_run("students", context.run_id)
     result = distill(character_classifier.path(root), root.resolve(character_dataset.dataset_dir), settings, out_dir,
                      progress=lambda e, m: context.log.info(f"epoch {e}: {m}"))
-    tracking = tracking_for(root, mlflow_tracking.tracking_uri)
+    tracking = tracking_for(mlflow_tracking.config_for(root))
     tracked = log_student(result, root, tracking, teacher=character_classifier,
                           tags={"dagster.run_id": context.run_id, "dagster.asset": "character_student"})
     run_url = mlflow_tracking.run_url(tracked.experiment_id, tracked.mlflow_run_id)

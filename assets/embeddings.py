@@ -203,8 +203,8 @@ def embedding_classifier(
     embedding_store: EmbeddingStoreResource,
     mlflow_tracking: MLflowResource,
 ) -> dg.MaterializeResult:
-    """A classifier of one label task on cached embeddings, tracked in MLflow and registered as embedding-classifier-<task>."""
-    from aesthetic_platform.tracking import TrackingConfig
+    """A classifier of one label task on cached embeddings, tracked in MLflow and registered as
+    embedding-classifier-<task> (after MLflowResource.name_prefix)."""
     from aesthetic_platform.tracking.classifiers import EXPERIMENT, log_classifier
 
     root = data_root.root()
@@ -213,7 +213,7 @@ def embedding_classifier(
         data = labelled_vectors(store, settings.task, settings.embedding_model, settings.min_agreement)
     context.log.info(f"{len(data.hashes)} labelled items of {settings.task!r} with {data.model_id} vectors")
     result = train_classifier(data, settings, on_epoch=lambda e, m: context.log.debug(f"epoch {e}: {m}"))
-    tracking = TrackingConfig.for_root(root, mlflow_tracking.tracking_uri or None, EXPERIMENT)
+    tracking = mlflow_tracking.config_for(root).in_experiment(EXPERIMENT)
     logged = log_classifier(result, tracking, tags={"dagster.run_id": context.run_id}, parent_run_id=config.mlflow_parent_run_id)
     return dg.MaterializeResult(
         metadata={

@@ -23,7 +23,6 @@ embedding_classifier_job = dg.define_asset_job(
 def classifier_sweep_sensor(
     context: dg.SensorEvaluationContext, data_root: DataRootResource, mlflow_tracking: MLflowResource
 ) -> dg.SensorResult | dg.SkipReason:
-    from aesthetic_platform.tracking import TrackingConfig
     from aesthetic_platform.tracking.classifiers import EXPERIMENT, start_sweep_run
 
     root = data_root.root()
@@ -35,7 +34,7 @@ def classifier_sweep_sensor(
             mark_submitted(path)
             continue
         if not spec.parent_run_id:
-            tracking = TrackingConfig.for_root(root, mlflow_tracking.tracking_uri or None, EXPERIMENT)
+            tracking = mlflow_tracking.config_for(root).in_experiment(EXPERIMENT)
             spec = record_parent(path, spec, start_sweep_run(tracking, spec.sweep_id, spec.base.task, len(configs), spec.grid))
         for index, settings in enumerate(configs):
             config = EmbeddingClassifierConfig(**settings.model_dump(), mlflow_parent_run_id=spec.parent_run_id)

@@ -37,11 +37,13 @@ __all__ = [
 
 
 def _training_resources() -> dict[str, Any]:
-    """MLflow (SQLite under the data root unless MLFLOW_TRACKING_URI names a server) and the
+    """MLflow (SQLite under the data root unless MLFLOW_TRACKING_URI names a server; every name prefixed with
+    AESTHETIC_MLFLOW_PREFIX, for data roots that share one) and the
     Pipes launcher; on Kubernetes swap the latter for ``dagster_k8s.PipesK8sClient``."""
     return {
         "mlflow_tracking": MLflowResource(
             tracking_uri=_USER_TRACKING_URI,
+            name_prefix=os.environ.get("AESTHETIC_MLFLOW_PREFIX", ""),
             ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", "http://127.0.0.1:5000"),
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),

@@ -32,8 +32,9 @@ class AuditConfig(BaseModel):
     )
     image_safety_task: str = Field(
         default="safe",
-        description="With image_classifier '', the newest registered embedding classifier of this task (embedding-classifier-<task>) "
-        "screens the images; none registered = images pass and their rows say so; '' = never look.",
+        description="With image_classifier '', the newest registered embedding classifier of this task "
+        "(embedding-classifier-<task>, after the MLflow name prefix) screens the images; none registered = images pass "
+        "and their rows say so; '' = never look.",
     )
     image_safety_reject: str = Field(default="no", description="The safety classifier's label that flags an image.")
     image_safety_threshold: float = Field(

@@ -11,7 +11,9 @@ so the judge is not paid for them, and the audit table keeps each skip with its 
 Environment for the zero-argument factory: ``AESTHETIC_PREJUDGE_TASK`` (default ``usable``),
 ``AESTHETIC_PREJUDGE_REJECT`` (the label that means "skip", default ``no``),
 ``AESTHETIC_PREJUDGE_THRESHOLD`` (default 0.5), ``AESTHETIC_PREJUDGE_CHECKPOINT`` (student
-model folder for images not yet embedded; default the champion).
+model folder for images not yet embedded; default the champion), and the tracking store's
+``MLFLOW_TRACKING_URI`` and ``AESTHETIC_MLFLOW_PREFIX`` (the name prefix this data root's
+classifiers were registered under) as the profiles read them.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ class PrejudgeFilter:
     def __init__(
         self, root: DataRoot, task: str = "usable", reject_label: str = "no", threshold: float = 0.5,
         checkpoint: str | Path | None = None, store_config: EmbeddingStoreConfig | None = None, tracking_uri: str | None = None,
+        name_prefix: str = "",
     ) -> None:
         from aesthetic_platform.tracking import TrackingConfig
         from aesthetic_platform.tracking.classifiers import EXPERIMENT, load_registered_classifier
 
         self.root, self.task, self.threshold, self.checkpoint = root, task, threshold, checkpoint
         self.store_config = store_config
-        self.classifier, self.version = load_registered_classifier(TrackingConfig.for_root(root, tracking_uri, EXPERIMENT), task)
+        tracking = TrackingConfig.for_root(root, tracking_uri, EXPERIMENT, name_prefix=name_prefix)
+        self.classifier, self.version = load_registered_classifier(tracking, task)
         if reject_label not in self.classifier.classes:
             raise ValueError(f"classifier of {task!r} knows {self.classifier.classes}, not the reject label {reject_label!r}")
         self.reject_index = self.classifier.classes.index(reject_label)
@@ -86,9 +90,10 @@ class PrejudgeFilter:
 
 def registered_safety_filter(
     root: DataRoot, task: str, reject_label: str = "no", threshold: float = 0.5, tracking_uri: str | None = None,
-    checkpoint: str | Path | None = None, store_config: EmbeddingStoreConfig | None = None,
+    checkpoint: str | Path | None = None, store_config: EmbeddingStoreConfig | None = None, name_prefix: str = "",
 ) -> PrejudgeFilter | None:
-    """The newest registered classifier of ``task`` as the audit's image screen; None when none is registered.
+    """The newest registered classifier of ``task`` (under ``name_prefix``) as the audit's image screen; None when
+    none is registered.
 
     A data root whose local tracking database does not exist yet has no registered model, and is
     answered without starting MLflow. A registration that exists but cannot be used raises: only
@@ -100,7 +105,7 @@ def registered_safety_filter(
     from aesthetic_platform.tracking.classifiers import NotRegisteredError
 
     try:
-        return PrejudgeFilter(root, task, reject_label, threshold, checkpoint, store_config, tracking_uri)
+        return PrejudgeFilter(root, task, reject_label, threshold, checkpoint, store_config, tracking_uri, name_prefix)
     except NotRegisteredError:
         return None
 
@@ -114,4 +119,5 @@ def usable_filter() -> PrejudgeFilter:
         threshold=float(os.environ.get("AESTHETIC_PREJUDGE_THRESHOLD", "0.5")),
         checkpoint=os.environ.get("AESTHETIC_PREJUDGE_CHECKPOINT") or None,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
+        name_prefix=os.environ.get("AESTHETIC_MLFLOW_PREFIX", ""),
     )

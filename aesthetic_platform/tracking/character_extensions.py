@@ -24,15 +24,9 @@ def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
 
 
-def _with_experiment(tracking: Any, experiment: str) -> Any:
-    """The same store as ``tracking`` (a ``TrackingConfig``), in another experiment."""
-    from dataclasses import replace
-
-    return replace(tracking, experiment=experiment)
-
-
 def _run(tracking: Any, experiment: str, run_name: str, tags: Mapping[str, str] | None) -> tuple[str, Any]:
-    experiment_id = _with_experiment(tracking, experiment).activate()
+    """A run in ``experiment`` of ``tracking``'s store (a ``TrackingConfig``), under its name prefix."""
+    experiment_id = tracking.in_experiment(experiment).activate()
     return experiment_id, mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {}))
 
 

@@ -66,9 +66,9 @@ class CharacterClassifierPyfunc(PythonModel):
         return pd.DataFrame(probs, columns=self.model.classes)
 
 
-def tracking_for(root: DataRoot, tracking_uri: str | None = None) -> TrackingConfig:
-    """The suite's experiment in the data root's store (or a server's)."""
-    return TrackingConfig.for_root(root, tracking_uri or None, EXPERIMENT)
+def tracking_for(tracking: TrackingConfig) -> TrackingConfig:
+    """The suite's experiment in the same store, under the same name prefix."""
+    return tracking.in_experiment(EXPERIMENT)
 
 
 def _metric_key(name: str) -> str:
@@ -101,13 +101,15 @@ def _log_evaluation(prefix: str, metrics: dict[str, float], per_class: dict[str,
 
 
 def log_classifier(
-    result: Any, root: DataRoot, tracking: TrackingConfig, registered_model: str = REGISTERED_CLASSIFIER,
+    result: Any, root: DataRoot, tracking: TrackingConfig, registered_model: str = "",
     tags: dict[str, str] | None = None, dataset_digest: str = "",
 ) -> TrackedCharacterModel:
     """One MLflow run for a ``ClassifierResult``: params, per-epoch metrics, test metrics with CI, per-class
-    accuracy, confusion-matrix and learning-curve plots, the model folder, and a registered pyfunc version."""
+    accuracy, confusion-matrix and learning-curve plots, the model folder, and a registered pyfunc version
+    (``registered_model``, default ``character-classifier`` under the store's name prefix)."""
     from aesthetic_platform.characters.classifier import plots
 
+    registered_model = registered_model or tracking.named(REGISTERED_CLASSIFIER)
     experiment_id = tracking.activate()
     commit = source_commit()
     run_tags = {"aesthetic.kind": "character-classifier", **({"mlflow.source.git.commit": commit} if commit else {}), **(tags or {})}
@@ -132,12 +134,14 @@ def log_classifier(
 
 def log_student(
     result: Any, root: DataRoot, tracking: TrackingConfig, teacher: TrackedCharacterModel | None = None,
-    registered_model: str = REGISTERED_STUDENT, tags: dict[str, str] | None = None,
+    registered_model: str = "", tags: dict[str, str] | None = None,
 ) -> TrackedCharacterModel:
     """One MLflow run for a ``DistillResult``: knobs, per-epoch losses, both models' test metrics, the gap and its
-    bound, sizes and CPU speed, plots, and the student as a registered pyfunc (tagged with its teacher)."""
+    bound, sizes and CPU speed, plots, and the student as a registered pyfunc tagged with its teacher
+    (``registered_model``, default ``character-student`` under the store's name prefix)."""
     from aesthetic_platform.characters.distill import plots
 
+    registered_model = registered_model or tracking.named(REGISTERED_STUDENT)
     experiment_id = tracking.activate()
     teacher_tags = {"teacher.run_id": teacher.mlflow_run_id, "teacher.model": f"{teacher.registered_model} v{teacher.version}"} \
         if teacher else {}
@@ -166,11 +170,12 @@ def log_student(
                                  str(info.registered_model_version), tuple(result.classes))
 
 
-def registered_model_dir(tracking: TrackingConfig, registered_model: str = REGISTERED_CLASSIFIER, version: str = "") -> tuple[Path, str]:
+def registered_model_dir(tracking: TrackingConfig, registered_model: str = "", version: str = "") -> tuple[Path, str]:
     """The saved model folder of a registered version (the newest unless ``version`` is named), downloaded
-    from the artifact store, and that version."""
+    from the artifact store, and that version. ``registered_model`` defaults to the classifier under the name prefix."""
     from aesthetic_platform.characters.classifier import WEIGHTS_FILE
 
+    registered_model = registered_model or tracking.named(REGISTERED_CLASSIFIER)
     tracking.activate()
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name='{registered_model}'")

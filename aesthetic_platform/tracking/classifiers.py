@@ -51,7 +51,7 @@ def log_classifier(
     """One MLflow run (in ``tracking``'s store, a ``TrackingConfig``) with everything; returns run id, experiment id, version.
     With ``parent_run_id`` it is a child run of that sweep."""
     experiment_id = tracking.activate()
-    registered_model = registered_model or registered_name(result.settings.task)
+    registered_model = registered_model or tracking.named(registered_name(result.settings.task))
     run_tags = {"task": result.settings.task, **(tags or {}), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
     with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
         params = {**result.settings.model_dump(), "embedding_model": result.model_id, "classes": ",".join(result.classes),
@@ -78,9 +78,10 @@ class NotRegisteredError(LookupError):
 
 
 def load_registered_classifier(tracking: Any, task: str, version: str = "") -> tuple[ClassifierResult, str]:
-    """The registered classifier of ``task`` (the newest version unless one is named) and its version."""
+    """The registered classifier of ``task`` under ``tracking``'s name prefix (the newest version unless one is
+    named) and its version."""
     tracking.activate()
-    name = registered_name(task)
+    name = tracking.named(registered_name(task))
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:

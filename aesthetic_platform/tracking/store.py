@@ -3,13 +3,19 @@
 Local default is SQLite under the data root (``$AESTHETIC_HOME/mlflow/mlflow.db``)
 with artifacts beside it; the experiment is created with an explicit artifact
 location so artifacts never land in a stray ``./mlruns`` of the working directory.
+
+Every experiment and registered model name the platform creates goes through
+``TrackingConfig.named``, so data roots that share one store (a team's server or
+database) keep apart with a ``name_prefix`` each instead of logging into, promoting in
+and loading from each other's names.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,18 @@ from aesthetic_platform.paths import LOCATION_FILE, DataRoot
 EXPERIMENT = "aesthetic-scorer"
 REGISTERED_MODEL = "aesthetic-scorer"
 CHAMPION_ALIAS = "champion"
+#: What a name prefix may hold: safe in experiment names, registered model names and ``models:/`` URIs.
+NAME_PREFIX_PATTERN = r"[A-Za-z0-9_.-]*"
+
+
+def check_name_prefix(prefix: str) -> str:
+    """``prefix`` unchanged when experiment names, registered model names and ``models:/`` URIs can all hold it."""
+    if not re.fullmatch(NAME_PREFIX_PATTERN, prefix):
+        raise ValueError(
+            f"MLflow name prefix {prefix!r} may hold only letters, digits, '_', '-' and '.' "
+            "(it goes into experiment names, registered model names and models:/ URIs)"
+        )
+    return prefix
 
 
 class TrackingStoreError(RuntimeError):
@@ -32,31 +50,50 @@ class TrackingConfig:
     registered_model: str = REGISTERED_MODEL
     #: a database store shared beyond this root: its experiment must keep artifacts under this root
     shared_store: bool = False
+    #: put before every experiment and registered model name (``experiment`` and ``registered_model`` hold it already)
+    name_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        check_name_prefix(self.name_prefix)
 
     @classmethod
-    def for_root(cls, root: DataRoot, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> TrackingConfig:
+    def for_root(
+        cls, root: DataRoot, tracking_uri: str | None = None, experiment: str = EXPERIMENT, *,
+        name_prefix: str = "", registered_model: str = REGISTERED_MODEL,
+    ) -> TrackingConfig:
         """An explicit ``tracking_uri`` (a server) wins; else SQLite under the data root.
 
+        ``experiment`` and ``registered_model`` are the names before ``name_prefix``.
         ``$MLFLOW_TRACKING_URI`` is read once, where resources are chosen (``resources_for``):
         ``mlflow.set_tracking_uri`` rewrites that variable in-process, so reading it here
         would let one data root's store leak into the next."""
+        check_name_prefix(name_prefix)  # before anything is created
+        store = replace(cls._store_for(root, tracking_uri), name_prefix=name_prefix)
+        return replace(store, experiment=store.named(experiment), registered_model=store.named(registered_model))
+
+    @classmethod
+    def _store_for(cls, root: DataRoot, tracking_uri: str | None) -> TrackingConfig:
         uri = tracking_uri
         if uri and _names_local_store(uri, root):
             uri = None  # this root's own mlflow.db, named by URL (a worker inherits it): still the local store
         if uri and uri.startswith(("http://", "https://", "databricks")):
-            return cls(tracking_uri=uri, experiment=experiment)  # the server decides where artifacts go
+            return cls(tracking_uri=uri)  # the server decides where artifacts go
         if uri:  # a database store (postgresql://, mysql://, ...): artifacts still live under the data root
             root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
             rebase_tracking_store(uri, root, moved_from(root), own_default_experiment=False)
-            return cls(tracking_uri=uri, experiment=experiment, artifact_location=root.mlflow_artifacts.as_uri(), shared_store=True)
+            return cls(tracking_uri=uri, artifact_location=root.mlflow_artifacts.as_uri(), shared_store=True)
         root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
         rebase_local_store(root)
-        return cls(
-            tracking_uri=f"sqlite:///{root.mlflow_db}",
-            experiment=experiment,
-            artifact_location=root.mlflow_artifacts.as_uri(),
-        )
+        return cls(tracking_uri=f"sqlite:///{root.mlflow_db}", artifact_location=root.mlflow_artifacts.as_uri())
+
+    def named(self, name: str) -> str:
+        """``name`` as this deployment spells it in the store: with the name prefix."""
+        return f"{self.name_prefix}{name}"
+
+    def in_experiment(self, experiment: str) -> TrackingConfig:
+        """The same store and prefix, in another of the platform's experiments (``experiment`` before the prefix)."""
+        return replace(self, experiment=self.named(experiment))
 
     def activate(self) -> str:
         """Point the MLflow client here and return the experiment id (created if needed).
@@ -85,7 +122,8 @@ class TrackingConfig:
         raise TrackingStoreError(
             f"experiment {self.experiment!r} in the tracking store keeps its artifacts at {location}, not under this data "
             f"root's {self.artifact_location}: another data root (a copy of this one, or another user's) uses it. "
-            "Give this root an experiment of its own (MLflowResource.experiment) or a tracking store of its own."
+            "Give this root names of its own (MLflowResource.name_prefix; the profiles read $AESTHETIC_MLFLOW_PREFIX), "
+            "which every experiment and registered model of the platform takes, or a tracking store of its own."
         )
 
 

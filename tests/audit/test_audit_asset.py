@@ -8,7 +8,7 @@ import pytest
 from aesthetic_platform.assets.audit import content_audit
 from aesthetic_platform.assets.partitions import prompt_batch
 from aesthetic_platform.audit import load_audit
-from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.resources import DataRootResource, MLflowResource
 from aesthetic_platform.resources.moderation import ModerationResource
 from tests.audit.conftest import TEXTS, make_audit_batch
 
@@ -18,7 +18,8 @@ GORY = ["A gory poster with a massacre", "斩首 主题海报", "A calm river po
 def _run(instance, root, batch, config=None, moderation=None):
     return dg.materialize(
         [content_audit], partition_key=batch, instance=instance, raise_on_error=False,
-        resources={"data_root": DataRootResource(home=str(root.root)), "moderation": moderation or ModerationResource()},
+        resources={"data_root": DataRootResource(home=str(root.root)), "moderation": moderation or ModerationResource(),
+                   "mlflow_tracking": MLflowResource()},
         run_config={"ops": {"content_audit": {"config": config or {}}}},
     )
 
@@ -70,7 +71,8 @@ def test_the_flagged_share_check_judges_each_batch_of_a_run(data_root):
         result = dg.materialize(
             [content_audit], instance=instance, raise_on_error=False,
             tags={"dagster/asset_partition_range_start": "b1", "dagster/asset_partition_range_end": "b2"},
-            resources={"data_root": DataRootResource(home=str(data_root.root)), "moderation": ModerationResource()},
+            resources={"data_root": DataRootResource(home=str(data_root.root)), "moderation": ModerationResource(),
+                       "mlflow_tracking": MLflowResource()},
         )
         check = _check(result)
         assert not check.passed and not result.success
@@ -135,6 +137,7 @@ def test_the_judgments_asset_follows_the_recorded_unaudited_policy(data_root, mo
     resources = {
         "data_root": DataRootResource(home=str(data_root.root)), "judge": JudgeResource(),
         "moderation": ModerationResource(enabled=True, base_url=moderation_server.base_url, max_attempts=1),
+        "mlflow_tracking": MLflowResource(),
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(prompt_batch.name, ["b1"])

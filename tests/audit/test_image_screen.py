@@ -14,7 +14,7 @@ from aesthetic_platform.generation import CandidateConfig, generate_candidates, 
 from aesthetic_platform.generation.base import GenerationRequest
 from aesthetic_platform.prompts import write_prompts
 from aesthetic_platform.prompts.records import PromptRecord
-from aesthetic_platform.resources import DataRootResource
+from aesthetic_platform.resources import DataRootResource, MLflowResource
 from aesthetic_platform.resources.moderation import ModerationResource
 
 PROMPTS = ["A warm desert poster at noon", "A cold glacier poster at night", "A warm spice market poster"]
@@ -40,7 +40,8 @@ class WarmColdRenderer:
 def _audit(instance, root, config: dict | None = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [content_audit], partition_key="b1", instance=instance,
-        resources={"data_root": DataRootResource(home=str(root.root)), "moderation": ModerationResource()},
+        resources={"data_root": DataRootResource(home=str(root.root)), "moderation": ModerationResource(),
+                   "mlflow_tracking": MLflowResource()},
         # the flagged-share check is tested elsewhere: here flagging a third of the items is the point
         run_config={"ops": {"content_audit": {"config": {"max_flagged_share": 1.0, "max_flagged_jump": 1.0, **(config or {})}}}},
     )

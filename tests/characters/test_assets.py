@@ -18,8 +18,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TINY = {"model_name": "test_efficientnet", "image_size": 32, "epochs": 2, "batch_size": 8, "lr": 3e-3}
 
 
-def _resources(root: DataRoot) -> dict:
-    return {"data_root": DataRootResource(home=str(root.root)), "mlflow_tracking": MLflowResource()}
+def _resources(root: DataRoot, mlflow_prefix: str = "") -> dict:
+    return {"data_root": DataRootResource(home=str(root.root)), "mlflow_tracking": MLflowResource(name_prefix=mlflow_prefix)}
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ def test_dataset_classifier_student_chain(data_root: DataRoot, tiny_character_da
                                          "max_gap": 1.0, "speed_images": 8, "speed_batch_size": 8}},
     }}
     with dg.instance_for_test() as instance:
-        result = dg.materialize(CHARACTER_ASSETS, instance=instance, resources=_resources(data_root), run_config=run_config)
+        result = dg.materialize(CHARACTER_ASSETS, instance=instance, resources=_resources(data_root, "team-a."), run_config=run_config)
     assert result.success
     dataset_md = result.asset_materializations_for_node("character_dataset")[0].metadata
     classifier_md = result.asset_materializations_for_node("character_classifier")[0].metadata
@@ -51,21 +51,23 @@ def test_dataset_classifier_student_chain(data_root: DataRoot, tiny_character_da
     tracked = result.output_for_node("character_classifier")
     assert (tracked.path(data_root) / "model.safetensors").exists() and not Path(tracked.model_dir).is_absolute()
     assert classifier_md["mlflow_run"].value.endswith(f"/runs/{tracked.mlflow_run_id}")
-    assert classifier_md["registered_model"].value == f"{REGISTERED_CLASSIFIER} v1"
+    classifier_name, student_name = f"team-a.{REGISTERED_CLASSIFIER}", f"team-a.{REGISTERED_STUDENT}"  # the deployment's prefix
+    assert classifier_md["registered_model"].value == f"{classifier_name} v1"
     assert {"plot_confusion_matrix", "plot_learning_curves", "test_accuracy", "test_top5", "per_class_accuracy"} <= set(classifier_md)
-    assert student_md["registered_model"].value == f"{REGISTERED_STUDENT} v1"
+    assert student_md["registered_model"].value == f"{student_name} v1"
     assert student_md["within_max_gap"].value is True and "plot_teacher_vs_student" in student_md
-    assert student_md["teacher"].value == f"{REGISTERED_CLASSIFIER} v1"
+    assert student_md["teacher"].value == f"{classifier_name} v1"
     # models in their own run folders, every plot and report of the run together under reports/<run id>
     assert [p.name for p in data_root.character_classifiers.iterdir()] == [result.run_id]
     reports = data_root.character_run("reports", result.run_id)
     assert {p.relative_to(reports).as_posix() for p in reports.rglob("*.*")} >= {
         "dataset/samples.png", "classifier/confusion_matrix.png", "student/comparison.json"}
 
-    tracking = tracking_for(data_root)
+    tracking = tracking_for(MLflowResource(name_prefix="team-a.").config_for(data_root))
     tracking.activate()
     client = MlflowClient()
     run = client.get_run(tracked.mlflow_run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "team-a.character-classifier"
     assert run.data.params["model_name"] == "test_efficientnet" and run.data.params["test_images"] == "8"
     assert run.data.tags["dagster.run_id"] == result.run_id
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2  # one point per epoch
@@ -77,11 +79,11 @@ def test_dataset_classifier_student_chain(data_root: DataRoot, tiny_character_da
     assert student_run.data.tags["teacher.run_id"] == tracked.mlflow_run_id
     assert {"gap", "teacher_cpu_images_per_s", "student_file_bytes", "within_max_gap"} <= set(student_run.data.metrics)
 
-    folder, version = registered_model_dir(tracking, REGISTERED_CLASSIFIER)
+    folder, version = registered_model_dir(tracking)  # the classifier, under the prefix
     assert version == "1" and (folder / "classes.json").exists()
     import mlflow
 
-    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_CLASSIFIER}/1")
+    model = mlflow.pyfunc.load_model(f"models:/{classifier_name}/1")
     paths = sorted(str(p) for p in (source / "character_000").glob("000*.png"))[:3]
     import pandas as pd
 
