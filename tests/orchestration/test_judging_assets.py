@@ -12,7 +12,7 @@ from aesthetic_platform.assets import candidate_images, content_audit, judge_cal
 from aesthetic_platform.assets.partitions import prompt_batch
 from aesthetic_platform.judging.dataset import ratio_balance_problems
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, PromptLLMResource
+from aesthetic_platform.resources import DataRootResource, ImageGeneratorResource, JudgeResource, MLflowResource, PromptLLMResource
 from aesthetic_platform.resources.moderation import moderation_from_env
 from aesthetic_platform.schemas import PREFERENCE_PAIRS
 from tests.fixtures.judge_server import running_judge_server
@@ -28,6 +28,7 @@ def _resources(home: Path, judge: JudgeResource | None = None) -> dict:
     return {
         "data_root": DataRootResource(home=str(home)), "image_generator": ImageGeneratorResource(),
         "prompt_llm": PromptLLMResource(), "judge": judge or JudgeResource(), "moderation": moderation_from_env(False),
+        "mlflow_tracking": MLflowResource(),  # where the content audit looks for a registered safety classifier
     }
 
 
