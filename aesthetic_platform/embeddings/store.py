@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -111,9 +112,11 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 class Store:
     """One database: embedding models, embeddings, items and labels (see ``labels.py``)."""
 
-    def __init__(self, engine: sa.Engine, config: EmbeddingStoreConfig | None = None) -> None:
+    def __init__(self, engine: sa.Engine, config: EmbeddingStoreConfig | None = None, root: DataRoot | None = None) -> None:
         self.engine = engine
         self.config = config or EmbeddingStoreConfig()
+        #: the data root this store is opened for: item paths written under a former location of it read back where it is now
+        self.root = root
         self.backend = engine.dialect.name
         self._models: dict[tuple[str, str], ModelRecord] = {}
         self._pgvector_version: tuple[int, ...] | None = None
@@ -127,7 +130,7 @@ class Store:
         engine = db.make_engine(config.resolved_url(root))
         db.upgrade(engine)
         engine.dispose()  # connections made before the vector extension existed lack its types (db.make_engine)
-        return cls(engine, config)
+        return cls(engine, config, root)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -491,8 +494,16 @@ class Store:
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted, self.lookup_chunk):
                 for row in conn.execute(sa.select(t).where(self._hash_filter(t, chunk))).mappings():
-                    found[row["sha256"]] = Item(row["sha256"], row["kind"], row["path"], row["text"], dict(row["meta"] or {}))
+                    path = self._current_path(row["path"])
+                    found[row["sha256"]] = Item(row["sha256"], row["kind"], path, row["text"], dict(row["meta"] or {}))
         return found
+
+    def _current_path(self, stored: str | None) -> str | None:
+        """An item path as it reads now: one written under a place this data root was moved or copied from is
+        rebased onto the root (``DataRoot.resolve``); any other path, relative ones included, is kept as written."""
+        if not stored or self.root is None or not Path(stored).is_absolute():
+            return stored
+        return str(self.root.resolve(stored))
 
     def item_count(self) -> int:
         with self.engine.connect() as conn:

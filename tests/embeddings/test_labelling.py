@@ -83,6 +83,41 @@ def test_image_route_refuses_a_changed_file(labelled_root, tmp_path) -> None:
         assert client.get("/labels/image/" + "a" * 64).status_code == 404
 
 
+def test_items_under_a_moved_or_copied_root_are_served_from_where_it_is_now(tmp_path, monkeypatch) -> None:
+    """The store keeps the absolute paths it was given; a root that was moved or copied reads its own images back
+    under its current place (an item outside the root, and a relative path, are kept as written)."""
+    import shutil
+
+    from aesthetic_platform.paths import DataRoot
+
+    monkeypatch.delenv("AESTHETIC_DB_URL", raising=False)
+    first = DataRoot(tmp_path / "first").ensure()
+    inside = first.images / "b1" / "poster.png"
+    inside.parent.mkdir(parents=True)
+    Image.new("RGB", (80, 60), (200, 40, 90)).save(inside)
+    outside = tmp_path / "shared" / "outside.png"
+    outside.parent.mkdir()
+    Image.new("RGB", (80, 60), (20, 40, 190)).save(outside)
+    items = [image_item(inside), image_item(outside), Item("b" * 64, "image", path="relative/poster.png")]
+    with Store.open(root=first) as store:
+        store.put_items(items)
+
+    moved = DataRoot(tmp_path / "moved")
+    first.root.rename(moved.root)
+    moved.ensure()
+    copy = DataRoot(tmp_path / "copy")
+    shutil.copytree(moved.root, copy.root)
+    copy.ensure()
+    for root in (moved, copy):
+        with Store.open(root=root) as store:
+            paths = {sha: item.path for sha, item in store.get_items([item.sha256 for item in items]).items()}
+        assert paths == {items[0].sha256: str(root.images / "b1" / "poster.png"), items[1].sha256: str(outside),
+                         items[2].sha256: "relative/poster.png"}
+        with TestClient(create_app(root, "carol", scorer=None)) as client:
+            assert client.get(f"/labels/image/{items[0].sha256}").status_code == 200
+            assert client.get(f"/labels/image/{items[1].sha256}").status_code == 200
+
+
 def test_labels_tab_in_headless_chromium(labelled_root, test_output) -> None:
     if not CHROMIUM.exists():  # the house rule of the workbench browser test: a loud skip only where Chromium cannot exist
         message = f"LABELS TAB BROWSER TEST SKIPPED: {CHROMIUM} is missing (make test runs apt-get install chromium)"
