@@ -304,5 +304,5 @@ class ReviewQueueItem(LabelConsensus):
     rank: int = Field(ge=1)
 
 
-LABEL_SNAPSHOT = Table("label_snapshot", LabelConsensus)
-LABEL_REVIEW_QUEUE = Table("label_review_queue", ReviewQueueItem)
+LABEL_SNAPSHOT = Table("label_snapshot", LabelConsensus, path_fields=("path",))
+LABEL_REVIEW_QUEUE = Table("label_review_queue", ReviewQueueItem, path_fields=("path",))

@@ -61,7 +61,8 @@ def write_snapshot(root: DataRoot, snapshot: LabelSnapshot) -> Path:
 
 
 def read_snapshot(root: DataRoot) -> list[LabelConsensus]:
-    return LABEL_SNAPSHOT.rows(LABEL_SNAPSHOT.read(root.table(LABEL_SNAPSHOT.name)))
+    """The snapshot's rows, image paths read against the root where it is now."""
+    return LABEL_SNAPSHOT.rows(LABEL_SNAPSHOT.read(root.table(LABEL_SNAPSHOT.name)), root)
 
 
 def write_review_queue(root: DataRoot, queue: list[ReviewQueueItem]) -> Path:

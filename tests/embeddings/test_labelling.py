@@ -88,6 +88,7 @@ def test_items_under_a_moved_or_copied_root_are_served_from_where_it_is_now(tmp_
     under its current place (an item outside the root, and a relative path, are kept as written)."""
     import shutil
 
+    from aesthetic_platform.embeddings.snapshot import read_snapshot, take_snapshot, write_snapshot
     from aesthetic_platform.paths import DataRoot
 
     monkeypatch.delenv("AESTHETIC_DB_URL", raising=False)
@@ -101,6 +102,8 @@ def test_items_under_a_moved_or_copied_root_are_served_from_where_it_is_now(tmp_
     items = [image_item(inside), image_item(outside), Item("b" * 64, "image", path="relative/poster.png")]
     with Store.open(root=first) as store:
         store.put_items(items)
+        add_labels(store, [LabelRecord(item=items[0].sha256, task="usable", annotator="ann", label="yes")])
+        write_snapshot(first, take_snapshot(store))
 
     moved = DataRoot(tmp_path / "moved")
     first.root.rename(moved.root)
@@ -116,6 +119,7 @@ def test_items_under_a_moved_or_copied_root_are_served_from_where_it_is_now(tmp_
         with TestClient(create_app(root, "carol", scorer=None)) as client:
             assert client.get(f"/labels/image/{items[0].sha256}").status_code == 200
             assert client.get(f"/labels/image/{items[1].sha256}").status_code == 200
+        assert [row.path for row in read_snapshot(root)] == [str(root.images / "b1" / "poster.png")]  # taken before the move
 
 
 def test_labels_tab_in_headless_chromium(labelled_root, test_output) -> None:
