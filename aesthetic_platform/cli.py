@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
 from aesthetic_platform.audit.cli import app as audit_app
@@ -112,37 +115,69 @@ def score(
     home: HomeOption = None,
     best_of: Annotated[bool, typer.Option("--best-of", help="Rank the images by total, best first.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    skip_unreadable: Annotated[
+        bool,
+        typer.Option("--skip-unreadable", help="Score the images that can be read and list the others with why, instead of "
+                     "stopping at the first (exit 0 unless none could be read)."),
+    ] = False,
 ) -> None:
     """Score images with the student model: one relative score per dimension (larger is better)."""
     import json
 
     from aesthetic_platform.images import ImageInputError
-    from aesthetic_platform.scoring import PromptError
+    from aesthetic_platform.scoring import PromptError, ScoredImages
     from aesthetic_platform.serving import rank_best_of
 
     model_path, scorer = _load_scorer(home, model)
     names = [str(p) for p in images]
     try:
-        scores = scorer.score(names, [prompt] * len(images))
+        with _scoring_progress(len(names), scorer.batch_size) as progress:
+            if skip_unreadable:
+                scored = scorer.score_readable(names, [prompt] * len(names), progress=progress)
+            else:  # the first unreadable image stops the command
+                scored = ScoredImages(dict(enumerate(scorer.score(names, [prompt] * len(names), progress=progress))))
     except ImageInputError as exc:
         raise fail(f"{exc.source}: {exc.problem}") from None
     except PromptError as exc:
         raise fail(f"--prompt: {exc.problem}") from None
+    skipped = [{"image": names[i], "problem": scored.skipped[i].problem} for i in sorted(scored.skipped)]
+    if not scored.scores:
+        raise fail(f"none of the {len(names)} images could be read; the first: {skipped[0]['image']}: {skipped[0]['problem']}")
+    kept = sorted(scored.scores)
+    names, scores = [names[i] for i in kept], [scored.scores[i] for i in kept]
     if as_json:
-        body = {"model": str(model_path), "results": [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]}
+        body: dict = {"model": str(model_path), "results": [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]}
         if best_of:
             body["ranking"] = rank_best_of(names, scores)
+        if skip_unreadable:
+            body["skipped"] = skipped
         typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
     rows = rank_best_of(names, scores) if best_of else [{"rank": "", "image": n, "scores": s} for n, s in zip(names, scores, strict=True)]
     table = RichTable(title=f"scores ({model_path})")
-    dims = list(scores[0]) if scores else []
+    dims = list(scores[0])
     for column in (["rank"] if best_of else []) + ["image", *dims]:
         table.add_column(column, justify="left" if column == "image" else "right")
     for row in rows:
         cells = ([str(row["rank"])] if best_of else []) + [row["image"]] + [f"{row['scores'][d]:+.3f}" for d in dims]
         table.add_row(*cells)
     console.print(table)
+    for entry in skipped:
+        console.print(f"skipped {entry['image']}: {entry['problem']}", style="yellow", soft_wrap=True, markup=False, highlight=False)
+    if skipped:
+        console.print(f"{len(skipped)} of {len(skipped) + len(names)} images skipped", style="yellow")
+
+
+@contextmanager
+def _scoring_progress(total: int, chunk: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for calls longer than one chunk (stdout stays the table or the JSON)."""
+    if total <= chunk:
+        yield None
+        return
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
 
 
 @app.command()

@@ -22,14 +22,17 @@ Bad input raises ``ValueError`` subclasses that name the position of the culprit
 ``ImageInputError`` (``aesthetic_platform.images``: missing, unreadable, over
 ``max_image_pixels``) and ``PromptError`` (not a string, empty or whitespace only, over
 ``MAX_PROMPT_CHARS`` characters, or over the model's ``text.max_length`` tokens, which
-would otherwise be cut off silently).
+would otherwise be cut off silently). ``score_readable`` scores what it can instead and
+returns the image errors beside the scores: one truncated file in a day's ten thousand
+images does not cost the rest. Both take ``progress(done, total)``, called after each chunk.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -42,11 +45,22 @@ from aesthetic_platform.model.scorer_model import AestheticScorer
 from aesthetic_platform.model.text import token_counts
 from aesthetic_platform.prompts.records import MAX_PROMPT_CHARS, PromptError
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ImageInputError", "PromptError", "Scorer"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ImageInputError", "PromptError", "ScoredImages", "Scorer"]
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_PREPARE_WORKERS = min(4, os.cpu_count() or 1)
 ImageInput = str | Path | bytes | Image.Image
+#: ``progress(done, total)``: images finished so far (scored or skipped) out of the call's total.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class ScoredImages:
+    """What ``Scorer.score_readable`` got: ``scores`` by input index for every image it could read, and for each
+    one it could not, the ``ImageInputError`` that says why (its ``index`` is the same input index)."""
+
+    scores: dict[int, dict[str, float]] = field(default_factory=dict)
+    skipped: dict[int, ImageInputError] = field(default_factory=dict)
 
 
 class Scorer:
@@ -105,26 +119,49 @@ class Scorer:
                 raise PromptError(index, f"{tokens[prompt]} tokens; this model reads at most {self.max_prompt_tokens} tokens, shorten it")
         return list(prompts)
 
+    def score(
+        self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str, progress: ProgressCallback | None = None
+    ) -> list[dict[str, float]]:
+        """One ``{dim: logit}`` per image, in input order. A single prompt applies to every image.
+
+        The first image that cannot be read raises its ``ImageInputError``."""
+        scored = self._score(images, prompts, skip_unreadable=False, progress=progress)
+        return [scored.scores[index] for index in range(len(scored.scores))]  # nothing is skipped: every index is there
+
+    def score_readable(
+        self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str, progress: ProgressCallback | None = None
+    ) -> ScoredImages:
+        """Like ``score``, but an image that cannot be read is skipped and its error kept, instead of raising.
+
+        A bad prompt still raises: it is the caller's argument, not one of many inputs."""
+        return self._score(images, prompts, skip_unreadable=True, progress=progress)
+
     @torch.no_grad()
-    def score(self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str) -> list[dict[str, float]]:
-        """One ``{dim: logit}`` per image, in input order. A single prompt applies to every image."""
+    def _score(
+        self, images: Sequence[ImageInput] | ImageInput, prompts: Sequence[str] | str, skip_unreadable: bool,
+        progress: ProgressCallback | None,
+    ) -> ScoredImages:
         images = [images] if isinstance(images, (str, Path, bytes, Image.Image)) else list(images)
         prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
         if len(prompts) != len(images):
             raise ValueError(f"got {len(images)} images but {len(prompts)} prompts")
+        scored = ScoredImages()
         if not images:
-            return []
+            return scored
         self.check_prompts(prompts)
         distinct = list(dict.fromkeys(prompts))
         text_features = self._encode_prompts(distinct)
         row_of = {prompt: row for row, prompt in enumerate(distinct)}
-        results: dict[int, dict[str, float]] = {}
-        for indices, tensors in self._prepared_batches(images):
-            rows = torch.tensor([row_of[prompts[i]] for i in indices], device=self.device)
-            logits = self._score_batch(tensors, text_features[rows])
-            for row, index in enumerate(indices):
-                results[index] = {dim: float(values[row]) for dim, values in logits.items()}
-        return [results[index] for index in range(len(images))]  # _batches covers every index once
+        for indices, tensors, skipped in self._prepared_batches(images, skip_unreadable):
+            scored.skipped.update(skipped)
+            if indices:
+                rows = torch.tensor([row_of[prompts[i]] for i in indices], device=self.device)
+                logits = self._score_batch(tensors, text_features[rows])
+                for row, index in enumerate(indices):
+                    scored.scores[index] = {dim: float(values[row]) for dim, values in logits.items()}
+            if progress is not None:
+                progress(len(scored.scores) + len(scored.skipped), len(images))
+        return scored
 
     def _prepare(self, image: ImageInput, index: int) -> torch.Tensor:
         try:
@@ -132,33 +169,58 @@ class Scorer:
         except ImageInputError as exc:
             raise exc.at(index) from None
 
-    def _prepared_batches(self, images: list[ImageInput]) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
-        """(indices, tensors) per chunk of ``batch_size``, in input order; the next chunk is decoded and
+    def _prepared_batches(
+        self, images: list[ImageInput], skip_unreadable: bool = False
+    ) -> Iterator[tuple[list[int], list[torch.Tensor], dict[int, ImageInputError]]]:
+        """(indices, tensors, skipped) per chunk of ``batch_size``, in input order; the next chunk is decoded and
         resized on threads while this one is scored.
 
         At most two chunks of prepared tensors are held, so a call with ten thousand images costs
         the memory of two batches, not of every image. A bad image raises for the lowest index,
-        as one loop over the images would."""
+        as one loop over the images would; with ``skip_unreadable`` it is left out of ``indices``
+        and its error kept in ``skipped``."""
         chunks = self._batches(len(images))
         workers = min(self.prepare_workers, len(images))
         if workers <= 1:
             for indices in chunks:
-                yield indices, [self._prepare(images[i], i) for i in indices]
+                yield self._collected(indices, [self._attempt(images[i], i) for i in indices], skip_unreadable)
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scorer-prepare") as pool:
 
-            def submit(indices: list[int]) -> list[Future[torch.Tensor]]:
-                return [pool.submit(self._prepare, images[i], i) for i in indices]
+            def submit(indices: list[int]) -> list[Future[torch.Tensor | ImageInputError]]:
+                return [pool.submit(self._attempt, images[i], i) for i in indices]
 
             pending = submit(chunks[0])
             for position, indices in enumerate(chunks):
                 current, pending = pending, submit(chunks[position + 1]) if position + 1 < len(chunks) else []
                 try:
-                    yield indices, [future.result() for future in current]
+                    yield self._collected(indices, [future.result() for future in current], skip_unreadable)
                 except BaseException:
                     for future in pending:
                         future.cancel()
                     raise
+
+    def _attempt(self, image: ImageInput, index: int) -> torch.Tensor | ImageInputError:
+        """The prepared tensor, or the input error (returned, so a chunk can decide whether it raises)."""
+        try:
+            return self._prepare(image, index)
+        except ImageInputError as exc:
+            return exc
+
+    @staticmethod
+    def _collected(
+        indices: list[int], outcomes: list[torch.Tensor | ImageInputError], skip_unreadable: bool
+    ) -> tuple[list[int], list[torch.Tensor], dict[int, ImageInputError]]:
+        kept, tensors, skipped = [], [], {}
+        for index, outcome in zip(indices, outcomes, strict=True):
+            if isinstance(outcome, ImageInputError):
+                if not skip_unreadable:
+                    raise outcome
+                skipped[index] = outcome
+            else:
+                kept.append(index)
+                tensors.append(outcome)
+        return kept, tensors, skipped
 
     def _batches(self, count: int) -> list[list[int]]:
         """Indices in input order, in chunks of ``batch_size``: each chunk is packed, whatever its sizes."""

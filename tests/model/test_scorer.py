@@ -103,3 +103,26 @@ def test_a_long_call_holds_two_chunks_of_prepared_images_not_all_of_them(checkpo
     assert len(results) == 10 and sorted(prepared) == list(range(10))
     # when chunk k is scored, only chunks up to k + 1 have been prepared (this one and the next), never all ten images
     assert all(count <= (chunk + 2) * 2 for chunk, count in enumerate(seen_when_scoring)), seen_when_scoring
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_score_readable_skips_what_cannot_be_read_and_scores_the_rest_as_alone(checkpoint, sample_images, tmp_path, workers):
+    """One truncated file among many costs only itself; progress counts scored and skipped images alike."""
+    scorer = Scorer.from_pretrained(checkpoint, device="cpu", batch_size=2)
+    scorer.prepare_workers = workers
+    good = list(sample_images.values())[:4]
+    cut = tmp_path / "cut.png"
+    good[0].save(cut)
+    cut.write_bytes(cut.read_bytes()[:200])
+    inputs = [good[0], str(cut), good[1], str(tmp_path / "gone.png"), good[2], good[3]]
+    progress: list[tuple[int, int]] = []
+    scored = scorer.score_readable(inputs, PROMPT, progress=lambda done, total: progress.append((done, total)))
+    assert sorted(scored.scores) == [0, 2, 4, 5] and sorted(scored.skipped) == [1, 3]
+    assert "cannot be decoded" in scored.skipped[1].problem and scored.skipped[1].index == 1
+    assert scored.skipped[3].index == 3 and "gone.png" in scored.skipped[3].source
+    alone = scorer.score([good[0], good[1], good[2], good[3]], PROMPT)
+    for index, expected in zip([0, 2, 4, 5], alone, strict=True):
+        assert all(abs(scored.scores[index][dim] - expected[dim]) <= TOLERANCE for dim in scorer.dimensions)
+    assert progress == [(2, 6), (4, 6), (6, 6)]  # once per chunk of two, the skipped ones counted as done
+    with pytest.raises(ValueError, match=r"image 1: .*cut\.png"):
+        scorer.score(inputs, PROMPT)  # score() still stops at the first

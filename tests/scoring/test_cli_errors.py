@@ -93,6 +93,25 @@ def test_a_16_bit_png_scores_from_the_command_line(model_dir, tmp_path):
     assert set(json.loads(result.output)["results"][0]["scores"]) == set(named_config("tiny").dimensions)
 
 
+def test_skip_unreadable_scores_the_rest_and_lists_what_it_skipped(model_dir, good, tmp_path):
+    """A long call (past one chunk, so the progress bar runs) with a truncated and a missing file among the good ones."""
+    cut = _file(tmp_path, "cut.png", encoded(photo(), "PNG")[:3000])
+    goods = [str(good)] * 17
+    args = ["score", *goods[:8], str(cut), *goods[8:], str(tmp_path / "gone.png"), "-p", "a poster", "--model", str(model_dir)]
+    result = CliRunner().invoke(app, [*args, "--skip-unreadable", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)  # the progress bar, if any, is on stderr
+    assert len(body["results"]) == 17 and {r["image"] for r in body["results"]} == {str(good)}
+    assert [entry["image"] for entry in body["skipped"]] == [str(cut), str(tmp_path / "gone.png")]
+    assert "cannot be decoded" in body["skipped"][0]["problem"] and "no such file" in body["skipped"][1]["problem"]
+    table = CliRunner().invoke(app, [*args, "--skip-unreadable", "--best-of"])
+    assert table.exit_code == 0, table.output
+    assert f"skipped {cut}: " in table.stdout and "2 of 19 images skipped" in table.stdout
+    assert str(cut) in one_error_line(CliRunner().invoke(app, args))  # without the flag: stops at the first, as before
+    line = one_error_line(CliRunner().invoke(app, ["score", str(cut), "-p", "x", "--model", str(model_dir), "--skip-unreadable"]))
+    assert "none of the 1 images could be read" in line and str(cut) in line
+
+
 @pytest.mark.parametrize(
     ("name", "content", "fragments"),
     [
