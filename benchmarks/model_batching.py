@@ -16,7 +16,9 @@ It also times the public ``Scorer`` on 128 mixed-ratio PIL images (decode-free, 
 included): one ``score`` call for all of them (packed) against one call per image.
 
 Image decoding/resizing is excluded from those timings (inputs are synthetic tensors of the
-right shapes). Runs the tiny config on CPU always; with CUDA it also runs the production
+right shapes). Each strategy also reports the FLOPs it executes per pair (forward+backward,
+padding included, counted by ``torch.utils.flop_counter``) and the TFLOP/s that achieves at
+its median rate. Runs the tiny config on CPU always; with CUDA it also runs the production
 architecture (ViT-L-14 + xlm-roberta-base, random init, bf16 autocast) with peak memory.
 
 ``--end-to-end`` adds real training from PNG files: the stream's images are written to a
@@ -146,22 +148,57 @@ def time_forward_backward(model, batches, device, autocast_dtype) -> tuple[float
     """Seconds for forward+backward over all batches after warm-up, and pairs timed."""
     loss_fn = CombinedRankingLoss(model.dimensions)
     model.train()
-
-    def step(batch):
-        model.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = pair_loss(model, batch.to(device), loss_fn).loss.objective
-        loss.backward()
-
     for batch in batches[:WARMUP_BATCHES]:
-        step(batch)
+        forward_backward(model, batch, loss_fn, device, autocast_dtype)
     _sync(device)
     timed = batches[WARMUP_BATCHES:] or batches
     started = time.perf_counter()
     for batch in timed:
-        step(batch)
+        forward_backward(model, batch, loss_fn, device, autocast_dtype)
     _sync(device)
     return time.perf_counter() - started, sum(len(batch) for batch in timed)
+
+
+def forward_backward(model, batch, loss_fn, device, autocast_dtype) -> None:
+    """One pair batch through the model and back (gradients only: what every strategy is timed and counted on)."""
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss = pair_loss(model, batch.to(device), loss_fn).loss.objective
+    loss.backward()
+
+
+def count_flops(model, batches, device, autocast_dtype) -> int:
+    """Floating-point operations of one forward+backward over ``batches``, as executed (padding included).
+
+    Counted by ``torch.utils.flop_counter`` from the matmuls and attention the run dispatches, so
+    achieved TFLOP/s = this / seconds of the same batches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _count_cpu_attention()
+    loss_fn = CombinedRankingLoss(model.dimensions)
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        for batch in batches:
+            forward_backward(model, batch, loss_fn, device, autocast_dtype)
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def _count_cpu_attention() -> None:
+    """The flop counter knows the CUDA attention kernels; SDPA on CPU dispatches its own, counted here by the same formula."""
+    from torch.utils import flop_counter
+
+    def forward(query, key, value, *_args, out_shape=None, **_kwargs) -> int:
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *_args, out_shape=None, **_kwargs) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    for op, formula in ((aten._scaled_dot_product_flash_attention_for_cpu, forward),
+                        (aten._scaled_dot_product_flash_attention_for_cpu_backward, backward)):
+        if op not in flop_counter.flop_registry:
+            flop_counter.register_flop_formula(op)(formula)
 
 
 def _sync(device: torch.device) -> None:
@@ -218,6 +255,10 @@ def run_config(config_name: str, pairs: int, batch_size: int, repeats: int, seed
     for strategy, rates in timings.items():
         results[strategy]["pairs_per_s_median"] = round(statistics.median(rates), 2)
         results[strategy]["pairs_per_s_best"] = round(max(rates), 2)
+        timed = prepared[strategy][WARMUP_BATCHES:] or prepared[strategy]  # the batches the rates are over
+        flops_per_pair = count_flops(model, timed, device, autocast_dtype) / results[strategy]["timed_pairs_per_run"]
+        results[strategy]["gflop_per_pair"] = round(flops_per_pair / 1e9, 4)  # executed, padding included
+        results[strategy]["achieved_tflops_median"] = round(flops_per_pair * statistics.median(rates) / 1e12, 4)
     packed = results["packed"]["pairs_per_s_median"]
     speedups = {f"packed_vs_{other}": round(packed / results[other]["pairs_per_s_median"], 3)
                 for other in ("pad_to_max", "ratio_bucketed", "dynamic", "square")}

@@ -22,6 +22,9 @@ def test_benchmark_reports_every_strategy(capsys):
     assert strategies["dynamic"]["padded_token_fraction"] <= strategies["pad_to_max"]["padded_token_fraction"]
     assert strategies["packed"]["padded_token_fraction"] < strategies["ratio_bucketed"]["padded_token_fraction"]
     assert report["tiny_cpu"]["speedup_median"]["packed_vs_pad_to_max"] > 0
+    assert all(entry["gflop_per_pair"] > 0 and entry["achieved_tflops_median"] > 0 for entry in strategies.values())
+    # the padding pad_to_max executes is counted: every image padded to the largest grid costs more than the square
+    assert strategies["pad_to_max"]["gflop_per_pair"] > strategies["square"]["gflop_per_pair"]
     scorer = report["scorer_tiny_cpu"]
     assert scorer["images"] == 10 and scorer["batched_images_per_s"] > 0 and scorer["one_per_call_images_per_s"] > 0
     if not torch.cuda.is_available():
@@ -44,3 +47,21 @@ def test_end_to_end_mode_trains_from_png_files_under_each_strategy(capsys):
         assert all(value == value and value > 0 for value in run["loss_per_epoch"])
     assert e2e["loss_gap_vs_ratio_bucketed"]["ratio_bucketed"] == 0.0
     assert e2e["loss_gap_of_a_reshuffle"] > 0, "another shuffle seed gives another trajectory"
+
+
+def test_attention_on_cpu_is_counted_like_the_cuda_kernels():
+    """SDPA with a boolean mask (the packed forward's) dispatches a CPU kernel the flop counter does not know by itself."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks.model_batching import _count_cpu_attention
+
+    _count_cpu_attention()
+    rows, heads, length, width = 2, 2, 130, 32
+    q, k, v = (torch.randn(rows, heads, length, width, requires_grad=True) for _ in range(3))
+    mask = torch.ones(rows, 1, length, length, dtype=torch.bool)
+    with FlopCounterMode(display=False) as forward:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert forward.get_total_flops() == 2 * (2 * rows * heads * length * length * width)  # Q K^T and (softmax) V
+    with FlopCounterMode(display=False) as both:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
+    assert both.get_total_flops() == 3.5 * forward.get_total_flops()  # backward: 5 matmuls of the same size as forward's 2
