@@ -65,3 +65,16 @@ def test_attention_on_cpu_is_counted_like_the_cuda_kernels():
     with FlopCounterMode(display=False) as both:
         torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
     assert both.get_total_flops() == 3.5 * forward.get_total_flops()  # backward: 5 matmuls of the same size as forward's 2
+
+
+def test_the_bf16_autocast_path_the_cuda_run_takes_runs_here():
+    """The production shapes only run with CUDA; their bf16 autocast, timing and FLOP counting run here on the tiny config."""
+    from benchmarks.model_batching import run_config
+
+    threads = torch.get_num_threads()
+    try:
+        report = run_config("tiny", 24, 8, 1, 0, torch.device("cpu"), torch.bfloat16)
+    finally:
+        torch.set_num_threads(threads)
+    assert report["dtype"] == "bfloat16"
+    assert all(entry["gflop_per_pair"] > 0 and entry["achieved_tflops_median"] > 0 for entry in report["strategies"].values())
