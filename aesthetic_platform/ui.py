@@ -1,5 +1,9 @@
 """``aesthetic ui``: the Dagster UI and the MLflow UI side by side, stopped together.
 
+The MLflow UI serves the store the platform logs into: this root's SQLite, or the shared
+database ``MLFLOW_TRACKING_URI`` names; a tracking server has its own UI, so then only
+Dagster is started.
+
 Each server runs in its own process group so that one Ctrl-C here reaches both and
 nothing is left listening: ``dagster dev`` gets SIGINT (it then stops its webserver,
 daemon and code servers), MLflow gets SIGTERM; anything still alive after the grace
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aesthetic_platform.paths import DataRoot
-from aesthetic_platform.tracking.store import rebase_local_store
+from aesthetic_platform.tracking.store import TrackingConfig
 
 
 @dataclass
@@ -78,26 +82,32 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def build_services(root: DataRoot, repo: Path, host: str, dagster_port: int, mlflow_port: int) -> list[Service]:
+def build_services(
+    root: DataRoot, repo: Path, host: str, dagster_port: int, mlflow_port: int, tracking: TrackingConfig | None = None
+) -> list[Service]:
+    """The Dagster UI, and an MLflow UI over the store the platform logs into: this root's SQLite by default, or the
+    database ``tracking`` names. A tracking server (http) serves its own UI, so none is started for it."""
     workspace = repo / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "aesthetic_platform.definitions"]
-    root.mlflow_db.parent.mkdir(parents=True, exist_ok=True)
-    rebase_local_store(root)  # a moved or copied root: the MLflow UI must show this root's artifacts, not the old place's
-    return [
+    # resolving the store rebases a moved or copied root first: the MLflow UI must show this root's artifacts
+    tracking = tracking or TrackingConfig.for_root(root)
+    services = [
         Service(
             "Dagster", [_bin("dagster"), "dev", *target, "-h", host, "-p", str(dagster_port)],
             f"http://{host}:{dagster_port}", "/server_info", signal.SIGINT,
-        ),
-        Service(
+        )
+    ]
+    if not tracking.is_server:
+        services.append(Service(
             "MLflow",
             [
                 _bin("mlflow"), "server", "--host", host, "--port", str(mlflow_port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{root.mlflow_db}",
+                "--backend-store-uri", tracking.tracking_uri,
                 "--default-artifact-root", str(root.mlflow_artifacts),
             ],
             f"http://{host}:{mlflow_port}", "/health", signal.SIGTERM,
-        ),
-    ]
+        ))
+    return services
 
 
 def run_services(services: list[Service], env: dict[str, str], cwd: Path, logs: Path, on_ready, startup_timeout_s: float = 120) -> int:

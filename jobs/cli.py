@@ -46,6 +46,22 @@ def _chain_config(prompts: dict[str, Any], candidates: dict[str, Any]) -> Any:
     return _run_config({"prompts": PromptsConfig(**_given(prompts)), "candidate_images": CandidateImagesConfig(**_given(candidates))})
 
 
+def _tracking_summary(root: DataRoot) -> str:
+    """Where the runs went, as the profile's MLflow resource chose it ($MLFLOW_TRACKING_URI, $AESTHETIC_MLFLOW_PREFIX):
+    the store (password hidden), the experiment and the registered model."""
+    from aesthetic_platform.tracking.store import display_uri
+
+    tracking = _tracking_for(root)
+    return f"{display_uri(tracking.tracking_uri)} (experiment {tracking.experiment}, model {tracking.registered_model})"
+
+
+def _tracking_for(root: DataRoot) -> Any:
+    """The ``TrackingConfig`` the profile's MLflow resource gives this root (what the assets log into)."""
+    from aesthetic_platform.resources import resources_for
+
+    return resources_for()["mlflow_tracking"].config_for(root)
+
+
 def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
@@ -170,7 +186,7 @@ def demo(
     if train:
         console.print(f"champion model:    {root.champion}")
         console.print(f"eval reports:      {root.reports}/eval-*/report.md")
-        console.print(f"MLflow store:      sqlite:///{root.mlflow_db}")
+        console.print(f"MLflow store:      {_tracking_summary(root)}", soft_wrap=True)
     console.print(f"done in {time.perf_counter() - started:.1f}s")
     console.rule("next steps")
     console.print(f"browse runs, lineage and MLflow:  aesthetic ui --home {root.root}")
@@ -307,14 +323,20 @@ def ui(
     dagster_port: Annotated[int, typer.Option(help="Dagster UI port.")] = 3000,
     mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
 ) -> None:
-    """Start the Dagster UI and the MLflow UI; Ctrl-C stops both."""
+    """Start the Dagster UI and the MLflow UI over the store runs are logged into (none when that is a tracking server,
+    which has its own); Ctrl-C stops them."""
     from aesthetic_platform import ui as ui_module
     from aesthetic_platform.jobs.instance import REPO_ROOT, prepare_dagster_home
 
     root = data_root_option(home)
     prepare_dagster_home(root)
-    services = ui_module.build_services(root, REPO_ROOT, host, dagster_port, mlflow_port)
-    console.print(f"starting Dagster and MLflow for {root.root} (logs in {root.logs}); Ctrl-C stops both")
+    tracking = _tracking_for(root)
+    services = ui_module.build_services(root, REPO_ROOT, host, dagster_port, mlflow_port, tracking)
+    console.print(f"starting {' and '.join(s.name for s in services)} for {root.root} (logs in {root.logs}); Ctrl-C stops them")
+    if tracking.is_server:
+        from aesthetic_platform.tracking.store import display_uri
+
+        console.print(f"MLflow: runs go to the tracking server {display_uri(tracking.tracking_uri)}; its own UI shows them")
     try:
         code = ui_module.run_services(
             services, dict(os.environ), REPO_ROOT, root.logs,
@@ -323,7 +345,7 @@ def ui(
     except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print("stopped Dagster and MLflow")
+    console.print(f"stopped {' and '.join(s.name for s in services)}")
     raise typer.Exit(code)
 
 

@@ -26,6 +26,13 @@ REGISTERED_MODEL = "aesthetic-scorer"
 CHAMPION_ALIAS = "champion"
 #: What a name prefix may hold: safe in experiment names, registered model names and ``models:/`` URIs.
 NAME_PREFIX_PATTERN = r"[A-Za-z0-9_.-]*"
+#: Tracking URIs of a server that keeps the artifacts and serves its own UI.
+SERVER_SCHEMES = ("http://", "https://", "databricks")
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` fit to print: a password in it replaced by ``***``."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", uri)
 
 
 def check_name_prefix(prefix: str) -> str:
@@ -76,7 +83,7 @@ class TrackingConfig:
         uri = tracking_uri
         if uri and _names_local_store(uri, root):
             uri = None  # this root's own mlflow.db, named by URL (a worker inherits it): still the local store
-        if uri and uri.startswith(("http://", "https://", "databricks")):
+        if uri and uri.startswith(SERVER_SCHEMES):
             return cls(tracking_uri=uri)  # the server decides where artifacts go
         if uri:  # a database store (postgresql://, mysql://, ...): artifacts still live under the data root
             root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
@@ -86,6 +93,11 @@ class TrackingConfig:
         root.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
         rebase_local_store(root)
         return cls(tracking_uri=f"sqlite:///{root.mlflow_db}", artifact_location=root.mlflow_artifacts.as_uri())
+
+    @property
+    def is_server(self) -> bool:
+        """A tracking server: it keeps the artifacts and serves its own UI."""
+        return self.tracking_uri.startswith(SERVER_SCHEMES)
 
     def named(self, name: str) -> str:
         """``name`` as this deployment spells it in the store: with the name prefix."""

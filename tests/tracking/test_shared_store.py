@@ -66,3 +66,36 @@ def test_a_name_prefix_that_names_cannot_hold_is_refused_before_anything_is_crea
     assert not root.mlflow_db.parent.exists()
     tracking = MLflowResource(name_prefix="team-a_1.").config_for(root)
     assert tracking.named(REGISTERED_CLASSIFIER) == "team-a_1.character-classifier"
+
+
+def test_the_demo_names_the_store_experiment_and_model_its_runs_went_to(tmp_path, monkeypatch):
+    import aesthetic_platform.resources as resources
+    from aesthetic_platform.jobs.cli import _tracking_summary
+
+    root = DataRoot(tmp_path / "root").ensure()
+    monkeypatch.delenv("AESTHETIC_MLFLOW_PREFIX", raising=False)
+    assert _tracking_summary(root) == f"sqlite:///{root.mlflow_db} (experiment aesthetic-scorer, model aesthetic-scorer)"
+    monkeypatch.setattr(resources, "_USER_TRACKING_URI", "https://bob:s3cret@mlflow.example:5000")  # as read from the environment
+    monkeypatch.setenv("AESTHETIC_MLFLOW_PREFIX", "team-a.")
+    assert _tracking_summary(root) == (
+        "https://bob:***@mlflow.example:5000 (experiment team-a.aesthetic-scorer, model team-a.aesthetic-scorer)"
+    )
+
+
+def test_the_ui_shows_the_store_the_platform_logs_into(tmp_path):
+    """The local SQLite by default, a shared database when one is configured, and no local MLflow for a tracking server."""
+    from aesthetic_platform.ui import build_services
+
+    root = DataRoot(tmp_path / "root").ensure()
+
+    def mlflow_backend(services) -> str | None:
+        commands = {service.name: service.command for service in services}
+        assert "Dagster" in commands
+        return commands["MLflow"][commands["MLflow"].index("--backend-store-uri") + 1] if "MLflow" in commands else None
+
+    assert mlflow_backend(build_services(root, tmp_path, "127.0.0.1", 3999, 5999)) == f"sqlite:///{root.mlflow_db}"
+    shared = f"sqlite:///{tmp_path / 'team-mlflow.db'}"
+    database = MLflowResource(tracking_uri=shared).config_for(root)
+    assert mlflow_backend(build_services(root, tmp_path, "127.0.0.1", 3999, 5999, database)) == shared
+    server = MLflowResource(tracking_uri="http://127.0.0.1:5555").config_for(root)
+    assert mlflow_backend(build_services(root, tmp_path, "127.0.0.1", 3999, 5999, server)) is None
