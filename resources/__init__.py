@@ -44,7 +44,7 @@ def _training_resources() -> dict[str, Any]:
         "mlflow_tracking": MLflowResource(
             tracking_uri=_USER_TRACKING_URI,
             name_prefix=os.environ.get("AESTHETIC_MLFLOW_PREFIX", ""),
-            ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", "http://127.0.0.1:5000"),
+            ui_url=os.environ.get("AESTHETIC_MLFLOW_UI", ""),  # empty: the tracking server's UI, else aesthetic ui's
         ),
         "pipes_subprocess_client": dg.PipesSubprocessClient(),
     }

@@ -1,10 +1,15 @@
 """MLflow as a Dagster resource: SQLite under the data root by default, a server in production."""
 
+from urllib.parse import urlsplit, urlunsplit
+
 import dagster as dg
 from pydantic import Field
 
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.tracking import EXPERIMENT, REGISTERED_MODEL, TrackingConfig
+
+#: Where ``aesthetic ui`` serves MLflow by default.
+LOCAL_UI_URL = "http://127.0.0.1:5000"
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -20,7 +25,11 @@ class MLflowResource(dg.ConfigurableResource):
         "character suite), so data roots sharing one tracking store keep apart; letters, digits, '_', '-', '.'. "
         "The profiles fill it from $AESTHETIC_MLFLOW_PREFIX.",
     )
-    ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI base URL, for links in asset metadata.")
+    ui_url: str = Field(
+        default="",
+        description="MLflow UI base URL, for links in asset metadata; empty = the tracking server when tracking_uri names one "
+        f"(its user and password left out), else {LOCAL_UI_URL} (aesthetic ui). The profiles fill it from $AESTHETIC_MLFLOW_UI.",
+    )
 
     def config_for(self, root: DataRoot) -> TrackingConfig:
         return TrackingConfig.for_root(
@@ -28,4 +37,14 @@ class MLflowResource(dg.ConfigurableResource):
         )
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_base().rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def ui_base(self) -> str:
+        """The UI the metadata links open: the configured one, else a tracking server's own, else the local one."""
+        if self.ui_url:
+            return self.ui_url
+        parts = urlsplit(self.tracking_uri)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return LOCAL_UI_URL

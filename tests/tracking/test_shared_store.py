@@ -99,3 +99,13 @@ def test_the_ui_shows_the_store_the_platform_logs_into(tmp_path):
     assert mlflow_backend(build_services(root, tmp_path, "127.0.0.1", 3999, 5999, database)) == shared
     server = MLflowResource(tracking_uri="http://127.0.0.1:5555").config_for(root)
     assert mlflow_backend(build_services(root, tmp_path, "127.0.0.1", 3999, 5999, server)) is None
+
+
+def test_metadata_links_open_the_ui_that_has_the_run():
+    run = "/#/experiments/3/runs/abc"
+    assert MLflowResource().run_url("3", "abc") == "http://127.0.0.1:5000" + run  # aesthetic ui's
+    assert MLflowResource(tracking_uri="sqlite:////shared/mlflow.db").run_url("3", "abc") == "http://127.0.0.1:5000" + run
+    server = MLflowResource(tracking_uri="https://bob:s3cret@mlflow.example:8443/team/")
+    assert server.run_url("3", "abc") == "https://mlflow.example:8443/team" + run  # the server's own, no credentials
+    chosen = MLflowResource(tracking_uri="https://mlflow.example", ui_url="https://ui.example/")
+    assert chosen.run_url("3", "abc") == "https://ui.example" + run
