@@ -3,7 +3,8 @@
 Every writer in the platform goes through these helpers: write to a temporary file
 in the same folder, fsync, then ``os.replace`` (atomic on POSIX). Appends to logs are
 single ``write`` calls followed by fsync, under an exclusive ``flock`` so concurrent
-writers never interleave lines.
+writers never interleave lines. ``held_exclusively`` gives one process at a time a folder
+(a crawl source, a LoRA work folder) and never leaves a stale lock behind.
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def append_jsonl(target: str | os.PathLike[str], record: dict[str, Any]) -> None
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def held_exclusively(lock_file: str | os.PathLike[str], busy: Callable[[], Exception]) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_file`` for the block, or ``busy()`` raised at once while another holder has it.
+
+    A lock, not a marker file: the kernel drops it when its holder exits, however it exits (a ``kill -9``
+    leaves nothing to clean up), and two opens conflict within one process too, so threads are kept
+    apart as well as processes."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy() from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def read_jsonl(target: str | os.PathLike[str]) -> list[dict[str, Any]]:

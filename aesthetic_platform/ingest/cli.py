@@ -81,7 +81,7 @@ def run(
     home: HomeOption = None,
 ) -> None:
     """Crawl a source; a killed crawl resumes where it stopped."""
-    from aesthetic_platform.ingest.crawl import crawl
+    from aesthetic_platform.ingest.crawl import CrawlBusyError, crawl
 
     logging.basicConfig(level=logging.WARNING)
     root = _root(home)
@@ -96,7 +96,11 @@ def run(
         "max_pages": max_pages, "user_agent": user_agent, "proxy": proxy,
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    report = crawl(root, source, CrawlConfig.model_validate(fields))
+    try:
+        report = crawl(root, source, CrawlConfig.model_validate(fields))
+    except CrawlBusyError as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(report.summary(), sort_keys=True))
         return

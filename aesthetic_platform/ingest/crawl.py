@@ -3,6 +3,9 @@
 ``crawl(root, source, config)`` runs until the frontier has nothing pending (or the
 run's page/image budget is spent), then writes the source's ``reference_images``
 table from the frontier. Killed at any point, the next call resumes the same run.
+One crawl of a source runs at a time (the scheduled one and a manual ``aesthetic crawl
+run``, say): a second would resume the first's claimed URLs as its own and double the
+request rate each host is promised, so it stops at once with ``CrawlBusyError``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from aesthetic_platform.atomic import sha256_bytes, write_bytes
+from aesthetic_platform.atomic import held_exclusively, sha256_bytes, write_bytes
 from aesthetic_platform.ingest.config import CrawlConfig, CrawlSource
 from aesthetic_platform.ingest.fetch import Fetched, Fetcher, FetchError
 from aesthetic_platform.ingest.frontier import Frontier, FrontierItem, Kind, State
@@ -31,6 +34,14 @@ from aesthetic_platform.schemas import REFERENCE_IMAGES, ReferenceImage
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[["CrawlReport"], None]
+
+
+#: Held by the crawl of a source, beside its frontier.
+LOCK_FILE = "crawl.lock"
+
+
+class CrawlBusyError(RuntimeError):
+    """Another process is crawling this source now."""
 
 
 @dataclass
@@ -93,8 +104,15 @@ class Crawler:
         return tuple(kinds)
 
     async def run(self) -> CrawlReport:
+        frontier_path = self.root.crawl_frontier(self.source.name)
+        lock = frontier_path.with_name(LOCK_FILE)
+        busy = f"source {self.source.name!r} is being crawled by another process; wait for it to finish (lock: {lock})"
+        with held_exclusively(lock, lambda: CrawlBusyError(busy)):
+            return await self._crawl(frontier_path)
+
+    async def _crawl(self, frontier_path: Path) -> CrawlReport:
         started = time.monotonic()
-        with Frontier(self.root.crawl_frontier(self.source.name)) as frontier:
+        with Frontier(frontier_path) as frontier:
             self.frontier = frontier
             start = frontier.start_run(self.adapter.seeds(), self.config.refresh_list_pages, self.config.retry_failed)
             self.report.run_id, self.report.resumed, self.report.requeued = start.run_id, start.resumed, start.requeued

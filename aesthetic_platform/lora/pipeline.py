@@ -27,10 +27,11 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aesthetic_platform.atomic import write_json
+from aesthetic_platform.atomic import held_exclusively, write_json
 from aesthetic_platform.lora.captions import caption_crops, settings_fingerprint
 from aesthetic_platform.lora.config import LoraConfig
 from aesthetic_platform.lora.package import package, zip_name
@@ -264,16 +265,9 @@ def stage_fingerprint(work_dir: Path, stage: str, config: LoraConfig, upstream: 
 def run_lock(work_dir: Path) -> Iterator[None]:
     """Exclusive use of a work folder by one run (across threads and processes)."""
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with open(work_dir / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JobBusyError(f"{work_dir} is being processed by another run; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    busy = partial(JobBusyError, f"{work_dir} is being processed by another run; wait for it to finish")
+    with held_exclusively(work_dir / LOCK_FILE, busy):
+        yield
 
 
 class _Ticker:

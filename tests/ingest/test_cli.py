@@ -26,6 +26,14 @@ def test_crawl_commands(site, home, tmp_path):
     listing = runner.invoke(app, ["crawl", "list"])
     assert "fixture" in listing.output and "16" in listing.output
     assert runner.invoke(app, ["crawl", "run", "nobody"]).exit_code == 2
+    from aesthetic_platform.atomic import held_exclusively
+    from aesthetic_platform.ingest.crawl import LOCK_FILE
+    from aesthetic_platform.paths import DataRoot
+
+    with held_exclusively(DataRoot.from_env(home).crawl_frontier("fixture").with_name(LOCK_FILE), RuntimeError):
+        busy = runner.invoke(app, ["crawl", "run", "fixture"])  # a crawl of the source is running elsewhere
+    assert busy.exit_code == 1 and "'fixture' is being crawled by another process" in busy.output
+    assert "Traceback" not in busy.output
 
 
 def test_audit_prompts_command(tmp_path):

@@ -136,3 +136,32 @@ def test_gallery_adapter_reads_the_recorded_structure():
     assert adapter.parse("detail", "http://site.test/works/noimage", detail_page(state, "noimage"), {}).found == []
     doc = read_html("<div class=a>one <p>two</div> <span class='a b'>three")
     assert [e.text for e in doc.by_class["a"]] == ["one two", "three"]
+
+
+def test_a_second_crawl_of_a_source_stops_at_once_and_a_killed_holder_leaves_no_stale_lock(site, data_root):
+    """The scheduled crawl and a manual one must not both fetch: the second would resume the first's URLs and
+    double the request rate. The holder here is another process, killed with SIGKILL as a crash would."""
+    import signal
+    import subprocess
+    import sys
+
+    from aesthetic_platform.ingest.crawl import LOCK_FILE, CrawlBusyError
+
+    source = CrawlSource(name="fixture", kind="gallery", start_urls=[site.start_url])
+    lock = data_root.crawl_frontier("fixture").with_name(LOCK_FILE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom aesthetic_platform.atomic import held_exclusively\n"
+         f"with held_exclusively({str(lock)!r}, RuntimeError):\n    print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(CrawlBusyError, match="source 'fixture' is being crawled by another process"):
+            crawl(data_root, source, fast_config())
+        assert site.state.log == []  # nothing was fetched
+        other = CrawlSource(name="other", kind="gallery", start_urls=[site.start_url])
+        assert crawl(data_root, other, fast_config(max_pages=2)).pages_fetched > 0  # other sources are not held up
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert crawl(data_root, source, fast_config()).images_stored == 16
