@@ -8,6 +8,7 @@ starts fresh. The finished model is written with ``save_pretrained`` to ``model/
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aesthetic_platform.atomic import write_with
+from aesthetic_platform.atomic import held_exclusively, write_with
 from aesthetic_platform.model.batching import PreparedImageCache, RatioBucketSampler
 from aesthetic_platform.model.loss import CombinedRankingLoss
 from aesthetic_platform.model.packing import PackedPairSampler, default_token_budget
@@ -43,6 +44,12 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
 MODEL_DIR = "model"
 BEST_DIR = "best"
+#: Held by the run's main process while it trains: one process writes a run folder's checkpoints.
+RUN_LOCK = "train.lock"
+
+
+class TrainingBusyError(RuntimeError):
+    """Another process is training the same run (same config, same train split) now."""
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +397,28 @@ def train(
         raise ValueError("no training pairs: materialize preference_pairs first (train split, consistent verdicts)")
     context = context or init_distributed()
     run_dir = Path(runs_dir) / config.fingerprint(data_fingerprint(train_pairs))
+    with _run_lock(run_dir, context):
+        return _train_run(config, train_pairs, val_pairs, run_dir, logger, context, on_step)
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, context: DistContext) -> Iterator[None]:
+    """The run folder for this training alone. A second training of the same run (the UI and the command line
+    launching the same config at once) would resume from the same checkpoint and overwrite the first's; it stops
+    here instead. The main rank holds it: when it stops, torchrun stops the other ranks of its job."""
+    if not context.is_main:
+        yield
+        return
+    lock = run_dir / RUN_LOCK
+    busy = f"run {run_dir.name} (same config and train split) is being trained by another process; wait for it to finish (lock: {lock})"
+    with held_exclusively(lock, lambda: TrainingBusyError(busy)):
+        yield
+
+
+def _train_run(
+    config: TrainConfig, train_pairs: Sequence, val_pairs: Sequence, run_dir: Path, logger: MetricsLogger | None,
+    context: DistContext, on_step: Callable[[int], None] | None,
+) -> TrainResult:
     seed_everything(config.seed)
     run = _build_run(config, train_pairs, run_dir, context)
     prompt_lengths = _check_prompt_lengths(run, {"train": train_pairs, "val": val_pairs}, logger)

@@ -152,3 +152,30 @@ def test_packed_rank_shards_average_to_the_one_process_gradient(data_root):
     ranks = mean_gradient([list(range(0, 8, 2)), list(range(1, 8, 2))])  # DistContext.shard for world size 2
     assert one.norm() > 0
     assert float((one - ranks).norm() / one.norm()) < 1e-5
+
+
+def test_a_second_training_of_the_same_run_stops_at_once_and_a_killed_one_leaves_no_stale_lock(data_root):
+    """Two trainings of one run would resume from one checkpoint and overwrite each other's: the second stops with
+    TrainingBusyError. The first here is another process holding the run's lock, killed with SIGKILL as a crash would."""
+    from aesthetic_platform.training.loop import RUN_LOCK, TrainingBusyError, data_fingerprint
+
+    write_synthetic_pairs(data_root, pairs=24)
+    splits = load_pair_splits(data_root.table("preference_pairs"))
+    config = TrainConfig(epochs=1, batch_size=4, max_steps=2)
+    lock = data_root.models / "runs" / config.fingerprint(data_fingerprint(splits.train)) / RUN_LOCK
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom aesthetic_platform.atomic import held_exclusively\n"
+         f"with held_exclusively({str(lock)!r}, RuntimeError):\n    print('held', flush=True); time.sleep(600)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(TrainingBusyError, match=r"run \w+ \(same config and train split\) is being trained by another process"):
+            train(config, splits.train, [], data_root.models / "runs")
+        assert not (lock.parent / CHECKPOINT_DIR).exists()  # nothing of the run was touched
+        other = train(TrainConfig(epochs=1, batch_size=4, max_steps=1), splits.train, [], data_root.models / "runs")
+        assert other.steps == 1  # another config is another run: not held up
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    assert train(config, splits.train, [], data_root.models / "runs").steps == 2
