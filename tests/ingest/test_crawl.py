@@ -16,6 +16,7 @@ from aesthetic_platform.ingest.html import read_html
 from aesthetic_platform.ingest.sources import GalleryAdapter
 from aesthetic_platform.schemas import REFERENCE_IMAGES
 from tests.fixtures.crawl_site import bomb_png, detail_page, list_page, render_png
+from tests.fixtures.locks import held_by_another_process
 from tests.ingest.conftest import fast_config
 
 
@@ -141,27 +142,13 @@ def test_gallery_adapter_reads_the_recorded_structure():
 def test_a_second_crawl_of_a_source_stops_at_once_and_a_killed_holder_leaves_no_stale_lock(site, data_root):
     """The scheduled crawl and a manual one must not both fetch: the second would resume the first's URLs and
     double the request rate. The holder here is another process, killed with SIGKILL as a crash would."""
-    import signal
-    import subprocess
-    import sys
-
     from aesthetic_platform.ingest.crawl import LOCK_FILE, CrawlBusyError
 
     source = CrawlSource(name="fixture", kind="gallery", start_urls=[site.start_url])
-    lock = data_root.crawl_frontier("fixture").with_name(LOCK_FILE)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom aesthetic_platform.atomic import held_exclusively\n"
-         f"with held_exclusively({str(lock)!r}, RuntimeError):\n    print('held', flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(data_root.crawl_frontier("fixture").with_name(LOCK_FILE)):
         with pytest.raises(CrawlBusyError, match="source 'fixture' is being crawled by another process"):
             crawl(data_root, source, fast_config())
         assert site.state.log == []  # nothing was fetched
         other = CrawlSource(name="other", kind="gallery", start_urls=[site.start_url])
         assert crawl(data_root, other, fast_config(max_pages=2)).pages_fetched > 0  # other sources are not held up
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=30)
     assert crawl(data_root, source, fast_config()).images_stored == 16

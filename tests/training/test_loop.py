@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from aesthetic_platform.training import TrainConfig, load_pair_splits, train
 from aesthetic_platform.training.config import ModelOverrides, OptimizerConfig
 from aesthetic_platform.training.loop import CHECKPOINT_DIR, STATE_FILE
+from tests.fixtures.locks import held_by_another_process
 from tests.fixtures.pairs import write_synthetic_pairs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,19 +164,10 @@ def test_a_second_training_of_the_same_run_stops_at_once_and_a_killed_one_leaves
     splits = load_pair_splits(data_root.table("preference_pairs"))
     config = TrainConfig(epochs=1, batch_size=4, max_steps=2)
     lock = data_root.models / "runs" / config.fingerprint(data_fingerprint(splits.train)) / RUN_LOCK
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfrom aesthetic_platform.atomic import held_exclusively\n"
-         f"with held_exclusively({str(lock)!r}, RuntimeError):\n    print('held', flush=True); time.sleep(600)"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with held_by_another_process(lock):
         with pytest.raises(TrainingBusyError, match=r"run \w+ \(same config and train split\) is being trained by another process"):
             train(config, splits.train, [], data_root.models / "runs")
         assert not (lock.parent / CHECKPOINT_DIR).exists()  # nothing of the run was touched
         other = train(TrainConfig(epochs=1, batch_size=4, max_steps=1), splits.train, [], data_root.models / "runs")
         assert other.steps == 1  # another config is another run: not held up
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=30)
     assert train(config, splits.train, [], data_root.models / "runs").steps == 2
