@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from pydantic import Field, ValidationError
 
-from aesthetic_platform.atomic import write_json, write_text
-from aesthetic_platform.evaluation.gate import GateConfig, GateDecision, best_recorded, decide, record_champion
+from aesthetic_platform.atomic import held_exclusively, read_jsonl, write_json, write_text
+from aesthetic_platform.evaluation.gate import GateConfig, GateDecision, best_recorded, decide, history_path, record_champion
 from aesthetic_platform.evaluation.report import (
     EvalReport,
     ModelAccuracy,
@@ -33,6 +33,8 @@ from aesthetic_platform.training.loop import data_fingerprint
 from aesthetic_platform.workbench.preferences import load_human_preferences
 
 ScoreImageFn = Callable[[str, str], dict[str, float]]
+#: Held while a candidate is decided again and promoted (beside the champion folder): one promotion at a time.
+PROMOTION_LOCK = "champion.lock"
 
 
 class EvalConfig(GateConfig):
@@ -55,6 +57,8 @@ class EvalOutcome:
     decision: GateDecision
     report_dir: Path
     eval_set: EvalSet
+    #: the tolerances the decision was taken with (a promotion decides again with them)
+    gate: GateConfig
     promoted: bool = False
 
     @property
@@ -108,13 +112,20 @@ def evaluate(root: DataRoot, trained: TrainedModel, config: EvalConfig, heuristi
             report.train_fit_skipped = "the train split has no same-ratio pairs"
     else:
         report.train_fit_skipped = "train_fit_pairs is 0"
-    report.markdown = render_markdown(report) + _gate_markdown(decision)
     report_dir = root.eval_report_dir(trained.run_key, trained.version)
     report.plots = render_plots(report, report_dir)
-    write_text(report_dir / "report.md", report.markdown)
+    outcome = EvalOutcome(report, decision, report_dir, eval_set, gate=config)
+    write_report(outcome)
+    return outcome
+
+
+def write_report(outcome: EvalOutcome) -> None:
+    """``report.md`` and ``report.json`` of the outcome, the gate's decision included."""
+    report, decision = outcome.report, outcome.decision
+    report.markdown = render_markdown(report) + _gate_markdown(decision)
+    write_text(outcome.report_dir / "report.md", report.markdown)
     gate = {"passed": decision.passed, "reasons": decision.reasons, "promote": decision.promote, "promotion": decision.promotion}
-    write_json(report_dir / "report.json", {**report.as_dict(), "gate": gate})
-    return EvalOutcome(report, decision, report_dir, eval_set)
+    write_json(outcome.report_dir / "report.json", {**report.as_dict(), "gate": gate})
 
 
 def training_pairs_of(root: DataRoot, model_dir: Path, run_key: str) -> tuple[list[PreferencePair], str]:
@@ -144,11 +155,26 @@ def _gate_markdown(decision: GateDecision) -> str:
 
 def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedModel, tracking: TrackingConfig) -> EvalOutcome:
     """When the gate allows promotion (passed, and ``total`` at or above the best recorded champion):
-    champion folder, alias and the champion history's record move together or not at all."""
-    if outcome.decision.promote:
-        accuracy = outcome.report.model.gate_metrics()
-        digest = outcome.eval_set.digest
-        promote_champion(root, trained, tracking, {"eval_set": digest, "accuracy": accuracy},
-                         on_promoted=lambda: record_champion(root, trained.version, digest, accuracy))
-        outcome.promoted = True
+    champion folder, alias and the champion history's record move together or not at all.
+
+    Two candidates evaluated at the same time were both measured against the champion before either
+    moved, so the decision is taken again, one promotion at a time, against the champion history as it
+    is now: a candidate worse than one promoted while it was evaluated does not replace it (its report
+    is rewritten to say so)."""
+    if not outcome.decision.promote:
+        return outcome
+    digest = outcome.eval_set.digest
+    accuracy = outcome.report.model.gate_metrics()
+    with held_exclusively(root.champion.with_name(PROMOTION_LOCK)):  # waits for a promotion in progress
+        champion = outcome.report.champion.gate_metrics() if outcome.report.champion else None
+        now = decide(accuracy, champion, best_recorded(root, digest), outcome.gate)
+        if now.promote:
+            promote_champion(root, trained, tracking, {"eval_set": digest, "accuracy": accuracy},
+                             on_promoted=lambda: record_champion(root, trained.version, digest, accuracy))
+            outcome.promoted = True
+            return outcome
+        latest = read_jsonl(history_path(root))[-1]  # the history moved since evaluate(): its newest record did it
+    note = f"version {latest['version']} became champion while this model was evaluated; decided again against it"
+    outcome.decision = replace(now, reasons=[note, *now.reasons])
+    write_report(outcome)
     return outcome

@@ -187,3 +187,49 @@ def test_a_promotion_the_history_cannot_record_is_undone(data_root, tmp_path, mo
     with pytest.raises(OSError, match="No space left"):
         champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}}, on_promoted=disk_full)
     assert aliases == {}
+
+
+@pytest.mark.slow
+def test_two_candidates_evaluated_at_once_cannot_both_become_champion(data_root, monkeypatch):
+    """Both are measured before either is promoted, so both may promote; the promotion decides again, one at a time,
+    against the history as it is then: the worse one does not replace the better one, and its report says why."""
+    from aesthetic_platform.model import AestheticScorer, named_config
+    from aesthetic_platform.tracking import champion as champion_module
+
+    aliases: dict[str, str] = {}
+
+    class Registry:  # the registered versions stand in for two training runs' registrations
+        def get_model_version_by_alias(self, name, alias):
+            if alias not in aliases:
+                raise champion_module.mlflow.exceptions.MlflowException(f"no alias {alias}")
+            return type("Version", (), {"version": aliases[alias]})()
+
+        def set_registered_model_alias(self, name, alias, version):
+            aliases[alias] = version
+
+    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
+
+    write_synthetic_pairs(data_root, pairs=40)
+    candidates = []
+    for seed, version in ((0, "2"), (3, "3")):
+        torch.manual_seed(seed)
+        folder = data_root.models / "runs" / f"seed{seed}" / "final"
+        AestheticScorer(named_config("tiny")).save_pretrained(folder)
+        candidates.append(TrainedModel(data_root.relative(folder), "run", "0", "aesthetic-scorer", version, f"seed{seed}"))
+    outcomes = [evaluate(data_root, trained, EvalConfig()) for trained in candidates]  # nothing recorded yet: both may promote
+    assert all(outcome.decision.promote for outcome in outcomes)
+    better, worse = sorted(range(2), key=lambda i: -outcomes[i].report.model.gate_metrics()["total"])
+    assert outcomes[better].report.model.gate_metrics()["total"] > outcomes[worse].report.model.gate_metrics()["total"]
+    tracking = TrackingConfig.for_root(data_root)
+    assert promote_if_passed(data_root, outcomes[better], candidates[better], tracking).promoted
+    late = promote_if_passed(data_root, outcomes[worse], candidates[worse], tracking)
+    assert not late.promoted and not late.decision.promote
+    assert late.decision.reasons[0] == (
+        f"version {candidates[better].version} became champion while this model was evaluated; decided again against it"
+    )
+    assert json.loads((data_root.champion / "champion.json").read_text())["version"] == candidates[better].version
+    assert aliases == {"champion": candidates[better].version}
+    assert [record["version"] for record in read_jsonl(data_root.champion_history)] == [candidates[better].version]
+    report = json.loads((late.report_dir / "report.json").read_text())
+    assert report["gate"]["promote"] is False and report["gate"]["reasons"][0].startswith(f"version {candidates[better].version}")
+    assert "became champion while this model was evaluated" in (late.report_dir / "report.md").read_text()
