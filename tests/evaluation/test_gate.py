@@ -135,6 +135,26 @@ def _old_champion_and_new_model(data_root, tmp_path) -> TrainedModel:
     return TrainedModel(data_root.relative(new), "run", "0", "aesthetic-scorer", "2", "key")
 
 
+def fake_registry(monkeypatch, aliases: dict[str, str]) -> dict[str, str]:
+    """MLflow's registry as far as promotion uses it, its aliases in ``aliases`` (returned, to look at afterwards)."""
+    from aesthetic_platform.tracking import champion as champion_module
+
+    class Registry:
+        def get_model_version_by_alias(self, name, alias):
+            if alias not in aliases:
+                raise champion_module.mlflow.exceptions.MlflowException(f"no alias {alias}")
+            return type("Version", (), {"version": aliases[alias]})()
+
+        def set_registered_model_alias(self, name, alias, version):
+            aliases[alias] = version
+
+        def delete_registered_model_alias(self, name, alias):
+            del aliases[alias]
+
+    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
+    return aliases
+
+
 def test_promotion_puts_the_old_champion_back_when_the_alias_cannot_move(data_root, tmp_path, monkeypatch):
     from aesthetic_platform.tracking import champion as champion_module
 
@@ -159,25 +179,12 @@ def test_a_promotion_the_history_cannot_record_is_undone(data_root, tmp_path, mo
     from aesthetic_platform.tracking import champion as champion_module
 
     trained = _old_champion_and_new_model(data_root, tmp_path)
-    aliases: dict[str, str] = {"champion": "1"}
-
-    class Registry:
-        def get_model_version_by_alias(self, name, alias):
-            if alias not in aliases:
-                raise champion_module.mlflow.exceptions.MlflowException(f"no alias {alias}")
-            return type("Version", (), {"version": aliases[alias]})()
-
-        def set_registered_model_alias(self, name, alias, version):
-            aliases[alias] = version
-
-        def delete_registered_model_alias(self, name, alias):
-            del aliases[alias]
+    aliases = fake_registry(monkeypatch, {"champion": "1"})
 
     def disk_full():
         assert aliases["champion"] == "2" and (data_root.champion / "config.json").read_text() == "new"
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
     with pytest.raises(OSError, match="No space left"):
         champion_module.promote_champion(data_root, trained, TrackingConfig.for_root(data_root), {"accuracy": {}}, on_promoted=disk_full)
     assert aliases == {"champion": "1"}
@@ -194,20 +201,8 @@ def test_two_candidates_evaluated_at_once_cannot_both_become_champion(data_root,
     """Both are measured before either is promoted, so both may promote; the promotion decides again, one at a time,
     against the history as it is then: the worse one does not replace the better one, and its report says why."""
     from aesthetic_platform.model import AestheticScorer, named_config
-    from aesthetic_platform.tracking import champion as champion_module
 
-    aliases: dict[str, str] = {}
-
-    class Registry:  # the registered versions stand in for two training runs' registrations
-        def get_model_version_by_alias(self, name, alias):
-            if alias not in aliases:
-                raise champion_module.mlflow.exceptions.MlflowException(f"no alias {alias}")
-            return type("Version", (), {"version": aliases[alias]})()
-
-        def set_registered_model_alias(self, name, alias, version):
-            aliases[alias] = version
-
-    monkeypatch.setattr(champion_module.mlflow, "MlflowClient", Registry)
+    aliases = fake_registry(monkeypatch, {})  # stands in for two training runs' registered versions
 
     write_synthetic_pairs(data_root, pairs=40)
     candidates = []
