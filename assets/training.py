@@ -32,6 +32,7 @@ from aesthetic_platform.tracking import (
     complete_run,
     fail_run,
     log_evaluation,
+    update_evaluation_report,
 )
 from aesthetic_platform.training import TrainConfig, train_from_root
 from aesthetic_platform.training.config import ImageTowerOverrides, ModelOverrides, OptimizerConfig, TextTowerOverrides
@@ -202,7 +203,10 @@ def eval_report(
         tracking, trained, outcome.report_dir, metrics,
         dataset=DatasetRef.under(root, "eval_set", outcome.eval_set.path, outcome.eval_set.digest),
     )
+    measured = outcome.decision
     outcome = promote_if_passed(root, outcome, trained, tracking)
+    if outcome.decision is not measured:  # decided again at promotion (another model was promoted meanwhile)
+        update_evaluation_report(tracking, eval_run, outcome.report_dir)
     if outcome.promoted:
         context.log.info(f"{trained.registered_model} v{trained.version} is now '{CHAMPION_ALIAS}'")
     headline = outcome.report.headline()

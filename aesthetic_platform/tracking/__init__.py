@@ -12,6 +12,7 @@ from aesthetic_platform.tracking.runs import (
     complete_run,
     fail_run,
     log_evaluation,
+    update_evaluation_report,
 )
 from aesthetic_platform.tracking.store import CHAMPION_ALIAS, EXPERIMENT, REGISTERED_MODEL, TrackingConfig
 
@@ -27,4 +28,5 @@ __all__ = [
     "complete_run",
     "fail_run",
     "log_evaluation",
+    "update_evaluation_report",
 ]

@@ -203,3 +203,9 @@ def log_evaluation(
             _log_dataset(dataset, context="evaluation")
         mlflow.log_artifacts(str(report_dir), artifact_path="eval_report")
     return run.info.run_id
+
+
+def update_evaluation_report(tracking: TrackingConfig, run_id: str, report_dir: Path) -> None:
+    """The evaluation run's copy of the report replaced by the files as they are now (the gate was decided again)."""
+    tracking.activate()
+    mlflow.MlflowClient().log_artifacts(run_id, str(report_dir), artifact_path="eval_report")
