@@ -3,10 +3,11 @@
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.tracking import EXPERIMENT, REGISTERED_MODEL, TrackingConfig
+from aesthetic_platform.tracking.store import check_name_prefix
 
 #: Where ``aesthetic ui`` serves MLflow by default.
 LOCAL_UI_URL = "http://127.0.0.1:5000"
@@ -30,6 +31,12 @@ class MLflowResource(dg.ConfigurableResource):
         description="MLflow UI base URL, for links in asset metadata; empty = the tracking server when tracking_uri names one "
         f"(its user and password left out), else {LOCAL_UI_URL} (aesthetic ui). The profiles fill it from $AESTHETIC_MLFLOW_UI.",
     )
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _usable_prefix(cls, value: str) -> str:
+        """A bad prefix (from the environment, say) is refused where the resources are built, not by the first run."""
+        return check_name_prefix(value)
 
     def config_for(self, root: DataRoot) -> TrackingConfig:
         return TrackingConfig.for_root(

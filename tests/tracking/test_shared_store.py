@@ -59,10 +59,14 @@ def test_roots_sharing_a_database_store_keep_apart_by_name_prefix(tmp_path):
 
 
 def test_a_name_prefix_that_names_cannot_hold_is_refused_before_anything_is_created(tmp_path):
+    from aesthetic_platform.tracking import TrackingConfig
+
     root = DataRoot(tmp_path / "root")
     for bad in ("team/a-", "a b", "models:"):
         with pytest.raises(ValueError, match="name prefix .* may hold only letters, digits"):
-            MLflowResource(name_prefix=bad).config_for(root)
+            MLflowResource(name_prefix=bad)  # where the profiles build the resources
+        with pytest.raises(ValueError, match="name prefix .* may hold only letters, digits"):
+            TrackingConfig.for_root(root, name_prefix=bad)
     assert not root.mlflow_db.parent.exists()
     tracking = MLflowResource(name_prefix="team-a_1.").config_for(root)
     assert tracking.named(REGISTERED_CLASSIFIER) == "team-a_1.character-classifier"
