@@ -88,9 +88,11 @@ def append_jsonl(target: str | os.PathLike[str], record: dict[str, Any]) -> None
 
 
 @contextlib.contextmanager
-def held_exclusively(lock_file: str | os.PathLike[str], busy: Callable[[], Exception] | None = None) -> Iterator[None]:
+def held_exclusively(
+    lock_file: str | os.PathLike[str], busy: Callable[[], Exception] | None = None, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
     """An exclusive ``flock`` on ``lock_file`` for the block: ``busy()`` raised at once while another holder has it,
-    or, without ``busy``, a wait until the holder lets go.
+    or, without ``busy``, a wait until the holder lets go (``on_wait()`` called first, to say so).
 
     A lock, not a marker file: the kernel drops it when its holder exits, however it exits (a ``kill -9``
     leaves nothing to clean up), and two opens conflict within one process too, so threads are kept
@@ -99,10 +101,13 @@ def held_exclusively(lock_file: str | os.PathLike[str], busy: Callable[[], Excep
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a+") as handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            assert busy is not None  # only a non-blocking request is refused
-            raise busy() from None
+            if busy is not None:
+                raise busy() from None
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:

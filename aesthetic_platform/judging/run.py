@@ -3,12 +3,15 @@
 The judge only ever sees the calls the cache cannot answer, and every verdict is
 written to the cache the moment it returns, so re-materializing or backfilling a
 batch calls the judge for missing (or previously failed) pairs only, and a crash
-loses at most the calls in flight.
+loses at most the calls in flight. One process judges a batch at a time: a second
+(two overlapping backfills, a re-run launched while the first still runs) waits, then
+finds the first one's verdicts in the cache instead of paying for every call again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aesthetic_platform.atomic import held_exclusively
 from aesthetic_platform.generation import load_manifest
 from aesthetic_platform.judging.base import ImageRef, Judge, JudgeRequest, Verdict
 from aesthetic_platform.judging.cache import CacheKey, VerdictCache
@@ -26,6 +30,7 @@ from aesthetic_platform.schemas import JUDGMENTS, Judgment, PairOrder
 
 ORDERS: tuple[PairOrder, ...] = ("ab", "ba")
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 def judge_cache(root: DataRoot) -> VerdictCache:
@@ -154,7 +159,18 @@ def judge_batch(
 ) -> BatchJudging:
     """Judge every planned pair of one ``prompt_batch`` partition and write its judgments table.
 
-    ``excluded`` (image id -> reason, from the content audit) never reaches the judge."""
+    ``excluded`` (image id -> reason, from the content audit) never reaches the judge. While another
+    process judges the same batch this one waits for it (then the cache answers what it judged)."""
+    lock = root.table("judgments", batch).with_suffix(".lock")
+    with held_exclusively(lock, on_wait=lambda: log.warning(f"batch {batch!r} is being judged by another process: waiting "
+                                                            "for it, then its verdicts come from the cache")):
+        return _judge_batch(root, batch, judge, config, cache, progress, excluded)
+
+
+def _judge_batch(
+    root: DataRoot, batch: str, judge: Judge, config: JudgingConfig, cache: VerdictCache | None, progress: ProgressFn | None,
+    excluded: Mapping[str, str] | None,
+) -> BatchJudging:
     candidates = load_manifest(root, batch)
     if not candidates:
         raise FileNotFoundError(f"batch {batch!r} has no candidate images; materialize candidate_images first")

@@ -137,3 +137,34 @@ def test_judging_leaves_out_what_the_audit_excludes_under_each_policy(data_root)
 
     assert judged("skip") == images[specs[1].prompt_id]  # only what passed reaches the judge
     assert judged("include") == images[specs[0].prompt_id] | images[specs[1].prompt_id]  # unaudited judged, flagged never
+
+
+def test_two_runs_judging_one_batch_at_once_pay_for_each_call_once(batch_root):
+    """Two overlapping backfills (or a re-run launched while the first runs): the second waits for the first and
+    takes its verdicts from the cache instead of sending every pair to the judge again."""
+    import threading
+    import time
+
+    class SlowCountingJudge(HeuristicJudge):
+        calls = 0
+        lock = threading.Lock()
+
+        def judge_all(self, requests, on_verdict):
+            def counted(index, verdict):
+                with SlowCountingJudge.lock:
+                    SlowCountingJudge.calls += 1
+                time.sleep(0.02)  # long enough for the runs to overlap
+                on_verdict(index, verdict)
+
+            super().judge_all(requests, counted)
+
+    runs: list = []
+    threads = [threading.Thread(target=lambda: runs.append(judge_batch(batch_root, BATCH, SlowCountingJudge()))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(runs) == 2 and all(len(run.rows) == CALLS for run in runs)
+    assert SlowCountingJudge.calls == CALLS  # not twice
+    assert sorted(run.calls for run in runs) == [0, CALLS] and sorted(run.from_cache for run in runs) == [0, CALLS]
+    assert batch_root.batch_tables("judgments") == [batch_root.table("judgments", BATCH)]  # the lock is no table
