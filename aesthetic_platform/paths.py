@@ -239,6 +239,10 @@ class DataRoot:
             return self.tables / f"{name}.parquet"
         return self.tables / name / f"{check_key('batch', batch)}.parquet"
 
+    def batch_lock(self, name: str, batch: str) -> Path:
+        """Beside a batch's table: held by the one process writing it (``atomic.held_exclusively``)."""
+        return self.table(name, batch).with_suffix(".lock")
+
     def batch_tables(self, name: str) -> list[Path]:
         folder = self.tables / name
         return sorted(folder.glob("*.parquet")) if folder.is_dir() else []

@@ -16,13 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aesthetic_platform.atomic import sha256_bytes, sha256_file, write_bytes
+from aesthetic_platform.atomic import held_exclusively, sha256_bytes, sha256_file, write_bytes
 from aesthetic_platform.generation.base import GenerationRequest, ImageGenerator, params_json
 from aesthetic_platform.generation.sizes import RatioMode, assign_ratios, ratio_cycle, size_for_ratio
 from aesthetic_platform.paths import DataRoot
@@ -31,6 +32,7 @@ from aesthetic_platform.splits import split_position
 from aesthetic_platform.tables import SchemaError
 
 ProgressFn = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 class CandidateConfig(BaseModel):
@@ -175,9 +177,21 @@ def generate_candidates(
     generator: ImageGenerator,
     progress: ProgressFn | None = None,
 ) -> CandidateRun:
-    """Render what is missing, reuse what is intact, write the batch manifest atomically."""
+    """Render what is missing, reuse what is intact, write the batch manifest atomically.
+
+    One process renders a batch at a time: a second (overlapping backfills) waits for the first, then
+    reuses its images instead of rendering them again."""
     if not prompts:
         raise ValueError(f"batch {batch!r} has no prompts to render")
+    waiting = f"batch {batch!r} is being rendered by another process: waiting for it, then its images are reused"
+    with held_exclusively(root.batch_lock("candidate_images", batch), on_wait=lambda: log.warning(waiting)):
+        return _render_batch(root, batch, prompts, config, generator, progress)
+
+
+def _render_batch(
+    root: DataRoot, batch: str, prompts: list[PromptSpec], config: CandidateConfig, generator: ImageGenerator,
+    progress: ProgressFn | None,
+) -> CandidateRun:
     plan = plan_candidates(batch, prompts, config, keeps_design_across_sizes(generator))
     gen_params = params_json(generator.params)
     previous = {row.image_id: row for row in _previous_manifest(root, batch)}

@@ -161,9 +161,8 @@ def judge_batch(
 
     ``excluded`` (image id -> reason, from the content audit) never reaches the judge. While another
     process judges the same batch this one waits for it (then the cache answers what it judged)."""
-    lock = root.table("judgments", batch).with_suffix(".lock")
-    with held_exclusively(lock, on_wait=lambda: log.warning(f"batch {batch!r} is being judged by another process: waiting "
-                                                            "for it, then its verdicts come from the cache")):
+    waiting = f"batch {batch!r} is being judged by another process: waiting for it, then its verdicts come from the cache"
+    with held_exclusively(root.batch_lock("judgments", batch), on_wait=lambda: log.warning(waiting)):
         return _judge_batch(root, batch, judge, config, cache, progress, excluded)
 
 

@@ -116,3 +116,31 @@ def test_new_parameters_do_not_reuse(data_root):
     bigger = CONFIG.model_copy(update={"pixel_budget": 96 * 96})
     run = generate_candidates(data_root, "b1", prompts, bigger, PosterRenderer())
     assert run.generated == 8
+
+
+def test_two_runs_rendering_one_batch_at_once_render_each_image_once(data_root):
+    """Overlapping backfills: the second waits for the first and reuses its images instead of rendering them again."""
+    import threading
+    import time
+
+    class SlowCountingRenderer(CountingRenderer):
+        lock = threading.Lock()
+
+        def generate(self, requests):
+            with self.lock:
+                self.calls += len(requests)
+            time.sleep(0.05)  # long enough for the runs to overlap
+            return PosterRenderer.generate(self, requests)
+
+    prompts = build_prompt_batch("b1", PromptBatchConfig(count=3))
+    renderer = SlowCountingRenderer()
+    runs: list = []
+    threads = [threading.Thread(target=lambda: runs.append(generate_candidates(data_root, "b1", prompts, CONFIG, renderer)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(runs) == 2 and renderer.calls == 12  # not 24
+    assert sorted((run.generated, run.reused) for run in runs) == [(0, 12), (12, 0)]
+    assert data_root.batch_tables("candidate_images") == [data_root.table("candidate_images", "b1")]
