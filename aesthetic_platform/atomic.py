@@ -3,8 +3,9 @@
 Every writer in the platform goes through these helpers: write to a temporary file
 in the same folder, fsync, then ``os.replace`` (atomic on POSIX). Appends to logs are
 single ``write`` calls followed by fsync, under an exclusive ``flock`` so concurrent
-writers never interleave lines. ``held_exclusively`` gives one process at a time a folder
-(a crawl source, a LoRA work folder) and never leaves a stale lock behind.
+writers never interleave lines. ``held_exclusively`` gives one process at a time a piece of
+work (a crawl source, a training run, a batch being judged or rendered, a promotion, a LoRA
+work folder) and never leaves a stale lock behind.
 """
 
 from __future__ import annotations

@@ -48,10 +48,11 @@ BEST_DIR = "best"
 RUN_LOCK = "train.lock"
 
 
+log = logging.getLogger(__name__)
+
+
 class TrainingBusyError(RuntimeError):
     """Another process is training the same run (same config, same train split) now."""
-
-log = logging.getLogger(__name__)
 
 
 class MetricsLogger(Protocol):
