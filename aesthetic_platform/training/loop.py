@@ -47,7 +47,6 @@ BEST_DIR = "best"
 #: Held by the run's main process while it trains: one process writes a run folder's checkpoints.
 RUN_LOCK = "train.lock"
 
-
 log = logging.getLogger(__name__)
 
 
