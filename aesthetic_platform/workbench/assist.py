@@ -10,6 +10,7 @@ anchor the person's judgement on noise.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from PIL import Image
 
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.prompts.records import PromptError
-from aesthetic_platform.registry import champion_dir, has_champion
+from aesthetic_platform.registry import CHAMPION_INFO, champion_dir, has_champion
 
 ASSIST_DIMENSION = "total"
 
@@ -61,7 +62,7 @@ def load_champion(root: DataRoot) -> tuple[AssistScorer | None, AssistStatus]:
         model = Scorer.from_pretrained(folder)
     except Exception as exc:  # noqa: BLE001 - any load failure means "unavailable", shown to the person
         return None, AssistStatus(False, f"champion model at {folder} failed to load: {exc}")
-    name = f"champion:{folder}"
+    name = champion_name(root)
 
     def score(images: list[Image.Image], prompt: str) -> list[float | None]:
         try:
@@ -71,6 +72,18 @@ def load_champion(root: DataRoot) -> tuple[AssistScorer | None, AssistStatus]:
         return list(_dimension_values(result, len(images)))
 
     return AssistScorer(name, score), AssistStatus(True, "registered champion scorer", name)
+
+
+def champion_name(root: DataRoot) -> str:
+    """Which model the assist scores come from, as each selection records it: the registered model and version
+    the champion folder was promoted as (its ``champion.json``), so records made before and after a promotion
+    tell their models apart; ``champion:<folder>`` for a folder placed by hand."""
+    folder = champion_dir(root)
+    try:
+        info = json.loads((folder / CHAMPION_INFO).read_text(encoding="utf-8"))
+        return f"{info['registered_model']} v{info['version']} (champion, run key {info['run_key']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"champion:{folder}"
 
 
 def given_scorer(scorer: AssistScorer | ScoreFn) -> tuple[AssistScorer, AssistStatus]:

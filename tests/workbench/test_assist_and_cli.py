@@ -48,6 +48,19 @@ def test_registered_champion_is_loaded_lazily_and_gives_total(data_root, monkeyp
     scorer, status = load_champion(data_root)
     assert status.available and _FakeChampion.loaded_from == champion_folder(data_root)
     assert scorer.score([object(), object(), object()], "a poster") == [0.0, 1.0, 2.0]
+    assert scorer.name == f"champion:{champion_folder(data_root)}"  # a folder placed by hand: no record of its version
+
+
+def test_the_assist_scorer_is_named_by_the_version_it_was_promoted_as(data_root, monkeypatch):
+    """Selections record which model gave their assist scores: records from before and after a promotion differ."""
+    import json
+
+    _save_champion(data_root)
+    info = {"registered_model": "aesthetic-scorer", "version": "3", "run_key": "0a1b2c3d4e5f", "model_dir": "models/runs/x"}
+    (champion_folder(data_root) / "champion.json").write_text(json.dumps(info))
+    monkeypatch.setitem(sys.modules, "aesthetic_platform.scoring", types.SimpleNamespace(Scorer=_FakeChampion))
+    scorer, status = load_champion(data_root)
+    assert scorer.name == status.name == "aesthetic-scorer v3 (champion, run key 0a1b2c3d4e5f)"
 
 
 def test_champion_that_fails_to_load_is_unavailable_not_faked(data_root, monkeypatch):
