@@ -125,6 +125,7 @@ def score(
     import json
 
     from aesthetic_platform.images import ImageInputError
+    from aesthetic_platform.registry import promotion_record
     from aesthetic_platform.scoring import PromptError, ScoredImages
     from aesthetic_platform.serving import rank_best_of
 
@@ -145,8 +146,11 @@ def score(
         raise fail(f"none of the {len(names)} images could be read; the first: {skipped[0]['image']}: {skipped[0]['problem']}")
     kept = sorted(scored.scores)
     names, scores = [names[i] for i in kept], [scored.scores[i] for i in kept]
+    promoted_as = promotion_record(model_path)
     if as_json:
         body: dict = {"model": str(model_path), "results": [{"image": n, "scores": s} for n, s in zip(names, scores, strict=True)]}
+        if promoted_as:
+            body["promoted_as"] = promoted_as
         if best_of:
             body["ranking"] = rank_best_of(names, scores)
         if skip_unreadable:
@@ -154,7 +158,8 @@ def score(
         typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
     rows = rank_best_of(names, scores) if best_of else [{"rank": "", "image": n, "scores": s} for n, s in zip(names, scores, strict=True)]
-    table = RichTable(title=f"scores ({model_path})")
+    shown = f"{promoted_as['registered_model']} v{promoted_as['version']}, {model_path}" if promoted_as else str(model_path)
+    table = RichTable(title=f"scores ({shown})")
     dims = list(scores[0])
     for column in (["rank"] if best_of else []) + ["image", *dims]:
         table.add_column(column, justify="left" if column == "image" else "right")
@@ -194,7 +199,16 @@ def serve(
 
     model_path, scorer = _load_scorer(home, model)
     console.print(f"serving {model_path} on http://{host}:{port}  (POST /score, GET /health, docs at /docs)")
-    uvicorn.run(create_app(scorer, {"path": str(model_path)}), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(scorer, served_model_info(model_path)), host=host, port=port, log_level="info")
+
+
+def served_model_info(model_path: Path) -> dict:
+    """What ``/health`` and every ``/score`` reply say about the model: its folder and, for a champion, the
+    version it was promoted as (the server keeps the model it started with when the champion moves)."""
+    from aesthetic_platform.registry import promotion_record
+
+    promoted_as = promotion_record(model_path)
+    return {"path": str(model_path), **({"promoted_as": promoted_as} if promoted_as else {})}
 
 
 WORKBENCH_PORT = 8765

@@ -7,6 +7,7 @@ so the CLI, the HTTP server and the workbench can load it without a tracking ser
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -44,6 +45,17 @@ def resolve_model(root: DataRoot, path: str | Path | None = None) -> Path:
             "or pass --model PATH"
         )
     return champion_dir(root)
+
+
+def promotion_record(model_dir: str | Path) -> dict[str, str] | None:
+    """What a champion folder was promoted as (registered model, version, run key), from its ``champion.json``;
+    None for any other model folder, or for a champion placed by hand. Scores are labelled with it, so that
+    scores from before and after a promotion can be told apart."""
+    try:
+        info = json.loads((Path(model_dir) / CHAMPION_INFO).read_text(encoding="utf-8"))
+        return {key: str(info[key]) for key in ("registered_model", "version", "run_key")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @contextmanager

@@ -10,7 +10,6 @@ anchor the person's judgement on noise.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from PIL import Image
 
 from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.prompts.records import PromptError
-from aesthetic_platform.registry import CHAMPION_INFO, champion_dir, has_champion
+from aesthetic_platform.registry import champion_dir, has_champion, promotion_record
 
 ASSIST_DIMENSION = "total"
 
@@ -79,11 +78,10 @@ def champion_name(root: DataRoot) -> str:
     the champion folder was promoted as (its ``champion.json``), so records made before and after a promotion
     tell their models apart; ``champion:<folder>`` for a folder placed by hand."""
     folder = champion_dir(root)
-    try:
-        info = json.loads((folder / CHAMPION_INFO).read_text(encoding="utf-8"))
-        return f"{info['registered_model']} v{info['version']} (champion, run key {info['run_key']})"
-    except (OSError, ValueError, KeyError, TypeError):
+    record = promotion_record(folder)
+    if record is None:
         return f"champion:{folder}"
+    return f"{record['registered_model']} v{record['version']} (champion, run key {record['run_key']})"
 
 
 def given_scorer(scorer: AssistScorer | ScoreFn) -> tuple[AssistScorer, AssistStatus]:

@@ -55,12 +55,19 @@ def test_cli_score_uses_the_champion_and_explains_when_there_is_none(model_dir, 
     env = {**os.environ, "AESTHETIC_HOME": str(data_root.root)}
     missing = subprocess.run([AESTHETIC, "score", str(pngs[0]), "-p", "x"], cwd=REPO, env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "no champion model" in missing.stdout
-    with champion_swap(data_root, model_dir, {"version": "1"}):
+    with champion_swap(data_root, model_dir, {"registered_model": "aesthetic-scorer", "version": "4", "run_key": "k1"}):
         pass
     out = subprocess.run(
         [AESTHETIC, "score", str(pngs[0]), "-p", "x", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
-    assert json.loads(out.stdout)["model"].endswith("champion")
+    body = json.loads(out.stdout)
+    assert body["model"].endswith("champion")
+    # which champion scored: scores from before and after a promotion can be told apart
+    assert body["promoted_as"] == {"registered_model": "aesthetic-scorer", "version": "4", "run_key": "k1"}
+    from aesthetic_platform.cli import served_model_info
+
+    assert served_model_info(data_root.champion)["promoted_as"]["version"] == "4"
+    assert "promoted_as" not in served_model_info(model_dir)  # any other model folder: its path alone
 
 
 def test_http_score_and_best_of(model_dir, pngs):
