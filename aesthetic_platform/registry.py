@@ -58,6 +58,30 @@ def promotion_record(model_dir: str | Path) -> dict[str, str] | None:
         return None
 
 
+def champion_leftovers(root: DataRoot) -> list[Path]:
+    """Staging and retired folders a promotion leaves beside the champion only when its process died mid-way."""
+    parent = champion_dir(root).parent
+    return sorted([*parent.glob(".champion-*"), *parent.glob(".retired-*")]) if parent.is_dir() else []
+
+
+def roll_back_champion_folder(root: DataRoot, unconfirmed_version: str) -> None:
+    """Undo the folder half of a promotion whose process died before it was recorded.
+
+    The champion folder goes back to the one retired for it (or away, if there was none before);
+    a folder that never got swapped in is left alone. Leftover staging and retired folders go."""
+    target = champion_dir(root)
+    current = promotion_record(target) or {}
+    if current.get("version") == unconfirmed_version:
+        retired = sorted(target.parent.glob(".retired-*"), key=lambda path: path.stat().st_mtime)
+        unconfirmed = target.with_name(f".unconfirmed-{unconfirmed_version}")
+        target.rename(unconfirmed)
+        if retired:
+            retired[-1].rename(target)
+        shutil.rmtree(unconfirmed, ignore_errors=True)
+    for leftover in champion_leftovers(root):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextmanager
 def champion_swap(root: DataRoot, model_dir: Path, info: dict) -> Iterator[Path]:
     """Make ``model_dir`` the champion folder for the block; if the block raises, the old champion comes back.

@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from aesthetic_platform.assets.metadata import code_version_of, embedded_plots, root_path
-from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed
+from aesthetic_platform.evaluation.run import EvalConfig, evaluate, promote_if_passed, settle_promotions
 from aesthetic_platform.judging.heuristic import image_file_scores
 from aesthetic_platform.model.loss import RankingLossConfig
 from aesthetic_platform.paths import DataRoot
@@ -193,8 +193,11 @@ def eval_report(
 ) -> dg.MaterializeResult:
     root = data_root.root()
     trained = aesthetic_model
-    outcome = evaluate(root, trained, config, heuristic=image_file_scores)
     tracking = mlflow_tracking.config_for(root)
+    settled = settle_promotions(root, tracking)  # a promotion a killed run left half done: the champion is measured whole
+    if settled:
+        context.log.warning(settled)
+    outcome = evaluate(root, trained, config, heuristic=image_file_scores)
     # every dimension, plus same_ratio.total and best_of_n (the champion gate's metrics), and the
     # student's fit on its own same-ratio training pairs (underfit or overfit, comparable across runs)
     metrics = {f"test.accuracy.{name}": value for name, value in outcome.report.model.gate_metrics().items()}

@@ -26,7 +26,7 @@ from aesthetic_platform.paths import DataRoot
 from aesthetic_platform.registry import champion_dir, has_champion
 from aesthetic_platform.schemas import PreferencePair
 from aesthetic_platform.tracking import TrackingConfig, TrainedModel
-from aesthetic_platform.tracking.champion import promote_champion
+from aesthetic_platform.tracking.champion import promote_champion, recover_interrupted_promotion
 from aesthetic_platform.training.config import load_training_config, trained_loss_config
 from aesthetic_platform.training.data import EvalSet, freeze_eval_set, held_out_prompts, load_eval_set, load_pair_splits
 from aesthetic_platform.training.loop import data_fingerprint
@@ -147,6 +147,21 @@ def training_pairs_of(root: DataRoot, model_dir: Path, run_key: str) -> tuple[li
     return pairs, ""
 
 
+def settle_promotions(root: DataRoot, tracking: TrackingConfig) -> str:
+    """Finish or undo a promotion a killed process left half done, before the champion is measured or
+    replaced; returns what was done ("" when nothing was pending)."""
+    with held_exclusively(root.champion.with_name(PROMOTION_LOCK)):
+        return _settle(root, tracking)
+
+
+def _settle(root: DataRoot, tracking: TrackingConfig) -> str:
+    def recorded(intent: dict) -> bool:
+        return any(str(record.get("version")) == str(intent["version"]) and str(record.get("promoted_at", "")) >= intent["started_at"]
+                   for record in read_jsonl(history_path(root)))
+
+    return recover_interrupted_promotion(root, tracking, recorded)
+
+
 def _gate_markdown(decision: GateDecision) -> str:
     lines = [f"- {reason}" for reason in decision.reasons]
     verdict = "passed" if decision.passed else "failed"
@@ -166,6 +181,7 @@ def promote_if_passed(root: DataRoot, outcome: EvalOutcome, trained: TrainedMode
     digest = outcome.eval_set.digest
     accuracy = outcome.report.model.gate_metrics()
     with held_exclusively(root.champion.with_name(PROMOTION_LOCK)):  # waits for a promotion in progress
+        _settle(root, tracking)
         champion = outcome.report.champion.gate_metrics() if outcome.report.champion else None
         now = decide(accuracy, champion, best_recorded(root, digest), outcome.gate)
         if now.promote:

@@ -228,3 +228,68 @@ def test_two_candidates_evaluated_at_once_cannot_both_become_champion(data_root,
     report = json.loads((late.report_dir / "report.json").read_text())
     assert report["gate"]["promote"] is False and report["gate"]["reasons"][0].startswith(f"version {candidates[better].version}")
     assert "became champion while this model was evaluated" in (late.report_dir / "report.md").read_text()
+
+
+_PROMOTE_AND_DIE = """
+import os, signal, sys
+from pathlib import Path
+from aesthetic_platform.evaluation.gate import record_champion
+from aesthetic_platform.paths import DataRoot
+from aesthetic_platform.tracking import TrackingConfig, TrainedModel
+from aesthetic_platform.tracking.champion import promote_champion
+
+root, folder, after_record = DataRoot(Path(sys.argv[1])), sys.argv[2], sys.argv[3] == "1"
+trained = TrainedModel(folder, "run", "0", "aesthetic-scorer", "2", "key2")
+
+def die():  # killed after folder and alias moved: before the history's record, or right after it
+    if after_record:
+        record_champion(root, "2", "set-1", {"total": 0.9})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+promote_champion(root, trained, TrackingConfig.for_root(root), {"accuracy": {}}, on_promoted=die)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_record", [False, True])
+def test_a_promotion_killed_half_way_is_undone_or_finished_before_the_champion_is_read_again(data_root, after_record):
+    """kill -9 between the folder swap and the history's record would leave a champion the gate does not know."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mlflow
+
+    from aesthetic_platform.evaluation.run import settle_promotions
+    from aesthetic_platform.model import AestheticScorer, named_config
+    from aesthetic_platform.registry import champion_leftovers, promotion_record
+    from aesthetic_platform.tracking.champion import champion_version, promote_champion, promotion_intent
+
+    tracking = TrackingConfig.for_root(data_root)
+    tracking.activate()
+    client = mlflow.MlflowClient()
+    client.create_registered_model("aesthetic-scorer")
+    folders = {}
+    for version in ("1", "2"):
+        folders[version] = data_root.models / "runs" / f"v{version}" / "model"
+        AestheticScorer(named_config("tiny")).save_pretrained(folders[version])
+        client.create_model_version("aesthetic-scorer", folders[version].as_uri())
+    old = TrainedModel(data_root.relative(folders["1"]), "run", "0", "aesthetic-scorer", "1", "key1")
+    promote_champion(data_root, old, tracking, {"accuracy": {}}, on_promoted=lambda: record_champion(data_root, "1", "set-1", GOOD))
+
+    child = subprocess.run(
+        [sys.executable, "-c", _PROMOTE_AND_DIE, str(data_root.root), data_root.relative(folders["2"]), "1" if after_record else "0"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+    )
+    assert child.returncode == -9, child.stderr  # killed, not finished: nothing of its cleanup ran
+    assert promotion_intent(data_root).exists() and champion_leftovers(data_root)
+    assert promotion_record(data_root.champion)["version"] == "2" and champion_version(tracking, "aesthetic-scorer") == "2"
+
+    done = settle_promotions(data_root, tracking)
+    expected = "2" if after_record else "1"
+    assert ("finished it" if after_record else "undid it (champion back to 1)") in done
+    assert promotion_record(data_root.champion)["version"] == expected  # folder, alias and history agree again
+    assert champion_version(tracking, "aesthetic-scorer") == expected
+    assert [record["version"] for record in read_jsonl(data_root.champion_history)] == ["1", *(["2"] if after_record else [])]
+    assert not promotion_intent(data_root).exists() and not champion_leftovers(data_root)
+    assert settle_promotions(data_root, tracking) == ""  # nothing left to settle
