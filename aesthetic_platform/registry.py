@@ -61,7 +61,9 @@ def promotion_record(model_dir: str | Path) -> dict[str, str] | None:
 def champion_leftovers(root: DataRoot) -> list[Path]:
     """Staging and retired folders a promotion leaves beside the champion only when its process died mid-way."""
     parent = champion_dir(root).parent
-    return sorted([*parent.glob(".champion-*"), *parent.glob(".retired-*")]) if parent.is_dir() else []
+    if not parent.is_dir():
+        return []
+    return sorted(path for pattern in (".champion-*", ".retired-*", ".unconfirmed-*") for path in parent.glob(pattern))
 
 
 def roll_back_champion_folder(root: DataRoot, unconfirmed_version: str) -> None:
@@ -74,6 +76,7 @@ def roll_back_champion_folder(root: DataRoot, unconfirmed_version: str) -> None:
     if current.get("version") == unconfirmed_version:
         retired = sorted(target.parent.glob(".retired-*"), key=lambda path: path.stat().st_mtime)
         unconfirmed = target.with_name(f".unconfirmed-{unconfirmed_version}")
+        shutil.rmtree(unconfirmed, ignore_errors=True)  # an earlier recovery killed in turn
         target.rename(unconfirmed)
         if retired:
             retired[-1].rename(target)
