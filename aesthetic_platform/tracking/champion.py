@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -53,7 +54,8 @@ def promote_champion(
         intent.unlink(missing_ok=True)  # done or undone here; only a killed process leaves it
 
 
-def promotion_intent(root: DataRoot):
+def promotion_intent(root: DataRoot) -> Path:
+    """Where a promotion in progress records what it is doing (``models/promotion.json``)."""
     return champion_dir(root).with_name("promotion.json")
 
 
